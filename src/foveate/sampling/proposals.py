@@ -1,0 +1,147 @@
+"""Frozen sampling distributions: what a strategy hands the sampler between rebuilds."""
+
+from __future__ import annotations
+
+import random
+from typing import Protocol
+
+import torch
+
+from .categorical import BlockCategorical, sorted_uniforms
+
+__all__ = ["CategoricalProposal", "MixtureProposal", "Proposal", "UniformProposal", "proposal_from_state"]
+
+
+class Proposal(Protocol):
+    """A distribution over unit ids that can be drawn from and evaluated."""
+
+    num_units: int
+
+    def sample(
+        self, n: int, generator: torch.Generator | None, host_rng: random.Random, stratified: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` ids, and for mixtures the index of the component that drew each."""
+        ...
+
+    def probability(self, ids: torch.Tensor) -> torch.Tensor: ...
+
+    def probabilities(self) -> torch.Tensor: ...
+
+    def nbytes(self) -> int: ...
+
+    def state_dict(self) -> dict: ...
+
+
+class UniformProposal:
+    """Every unit equally likely; holds no per-unit memory."""
+
+    def __init__(self, num_units: int, device: torch.device) -> None:
+        self.num_units = num_units
+        self.device = device
+
+    def sample(self, n, generator, host_rng, stratified):
+        if stratified:
+            u = sorted_uniforms(n, generator=generator, device=self.device, stratified=True)
+            return (u * self.num_units).long().clamp_(max=self.num_units - 1), None
+        return torch.randint(self.num_units, (n,), generator=generator, device=self.device), None
+
+    def probability(self, ids: torch.Tensor) -> torch.Tensor:
+        return torch.full(ids.shape, 1.0 / self.num_units, dtype=torch.float64, device=ids.device)
+
+    def probabilities(self) -> torch.Tensor:
+        return torch.full((self.num_units,), 1.0 / self.num_units, dtype=torch.float32, device=self.device)
+
+    def nbytes(self) -> int:
+        return 0
+
+    def state_dict(self) -> dict:
+        return {"kind": "uniform", "num_units": self.num_units}
+
+
+class CategoricalProposal:
+    """Draws proportional to per-unit weights, exactly, at any population size."""
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        self.categorical = BlockCategorical(weights)
+        self.num_units = self.categorical.num_units
+
+    def sample(self, n, generator, host_rng, stratified):
+        u = sorted_uniforms(n, generator=generator, device=self.categorical.device, stratified=stratified)
+        return self.categorical.sample_from_uniforms(u), None
+
+    def probability(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.categorical.probability(ids)
+
+    def probabilities(self) -> torch.Tensor:
+        return self.categorical.probabilities()
+
+    def nbytes(self) -> int:
+        return self.categorical.nbytes()
+
+    def state_dict(self) -> dict:
+        return {"kind": "categorical", "weights": self.categorical.weights.view(-1)[: self.num_units]}
+
+
+class MixtureProposal:
+    """A fixed mixture of proposals; each draw is split across components in proportion.
+
+    Component counts use systematic allocation (one host uniform per draw), so the expected
+    count of each component is exactly ``n * share`` and every id is labelled with the
+    component that drew it: the adaptive strategy credits learning progress that way.
+    """
+
+    def __init__(self, components: list[Proposal], shares: list[float]) -> None:
+        if len(components) != len(shares) or not components:
+            raise ValueError("a mixture needs one share per component")
+        total = sum(shares)
+        self.components = components
+        self.shares = [s / total for s in shares]
+        self.num_units = components[0].num_units
+
+    def counts(self, n: int, host_rng: random.Random) -> list[int]:
+        offset = host_rng.random()
+        bounds, cumulative = [0], 0.0
+        for share in self.shares:
+            cumulative += share
+            bounds.append(int(n * cumulative + offset))
+        bounds[-1] = n
+        return [max(b - a, 0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def sample(self, n, generator, host_rng, stratified):
+        ids, labels = [], []
+        for index, (component, count) in enumerate(zip(self.components, self.counts(n, host_rng), strict=True)):
+            if count == 0:
+                continue
+            drawn, _ = component.sample(count, generator, host_rng, stratified)
+            ids.append(drawn)
+            labels.append(torch.full((count,), index, dtype=torch.int8, device=drawn.device))
+        return torch.cat(ids), torch.cat(labels)
+
+    def probability(self, ids: torch.Tensor) -> torch.Tensor:
+        return sum(share * c.probability(ids) for share, c in zip(self.shares, self.components, strict=True))
+
+    def probabilities(self) -> torch.Tensor:
+        return sum(share * c.probabilities() for share, c in zip(self.shares, self.components, strict=True))
+
+    def nbytes(self) -> int:
+        return sum(c.nbytes() for c in self.components)
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": "mixture",
+            "shares": list(self.shares),
+            "components": [c.state_dict() for c in self.components],
+        }
+
+
+def proposal_from_state(state: dict, device: torch.device) -> Proposal:
+    """Rebuild a proposal saved with ``state_dict()`` on ``device``."""
+    kind = state["kind"]
+    if kind == "uniform":
+        return UniformProposal(state["num_units"], device)
+    if kind == "categorical":
+        return CategoricalProposal(state["weights"].to(device))
+    if kind == "mixture":
+        components = [proposal_from_state(c, device) for c in state["components"]]
+        return MixtureProposal(components, state["shares"])
+    raise ValueError(f"unknown proposal kind {kind!r} in state_dict")

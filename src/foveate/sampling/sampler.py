@@ -1,0 +1,337 @@
+"""The sampler: per-unit error statistics in, exact weighted draws out."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+
+from .layout import Layout
+from .proposals import Proposal, UniformProposal, proposal_from_state
+from .statistics import UnitStatistics
+from .strategies import STRATEGIES, Shaping, Strategy, make_strategy
+
+__all__ = ["Draw", "Sampler"]
+
+STATE_VERSION = 1
+COMPACT_ABOVE = 2**26
+"""Populations larger than this store errors in bfloat16 unless told otherwise."""
+
+
+class Draw(NamedTuple):
+    """One batch of unit ids and their importance weights (mean 1 under the distribution)."""
+
+    ids: torch.Tensor
+    weights: torch.Tensor
+
+
+class Sampler:
+    """Keeps a running error per unit and draws the next batch from it.
+
+    Args:
+        shape: population size ``N``, or ``(images, H, W)`` for pixel-like units (ids row-major).
+        strategy: one of ``uniform``, ``error_weighted``, ``spatial``, ``adaptive``, ``failure_bins``.
+        decay: EMA decay of each unit's error (``new = decay * old + (1 - decay) * observed``).
+        update_frequency: the distribution is rebuilt every this many ``update`` calls.
+        warmup_iterations: draws at ``step < warmup_iterations`` are uniform.
+        min_error_weight: floor of a unit's weight, as a fraction of the mean error.
+        uniform_fraction: share of every draw's distribution that is uniform.
+        correction: importance weights returned with each draw: ``"none"`` (all ones),
+            ``"full"`` (``1 / (N p)``, unbiased) or a float alpha in [0, 1] giving weights
+            proportional to ``(N p) ** -alpha``, scaled to mean 1 under ``p``.
+            Weights are clipped at ``weight_cap``.
+        weight_cap: largest importance weight returned.
+        stratified: draw one uniform per stratum (lower variance) instead of independently.
+        check_inputs: validate ``update`` ids and errors; on CUDA this costs one host sync per call.
+        error_dtype: storage of the EMA errors; ``None`` picks float32, or bfloat16 above 2^26 units.
+        device: where statistics and draws live (default: CPU).
+        seed: seeds the sampler's own generator, so draws repeat.
+        **strategy_args: the strategy's own arguments (see each strategy's docstring).
+
+    Draws are multisets: error-guided draws come back in ascending id order.
+    """
+
+    def __init__(
+        self,
+        shape: int | Sequence[int],
+        strategy: str = "error_weighted",
+        *,
+        decay: float = 0.9,
+        update_frequency: int = 100,
+        warmup_iterations: int = 1000,
+        min_error_weight: float = 0.1,
+        uniform_fraction: float = 0.25,
+        correction: str | float = "none",
+        weight_cap: float = 10.0,
+        stratified: bool = False,
+        check_inputs: bool = True,
+        error_dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        seed: int | None = None,
+        **strategy_args: Any,
+    ) -> None:
+        self.layout = Layout.from_shape(shape)
+        _check_range("decay", decay, 0.0, 1.0, upper_open=True)
+        _check_int("update_frequency", update_frequency, 1)
+        _check_int("warmup_iterations", warmup_iterations, 0)
+        _check_range("min_error_weight", min_error_weight, 0.0, math.inf)
+        _check_range("uniform_fraction", uniform_fraction, 0.0, 1.0)
+        _check_range("weight_cap", weight_cap, 1.0, math.inf)
+        self.correction = _check_correction(correction)
+        if error_dtype not in (None, torch.float32, torch.bfloat16, torch.float16, torch.float64):
+            raise ValueError(f"error_dtype must be a floating dtype or None, got {error_dtype!r}")
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.update_frequency = update_frequency
+        self.warmup_iterations = warmup_iterations
+        self.weight_cap = float(weight_cap)
+        self.stratified = bool(stratified)
+        self.check_inputs = bool(check_inputs)
+        self.seed = seed if seed is not None else int(torch.seed() % 2**31)
+
+        num_units = self.layout.num_units
+        if error_dtype is None:
+            error_dtype = torch.bfloat16 if num_units > COMPACT_ABOVE else torch.float32
+        self.statistics = UnitStatistics(num_units, decay, error_dtype, self.device)
+        self.shaping = Shaping(min_error_weight, uniform_fraction)
+        self.strategy: Strategy = make_strategy(strategy, **strategy_args)
+        self.strategy.bind(self.layout, self.shaping, self.device)
+        self.config = {
+            "shape": list(self.layout.shape),
+            "strategy": strategy,
+            "decay": decay,
+            "update_frequency": update_frequency,
+            "warmup_iterations": warmup_iterations,
+            "min_error_weight": min_error_weight,
+            "uniform_fraction": uniform_fraction,
+            "correction": correction,
+            "weight_cap": weight_cap,
+            "stratified": stratified,
+            "error_dtype": str(error_dtype).removeprefix("torch."),
+            "seed": self.seed,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in strategy_args.items()},
+        }
+
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.seed)
+        self.host_rng = random.Random(self.seed)
+        self.proposal: Proposal | None = None
+        self._uniform = UniformProposal(num_units, self.device)
+        self._soft_normaliser: torch.Tensor | None = None
+        self._stale = True
+        self._labels: torch.Tensor | None = None
+        self.updates = 0
+        self.rebuilds = 0
+        self.last_step = 0
+
+    @property
+    def num_units(self) -> int:
+        return self.layout.num_units
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.layout.shape
+
+    def in_warmup(self, step: int) -> bool:
+        return step < self.warmup_iterations
+
+    def sample(self, n: int, step: int) -> Draw:
+        """Draw ``n`` ids (with replacement) for training step ``step``."""
+        _check_int("n", n, 1)
+        _check_int("step", step, 0)
+        self.last_step = step
+        if self.in_warmup(step):
+            self._labels = None
+            ids, _ = self._uniform.sample(n, self.generator, self.host_rng, self.stratified)
+            return Draw(ids, torch.ones(n, dtype=torch.float32, device=self.device))
+        proposal = self._current_proposal()
+        ids, self._labels = proposal.sample(n, self.generator, self.host_rng, self.stratified)
+        return Draw(ids, self._importance_weights(proposal, ids))
+
+    def update(self, ids: torch.Tensor, errors: torch.Tensor, step: int) -> None:
+        """Feed back one error per drawn id (duplicates are averaged, non-finite values ignored).
+
+        Pass the ids of the latest draw in the order drawn: the adaptive strategy credits each
+        id to the component that drew it.
+        """
+        _check_int("step", step, 0)
+        ids, errors = self._validated(ids, errors)
+        labels = self._labels if self._labels is not None and self._labels.numel() == ids.numel() else None
+        self.strategy.observe(self.statistics, ids, errors, labels)
+        self._labels = None
+        self.last_step = step
+        self.updates += 1
+        if self.updates % self.update_frequency == 0:
+            self._stale = True
+
+    def probabilities(self) -> torch.Tensor:
+        """The current error-guided distribution over all units (float32, sums to 1).
+
+        Draws before ``warmup_iterations`` ignore it and are uniform.
+        """
+        return self._current_proposal().probabilities()
+
+    def _current_proposal(self) -> Proposal:
+        if self._stale or self.proposal is None:
+            self.proposal = self.strategy.build(self.statistics)
+            self._soft_normaliser = None
+            self._stale = False
+            self.rebuilds += 1
+        return self.proposal
+
+    def _importance_weights(self, proposal: Proposal, ids: torch.Tensor) -> torch.Tensor:
+        if self.correction == "none":
+            return torch.ones(ids.shape, dtype=torch.float32, device=self.device)
+        scaled = proposal.probability(ids) * self.num_units
+        if self.correction == "full":
+            weights = scaled.reciprocal()
+        else:
+            alpha = float(self.correction)
+            if self._soft_normaliser is None:
+                p = proposal.probabilities().to(torch.float64)
+                self._soft_normaliser = (p * (p * self.num_units).pow(-alpha)).sum()
+            weights = scaled.pow(-alpha) / self._soft_normaliser
+        return weights.clamp(max=self.weight_cap).to(torch.float32)
+
+    def _validated(self, ids: torch.Tensor, errors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise ValueError(f"ids must be an integer tensor, got {_describe(ids)}")
+        if not isinstance(errors, torch.Tensor) or not errors.dtype.is_floating_point:
+            raise ValueError(f"errors must be a floating-point tensor, got {_describe(errors)}")
+        if ids.ndim != 1 or errors.shape != ids.shape:
+            raise ValueError(
+                f"ids and errors must be 1-D of the same length, got ids {tuple(ids.shape)} "
+                f"and errors {tuple(errors.shape)}"
+            )
+        ids = ids.to(self.device, torch.int64)
+        errors = errors.detach().to(self.device)
+        if self.check_inputs and ids.numel():
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= self.num_units:
+                raise ValueError(f"ids must lie in [0, {self.num_units}), got values in [{low}, {high}]")
+            if bool((errors < 0).any()):
+                raise ValueError("errors must be >= 0 (a loss or failure count); got negative values")
+        return ids, errors
+
+    def stats(self) -> dict[str, Any]:
+        """JSON-serialisable summary of the statistics and the current distribution."""
+        stats = self.statistics
+        visited = stats.visited()
+        error = stats.error.to(torch.float32)
+        n_visited = int(visited.sum())
+        if n_visited:
+            seen = error[visited]
+            mean_error = float(seen.mean(dtype=torch.float64))
+            error_min, error_max = float(seen.min()), float(seen.max())
+        else:
+            mean_error = error_min = error_max = 0.0
+        warm = self.in_warmup(self.last_step)
+        p = (self._uniform if warm else self._current_proposal()).probabilities().to(torch.float64)
+        n = self.num_units
+        entropy = float(-(p * torch.log(p.clamp(min=1e-300))).sum())
+        top = max(1, n // 100)
+        top_mass = float(torch.topk(p, top, sorted=False).values.sum()) if top < n else 1.0
+        return {
+            "strategy": self.strategy.name,
+            "step": self.last_step,
+            "updates": self.updates,
+            "rebuilds": self.rebuilds,
+            "in_warmup": warm,
+            "num_units": n,
+            "mean_error": mean_error,
+            "error_min": error_min,
+            "error_max": error_max,
+            "error_range": error_max - error_min,
+            "normalized_entropy": entropy / math.log(n) if n > 1 else 1.0,
+            "effective_sample_size": float(1.0 / (p * p).sum()) / n,
+            "top1pct_mass": top_mass,
+            "coverage": n_visited / n,
+            "nonfinite": int(stats.nonfinite),
+            "mixture": self.strategy.mixture(),
+            "bytes_per_unit": self.nbytes() / n,
+        }
+
+    def nbytes(self) -> int:
+        """Bytes of per-unit state held: statistics plus the current distribution."""
+        proposal = self.proposal.nbytes() if self.proposal is not None else 0
+        return self.statistics.nbytes() + proposal
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: statistics, distribution, RNG, counters."""
+        return {
+            "version": STATE_VERSION,
+            "config": dict(self.config),
+            "statistics": self.statistics.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "proposal": None if self.proposal is None else self.proposal.state_dict(),
+            "stale": self._stale,
+            "labels": self._labels,
+            "updates": self.updates,
+            "rebuilds": self.rebuilds,
+            "last_step": self.last_step,
+            "generator": {"device": self.device.type, "state": self.generator.get_state()},
+            "host_rng": self.host_rng.getstate(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict`` (possibly saved on another device)."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported sampler state version {state.get('version')!r}")
+        saved, mine = state["config"], self.config
+        if saved.get("shape") != mine["shape"] or saved.get("strategy") != mine["strategy"]:
+            raise ValueError(
+                f"state_dict is for shape {saved.get('shape')} / strategy {saved.get('strategy')!r}, "
+                f"this sampler has shape {mine['shape']} / strategy {mine['strategy']!r}"
+            )
+        self.statistics.load_state_dict(state["statistics"])
+        self.strategy.load_state_dict(state["strategy"])
+        proposal = state["proposal"]
+        self.proposal = None if proposal is None else proposal_from_state(proposal, self.device)
+        self._soft_normaliser = None
+        self._stale = bool(state["stale"])
+        labels = state["labels"]
+        self._labels = None if labels is None else labels.to(self.device)
+        self.updates, self.rebuilds = int(state["updates"]), int(state["rebuilds"])
+        self.last_step = int(state["last_step"])
+        generator = state["generator"]
+        if generator["device"] == self.device.type:
+            self.generator.set_state(generator["state"])
+        else:
+            # Generator states do not transfer between device types: continue reproducibly instead.
+            self.generator.manual_seed(self.seed + self.updates)
+        self.host_rng.setstate(state["host_rng"])
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_range(name: str, value: Any, low: float, high: float, upper_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    if ok and upper_open and value == high:
+        ok = False
+    if not ok:
+        bracket = ")" if upper_open else "]"
+        raise ValueError(f"{name} must be a number in [{low}, {high}{bracket}, got {value!r}")
+
+
+def _check_correction(correction: Any) -> str | float:
+    if correction in ("none", "full"):
+        return correction
+    if isinstance(correction, (int, float)) and not isinstance(correction, bool) and 0.0 <= correction <= 1.0:
+        return float(correction)
+    raise ValueError(f"correction must be 'none', 'full' or a float alpha in [0, 1], got {correction!r}")
+
+
+def available_strategies() -> list[str]:
+    """Names accepted by ``Sampler(strategy=...)``."""
+    return sorted(STRATEGIES)

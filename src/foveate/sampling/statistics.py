@@ -1,0 +1,114 @@
+"""Per-unit running statistics: an EMA of the error signal and a visit count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["BatchReduction", "UnitStatistics", "reduce_duplicates"]
+
+VISITS_MAX = 255
+"""Visit counts saturate here: one byte per unit keeps large populations small."""
+
+
+@dataclass
+class BatchReduction:
+    """One update batch with duplicate ids collapsed, in fixed-size tensors (no host sync).
+
+    ``ids`` is sorted; every position of a run of equal ids carries the run's mean of the
+    finite errors in ``mean`` and the number of finite errors in ``count`` (0: nothing to apply).
+    """
+
+    ids: torch.Tensor
+    mean: torch.Tensor
+    count: torch.Tensor
+    nonfinite: torch.Tensor
+
+
+def reduce_duplicates(ids: torch.Tensor, errors: torch.Tensor) -> BatchReduction:
+    """Collapse repeated ids to the mean of their finite errors; count the non-finite ones."""
+    sorted_ids, order = torch.sort(ids)
+    values = errors[order].to(torch.float32)
+    finite = torch.isfinite(values)
+    values = torch.where(finite, values, torch.zeros_like(values))
+    starts = torch.ones_like(sorted_ids, dtype=torch.bool)
+    starts[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    run = starts.cumsum(0) - 1
+    sums = torch.zeros(ids.numel(), dtype=torch.float32, device=ids.device).index_add_(0, run, values)
+    counts = torch.zeros(ids.numel(), dtype=torch.float32, device=ids.device).index_add_(
+        0, run, finite.to(torch.float32)
+    )
+    count = counts[run]
+    mean = sums[run] / count.clamp(min=1.0)
+    return BatchReduction(sorted_ids, mean, count, (~finite).sum())
+
+
+class UnitStatistics:
+    """EMA error and visit count for every unit, held on one device.
+
+    Args:
+        num_units: population size.
+        decay: EMA decay; a visited unit's error becomes ``decay * old + (1 - decay) * new``.
+            The first observation of a unit sets its error directly.
+        error_dtype: storage dtype of the EMA (float32, or bfloat16 to halve memory).
+        device: where the tensors live.
+    """
+
+    def __init__(
+        self, num_units: int, decay: float, error_dtype: torch.dtype, device: torch.device
+    ) -> None:
+        self.num_units = num_units
+        self.decay = decay
+        self.error = torch.zeros(num_units, dtype=error_dtype, device=device)
+        self.visits = torch.zeros(num_units, dtype=torch.uint8, device=device)
+        self.nonfinite = torch.zeros((), dtype=torch.int64, device=device)
+
+    def observe(self, batch: BatchReduction) -> torch.Tensor:
+        """Fold a reduced batch in; returns each position's error before the update (float32)."""
+        ids, applies = batch.ids, batch.count > 0
+        old = self.error[ids].to(torch.float32)
+        visits = self.visits[ids]
+        blended = self.decay * old + (1.0 - self.decay) * batch.mean
+        new = torch.where(visits > 0, blended, batch.mean)
+        new = torch.where(applies, new, old)
+        # Every position of a run writes the same value, so duplicate writes agree.
+        self.error[ids] = new.to(self.error.dtype)
+        increment = batch.count.clamp(max=VISITS_MAX).to(torch.int16)
+        self.visits[ids] = (visits.to(torch.int16) + increment).clamp(max=VISITS_MAX).to(torch.uint8)
+        self.nonfinite += batch.nonfinite
+        return old
+
+    def visited(self) -> torch.Tensor:
+        return self.visits > 0
+
+    def filled_error(self, prior: float | str) -> torch.Tensor:
+        """Errors as float32 with never-visited units set to the optimistic prior.
+
+        ``prior="max"`` uses the largest error seen so far (1.0 before any observation),
+        so unvisited units are drawn at least as often as the worst visited one.
+        """
+        error = self.error.to(torch.float32)
+        visited = self.visited()
+        if prior == "max":
+            worst = torch.where(visited, error, torch.zeros_like(error)).amax()
+            prior_value = torch.where(visited.any(), worst, torch.ones_like(worst))
+        else:
+            prior_value = torch.tensor(float(prior), device=error.device)
+        return torch.where(visited, error, prior_value)
+
+    def nbytes(self) -> int:
+        return self.error.numel() * self.error.element_size() + self.visits.numel()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"error": self.error, "visits": self.visits, "nonfinite": self.nonfinite}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name in ("error", "visits", "nonfinite"):
+            current = getattr(self, name)
+            value = state[name]
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"state_dict[{name!r}] has shape {tuple(value.shape)}, expected {tuple(current.shape)}"
+                )
+            current.copy_(value.to(device=current.device, dtype=current.dtype))

@@ -1,0 +1,405 @@
+"""Strategies: how per-unit statistics become a sampling distribution.
+
+Each strategy is a dataclass of its own arguments (passed to :class:`~foveate.sampling.Sampler`
+as ``**strategy_args``), bound to a population, with explicit state for ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from .layout import Layout
+from .proposals import CategoricalProposal, MixtureProposal, Proposal, UniformProposal
+from .statistics import UnitStatistics, reduce_duplicates
+
+__all__ = [
+    "STRATEGIES",
+    "Adaptive",
+    "ErrorWeighted",
+    "FailureBins",
+    "Shaping",
+    "Spatial",
+    "Strategy",
+    "Uniform",
+    "make_strategy",
+]
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """How raw errors become weights, shared by the error-driven strategies.
+
+    A unit's weight is its error, floored at ``min_error_weight`` times the mean error, and
+    the normalised result is mixed with ``uniform_fraction`` of the uniform distribution.
+    """
+
+    min_error_weight: float = 0.1
+    uniform_fraction: float = 0.25
+
+    def weights(self, score: torch.Tensor) -> torch.Tensor:
+        mean = score.mean(dtype=torch.float64).to(torch.float32)
+        floored = torch.maximum(score, self.min_error_weight * mean)
+        # All-zero errors carry no information: fall back to uniform.
+        floored = torch.where(mean > 0, floored, torch.ones_like(floored))
+        total = floored.sum(dtype=torch.float64)
+        return self.mix(floored, total)
+
+    def mix(self, weights: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        n = weights.numel()
+        scale = ((1.0 - self.uniform_fraction) / total).to(torch.float32)
+        return weights * scale + self.uniform_fraction / n
+
+
+@dataclass
+class Strategy:
+    """Base class: generic EMA statistics, a distribution rebuilt from them."""
+
+    name: ClassVar[str] = ""
+
+    def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
+        self.layout, self.shaping, self.device = layout, shaping, device
+
+    def observe(
+        self,
+        stats: UnitStatistics,
+        ids: torch.Tensor,
+        errors: torch.Tensor,
+        labels: torch.Tensor | None,
+    ) -> None:
+        """Fold one update into the statistics; ``labels`` name the mixture component per id."""
+        stats.observe(reduce_duplicates(ids, errors))
+
+    def build(self, stats: UnitStatistics) -> Proposal:
+        raise NotImplementedError
+
+    def mixture(self) -> dict[str, float]:
+        return {self.name: 1.0}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    @classmethod
+    def arguments(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.init]
+
+
+@dataclass
+class Uniform(Strategy):
+    """Every unit equally likely: the baseline."""
+
+    name: ClassVar[str] = "uniform"
+
+    def build(self, stats: UnitStatistics) -> Proposal:
+        return UniformProposal(self.layout.num_units, self.device)
+
+
+@dataclass
+class ErrorWeighted(Strategy):
+    """Probability proportional to each unit's EMA error (floored, mixed with uniform).
+
+    Args:
+        prior: error assumed for never-visited units: ``"max"`` (the worst error seen) or a number.
+    """
+
+    name: ClassVar[str] = "error_weighted"
+    prior: float | str = "max"
+
+    def __post_init__(self) -> None:
+        _check_prior(self.prior)
+
+    def build(self, stats: UnitStatistics) -> Proposal:
+        return CategoricalProposal(self.shaping.weights(stats.filled_error(self.prior)))
+
+
+@dataclass
+class Spatial(Strategy):
+    """A tile map over an (images, H, W) layout: tiles drawn by their mean error.
+
+    Args:
+        patch_size: tile side in units (pixels).
+        within: ``"uniform"`` inside a tile, or ``"proportional"`` to each unit's error.
+        prior: error assumed for never-visited units, as for ``error_weighted``.
+    """
+
+    name: ClassVar[str] = "spatial"
+    patch_size: int = 16
+    within: str = "uniform"
+    prior: float | str = "max"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.patch_size, int) or self.patch_size < 1:
+            raise ValueError(f"patch_size must be a positive int, got {self.patch_size!r}")
+        if self.within not in ("uniform", "proportional"):
+            raise ValueError(f"within must be 'uniform' or 'proportional', got {self.within!r}")
+        _check_prior(self.prior)
+
+    def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
+        if not layout.is_grid:
+            raise ValueError(
+                f"strategy 'spatial' needs shape=(images, H, W); got shape={layout.shape}. "
+                "Use 'error_weighted' for a flat population."
+            )
+        super().bind(layout, shaping, device)
+
+    def tile_map(self, error: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-tile error sums and unit counts, shaped (images, tiles_y, tiles_x)."""
+        images, height, width = self.layout.shape
+        p = self.patch_size
+        pad_y, pad_x = -height % p, -width % p
+        grid = F.pad(error.view(images, height, width), (0, pad_x, 0, pad_y))
+        ones = F.pad(torch.ones_like(error).view(images, height, width), (0, pad_x, 0, pad_y))
+        ty, tx = grid.shape[1] // p, grid.shape[2] // p
+        sums = grid.view(images, ty, p, tx, p).sum(dim=(2, 4))
+        counts = ones.view(images, ty, p, tx, p).sum(dim=(2, 4))
+        return sums, counts
+
+    def _per_unit(self, tiles: torch.Tensor) -> torch.Tensor:
+        images, height, width = self.layout.shape
+        p = self.patch_size
+        full = tiles[:, :, None, :, None].expand(-1, -1, p, -1, p)
+        return full.reshape(images, tiles.shape[1] * p, tiles.shape[2] * p)[:, :height, :width].reshape(-1)
+
+    def build(self, stats: UnitStatistics) -> Proposal:
+        error = stats.filled_error(self.prior)
+        sums, counts = self.tile_map(error)
+        tile_mean = sums / counts
+        tile_mean = torch.maximum(tile_mean, self.shaping.min_error_weight * tile_mean.mean())
+        tile_mean = torch.where(tile_mean.mean() > 0, tile_mean, torch.ones_like(tile_mean))
+        tile_mass = tile_mean * counts
+        if self.within == "uniform":
+            weights = self._per_unit(tile_mass / counts)
+        else:
+            tile_sums = self._per_unit(sums)
+            share = torch.where(tile_sums > 0, error / tile_sums, 1.0 / self._per_unit(counts))
+            weights = self._per_unit(tile_mass) * share
+        return CategoricalProposal(self.shaping.mix(weights, weights.sum(dtype=torch.float64)))
+
+
+@dataclass
+class Adaptive(Strategy):
+    """A mixture of strategies whose shares follow each one's measured learning progress.
+
+    Every draw is split across the components by their shares and each id remembers which
+    component drew it. When the update for that draw arrives, a component's *progress* is
+    the relative drop in error on the units it drew, among those seen before:
+    ``sum(previous - new) / sum(previous)``. An EMA (``progress_decay``) of it is the
+    component's score; at every rebuild the shares become
+    ``min_share + (1 - K * min_share) * max(score, 0) / sum(max(score, 0))``
+    (equal shares while no component shows progress). A component whose units stop
+    improving, as focused sampling does once it only chases what the model cannot fit,
+    loses share to those that still improve; ``min_share`` keeps every one measured.
+
+    Args:
+        components: strategy names to mix; default uniform, error_weighted and, on an
+            (images, H, W) layout, spatial.
+        min_share: the least share a component keeps.
+        progress_decay: EMA decay of the progress scores.
+        patch_size, within: passed to the spatial component.
+        prior: passed to the error-driven components.
+    """
+
+    name: ClassVar[str] = "adaptive"
+    components: tuple[str, ...] | None = None
+    min_share: float = 0.1
+    progress_decay: float = 0.9
+    patch_size: int = 16
+    within: str = "uniform"
+    prior: float | str = "max"
+    children: list[Strategy] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.progress_decay < 1.0:
+            raise ValueError(f"progress_decay must be in [0, 1), got {self.progress_decay!r}")
+        _check_prior(self.prior)
+
+    def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
+        super().bind(layout, shaping, device)
+        names = self.components
+        if names is None:
+            names = ("uniform", "error_weighted", "spatial") if layout.is_grid else ("uniform", "error_weighted")
+        names = tuple(names)
+        allowed = ("uniform", "error_weighted", "spatial")
+        unknown = [n for n in names if n not in allowed]
+        if unknown or len(set(names)) != len(names) or not names:
+            raise ValueError(f"components must be distinct names from {allowed}, got {names!r}")
+        if not 0.0 <= self.min_share * len(names) <= 1.0:
+            raise ValueError(f"min_share must be in [0, 1/{len(names)}] for {len(names)} components")
+        self.components = names
+        options = {"patch_size": self.patch_size, "within": self.within, "prior": self.prior}
+        self.children = []
+        for name in names:
+            cls = STRATEGIES[name]
+            child = cls(**{k: v for k, v in options.items() if k in cls.arguments()})
+            child.bind(layout, shaping, device)
+            self.children.append(child)
+        self.scores = torch.zeros(len(names), dtype=torch.float32, device=device)
+        self.shares = [1.0 / len(names)] * len(names)
+
+    def observe(self, stats, ids, errors, labels) -> None:
+        if labels is not None:
+            previous = stats.error[ids].to(torch.float32)
+            errors = errors.to(torch.float32)
+            usable = (stats.visits[ids] > 0) & torch.isfinite(errors)
+            gain = torch.where(usable, previous - errors, torch.zeros_like(previous))
+            base = torch.where(usable, previous, torch.zeros_like(previous))
+            k = len(self.children)
+            index = labels.long()
+            gains = torch.zeros(k, device=ids.device).index_add_(0, index, gain)
+            bases = torch.zeros(k, device=ids.device).index_add_(0, index, base)
+            progress = gains / bases.clamp(min=torch.finfo(torch.float32).tiny)
+            blended = self.progress_decay * self.scores + (1.0 - self.progress_decay) * progress
+            self.scores = torch.where(bases > 0, blended, self.scores)
+        stats.observe(reduce_duplicates(ids, errors))
+
+    def build(self, stats: UnitStatistics) -> Proposal:
+        positive = self.scores.clamp(min=0.0).tolist()
+        k, total = len(positive), sum(positive)
+        free = 1.0 - k * self.min_share
+        if total > 0:
+            self.shares = [self.min_share + free * s / total for s in positive]
+        else:
+            self.shares = [1.0 / k] * k
+        return MixtureProposal([c.build(stats) for c in self.children], self.shares)
+
+    def mixture(self) -> dict[str, float]:
+        return dict(zip(self.components, self.shares, strict=True))
+
+    def state_dict(self) -> dict:
+        return {"scores": self.scores, "shares": list(self.shares)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scores = state["scores"].to(self.device, torch.float32)
+        self.shares = list(state["shares"])
+
+
+_FAILURE_FORMS = {
+    # BeyondMimic, arXiv 2508.08241 Sec. III-F (defaults from the seed's planning document).
+    "paper": {"kernel_size": 5, "kernel_decay": 0.9, "uniform_ratio": 0.1, "alpha": 0.1},
+    # HybridRobotics/whole_body_tracking MotionCommand._adaptive_sampling, at HEAD.
+    "official": {"kernel_size": 1, "kernel_decay": 0.8, "uniform_ratio": 0.1, "alpha": 0.001},
+}
+
+
+@dataclass
+class FailureBins(Strategy):
+    """BeyondMimic's adaptive sampling of motion-timeline bins, in two named forms.
+
+    ``form="paper"``: each ``update`` carries finished episodes, ``ids`` their START bins and
+    ``errors`` 1 for a failure, 0 otherwise. Bins with episodes in the batch move their failure
+    rate EMA ``r <- (1 - alpha) r + alpha F/N``; then
+    ``p_s ∝ sum_{u<K, s+u<S} kernel_decay^u r_{s+u}`` (non-causal), mixed as
+    ``uniform_ratio / S + (1 - uniform_ratio) p``.
+
+    ``form="official"``: ``update`` is called every control step with ``ids`` the bins where
+    episodes FAILED at this step (terminations, not time-outs; ``errors`` are per-failure counts,
+    usually ones, and may be empty). Every call moves ``c <- alpha * bincount + (1 - alpha) c``;
+    then ``q = c + uniform_ratio / S`` is right-padded by replication and convolved with the
+    kernel ``kernel_decay^u / sum``, and normalised.
+
+    Args:
+        form: ``"paper"`` or ``"official"``.
+        kernel_size, kernel_decay, uniform_ratio, alpha: ``None`` takes the form's default
+            (paper: 5, 0.9, 0.1, 0.1; official: 1, 0.8, 0.1, 0.001).
+    """
+
+    name: ClassVar[str] = "failure_bins"
+    form: str = "official"
+    kernel_size: int | None = None
+    kernel_decay: float | None = None
+    uniform_ratio: float | None = None
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.form not in _FAILURE_FORMS:
+            raise ValueError(f"form must be one of {sorted(_FAILURE_FORMS)}, got {self.form!r}")
+        for key, default in _FAILURE_FORMS[self.form].items():
+            if getattr(self, key) is None:
+                setattr(self, key, default)
+        if not isinstance(self.kernel_size, int) or self.kernel_size < 1:
+            raise ValueError(f"kernel_size must be a positive int, got {self.kernel_size!r}")
+        for key in ("kernel_decay", "uniform_ratio", "alpha"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{key} must be in [0, 1], got {value!r}")
+
+    def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
+        if layout.is_grid:
+            raise ValueError(f"strategy 'failure_bins' needs a flat shape (number of bins), got {layout.shape}")
+        super().bind(layout, shaping, device)
+        self.score = torch.zeros(layout.num_units, dtype=torch.float32, device=device)
+        kernel = self.kernel_decay ** torch.arange(self.kernel_size, dtype=torch.float32, device=device)
+        self.kernel = kernel / kernel.sum() if self.form == "official" else kernel
+
+    def observe(self, stats, ids, errors, labels) -> None:
+        bins = self.layout.num_units
+        errors = errors.to(torch.float32)
+        finite = torch.isfinite(errors)
+        values = torch.where(finite, errors, torch.zeros_like(errors))
+        if self.form == "official":
+            current = torch.bincount(ids, weights=values, minlength=bins)
+            self.score = self.alpha * current + (1.0 - self.alpha) * self.score
+        else:
+            episodes = torch.bincount(ids, weights=finite.to(torch.float32), minlength=bins)
+            failures = torch.bincount(ids, weights=values, minlength=bins)
+            rate = failures / episodes.clamp(min=1.0)
+            blended = (1.0 - self.alpha) * self.score + self.alpha * rate
+            self.score = torch.where(episodes > 0, blended, self.score)
+        if ids.numel():
+            stats.observe(reduce_duplicates(ids, errors))
+
+    def probabilities_from_score(self) -> torch.Tensor:
+        """The form's bin distribution for the current scores, float32, summing to 1."""
+        bins, k = self.layout.num_units, self.kernel_size
+        if self.form == "official":
+            q = self.score + self.uniform_ratio / bins
+            q = F.pad(q.view(1, 1, -1), (0, k - 1), mode="replicate") if k > 1 else q.view(1, 1, -1)
+            p = F.conv1d(q, self.kernel.view(1, 1, -1)).view(-1)
+            return p / p.sum()
+        padded = F.pad(self.score.view(1, 1, -1), (0, k - 1))
+        p = F.conv1d(padded, self.kernel.view(1, 1, -1)).view(-1)
+        total = p.sum()
+        p = torch.where(total > 0, p / total.clamp(min=torch.finfo(torch.float32).tiny), 1.0 / bins)
+        return self.uniform_ratio / bins + (1.0 - self.uniform_ratio) * p
+
+    def build(self, stats: UnitStatistics) -> Proposal:
+        return CategoricalProposal(self.probabilities_from_score())
+
+    def state_dict(self) -> dict:
+        return {"score": self.score}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.score = state["score"].to(self.device, torch.float32)
+
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (Uniform, ErrorWeighted, Spatial, Adaptive, FailureBins)
+}
+
+
+def make_strategy(name: str, **arguments) -> Strategy:
+    """Instantiate a strategy by name, rejecting unknown names and arguments by name."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {name!r}")
+    cls = STRATEGIES[name]
+    allowed = cls.arguments()
+    unknown = sorted(set(arguments) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown argument(s) {unknown} for strategy {name!r}; allowed: {allowed or 'none'}"
+        )
+    return cls(**arguments)
+
+
+def _check_prior(prior: float | str) -> None:
+    if prior == "max":
+        return
+    if isinstance(prior, str) or not math.isfinite(prior) or prior < 0:
+        raise ValueError(f"prior must be 'max' or a finite number >= 0, got {prior!r}")
