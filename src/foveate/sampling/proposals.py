@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 from typing import Protocol
 
 import torch
@@ -105,7 +106,7 @@ class MixtureProposal:
             cumulative += share
             bounds.append(int(n * cumulative + offset))
         bounds[-1] = n
-        return [max(b - a, 0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [max(b - a, 0) for a, b in pairwise(bounds)]
 
     def sample(self, n, generator, host_rng, stratified):
         ids, labels = [], []

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from foveate.sampling import BLOCK, BlockCategorical, sorted_uniforms
+from tests.sampling.helpers import chi_square_ok
+
+
+def test_sorted_uniforms_are_sorted_uniform(device):
+    g = torch.Generator(device=device).manual_seed(0)
+    u = sorted_uniforms(200_000, generator=g, device=device)
+    assert u.dtype == torch.float64
+    assert bool((u[1:] >= u[:-1]).all())
+    assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
+    counts = torch.histc(u.float(), bins=50, min=0.0, max=1.0)
+    ok, statistic = chi_square_ok(counts, torch.full((50,), 1 / 50), u.numel())
+    assert ok, statistic
+
+
+def test_stratified_uniforms_have_one_per_stratum(device):
+    g = torch.Generator(device=device).manual_seed(0)
+    u = sorted_uniforms(1000, generator=g, device=device, stratified=True)
+    assert torch.equal((u * 1000).floor().long().cpu(), torch.arange(1000))
+
+
+@pytest.mark.parametrize("num_units", [1, 7, BLOCK, BLOCK + 1, 1000])
+def test_draws_match_weights(device, num_units):
+    g = torch.Generator(device=device).manual_seed(1)
+    weights = torch.rand(num_units, generator=g, device=device) ** 3
+    weights[::3] = 0.0
+    if num_units == 1:
+        weights[0] = 2.0
+    dist = BlockCategorical(weights)
+    draws = 100_000
+    ids = dist.sample_from_uniforms(sorted_uniforms(draws, generator=g, device=device))
+    assert int(ids.min()) >= 0 and int(ids.max()) < num_units
+    assert bool((weights[ids] > 0).all()), "a zero-weight unit was drawn"
+    counts = torch.bincount(ids, minlength=num_units)
+    ok, statistic = chi_square_ok(counts, weights / weights.sum(), draws)
+    assert ok, statistic
+    assert torch.allclose(dist.probabilities().double().cpu(), (weights / weights.sum()).double().cpu(), atol=1e-7)
+
+
+def test_exact_far_beyond_multinomial_limit():
+    """2^24 + 3 units, most of the mass on three single units past the 2^24 boundary."""
+    num_units = 2**24 + 3
+    weights = torch.full((num_units,), 1e-3)
+    special = torch.tensor([2**24, 2**24 + 1, 2**24 + 2])
+    weights[special] = torch.tensor([2.0e4, 1.0e4, 5.0e3])
+    dist = BlockCategorical(weights)
+    p_special = dist.probability(special)
+    total = 1e-3 * (num_units - 3) + 3.5e4
+    assert torch.allclose(p_special, torch.tensor([2.0e4, 1.0e4, 5.0e3], dtype=torch.float64) / total, rtol=1e-6)
+    g = torch.Generator().manual_seed(3)
+    draws = 200_000
+    ids = dist.sample_from_uniforms(sorted_uniforms(draws, generator=g, device=torch.device("cpu")))
+    # Pool the bulk into 64 contiguous ranges; keep the three special units apart.
+    bulk = ids[ids < 2**24]
+    tail = ids[ids >= 2**24] - 2**24
+    observed = torch.cat([torch.bincount(bulk // 2**18, minlength=64), torch.bincount(tail, minlength=3)])
+    expected = torch.cat([torch.full((64,), 1e-3 * 2**18), torch.tensor([2.0e4, 1.0e4, 5.0e3])]) / total
+    ok, statistic = chi_square_ok(observed, expected, draws)
+    assert ok, statistic
+
+
+def test_tiny_probability_unit_is_exact_next_to_huge_one():
+    """float32 cumulative sums would round a 1e-9 share away; block prefix sums in float64 keep it."""
+    weights = torch.zeros(64)
+    weights[5] = 1.0e9
+    weights[6] = 1.0
+    dist = BlockCategorical(weights)
+    assert float(dist.probability(torch.tensor([6]))) == pytest.approx(1.0 / (1.0e9 + 1.0), rel=1e-6)
+    # A uniform that lands just inside unit 6's interval selects it.
+    u = torch.tensor([1.0 - 0.5 / (1.0e9 + 1.0)], dtype=torch.float64)
+    assert int(dist.sample_from_uniforms(u)) == 6
+
+
+def test_rejects_bad_weights():
+    with pytest.raises(ValueError, match="weights"):
+        BlockCategorical(torch.zeros(0))
+    with pytest.raises(ValueError, match="weights"):
+        BlockCategorical(torch.ones(2, 2))

@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from foveate.sampling import Sampler, available_strategies
+from tests.sampling.helpers import chi_square_ok
+
+
+def feed(sampler: Sampler, steps: int, error_of, n: int = 512, start: int = 0) -> None:
+    for step in range(start, start + steps):
+        ids, _ = sampler.sample(n, step)
+        sampler.update(ids, error_of(ids), step)
+
+
+def test_draws_follow_probabilities(device):
+    s = Sampler(4096, warmup_iterations=0, update_frequency=1, seed=0, device=device)
+    target = torch.linspace(0, 1, 4096, device=device) ** 2
+    feed(s, 20, lambda ids: target[ids], n=4096)
+    p = s.probabilities()
+    draws = 200_000
+    ids = s.sample(draws, 100).ids
+    ok, statistic = chi_square_ok(torch.bincount(ids, minlength=4096), p, draws)
+    assert ok, statistic
+    assert abs(float(p.sum(dtype=torch.float64)) - 1.0) < 1e-6
+
+
+def test_warmup_is_judged_at_every_call():
+    s = Sampler(1000, warmup_iterations=10, update_frequency=1, uniform_fraction=0.0, min_error_weight=0.0, seed=0)
+    errors = torch.zeros(1000)
+    errors[7] = 1.0
+    s.update(torch.arange(1000), errors, step=0)
+    early = s.sample(5000, step=9).ids
+    late = s.sample(5000, step=10).ids
+    assert torch.unique(early).numel() > 900, "warm-up draws must be uniform"
+    assert torch.equal(late, torch.full_like(late, 7)), "after warm-up all mass is on the only erring unit"
+    assert torch.unique(s.sample(5000, step=3).ids).numel() > 900, "an earlier step is uniform again"
+
+
+def test_distribution_rebuilt_every_update_frequency_updates():
+    s = Sampler(100, warmup_iterations=0, update_frequency=3, uniform_fraction=0.0, min_error_weight=0.0, seed=0)
+    first = torch.zeros(100)
+    first[1] = 1.0
+    s.update(torch.arange(100), first, 0)
+    s.update(torch.arange(100), first, 1)
+    s.update(torch.arange(100), first, 2)
+    assert int(s.probabilities().argmax()) == 1
+    second = torch.zeros(100)
+    second[50] = 10.0
+    s.update(torch.arange(100), second, 3)
+    s.update(torch.arange(100), second, 4)
+    assert int(s.probabilities().argmax()) == 1, "two updates: still the old distribution"
+    s.update(torch.arange(100), second, 5)
+    assert int(s.probabilities().argmax()) == 50, "third update: rebuilt"
+
+
+def test_ema_duplicates_and_nonfinite():
+    s = Sampler(10, decay=0.5, warmup_iterations=0, seed=0)
+    s.update(torch.tensor([3, 3, 4]), torch.tensor([1.0, 3.0, float("nan")]), 0)
+    error = s.statistics.error
+    assert float(error[3]) == pytest.approx(2.0), "duplicates are averaged; the first visit sets the EMA"
+    assert int(s.statistics.visits[4]) == 0, "a NaN error is not an observation"
+    s.update(torch.tensor([3]), torch.tensor([4.0]), 1)
+    assert float(error[3]) == pytest.approx(0.5 * 2.0 + 0.5 * 4.0)
+    s.update(torch.tensor([3]), torch.tensor([float("inf")]), 2)
+    assert float(error[3]) == pytest.approx(3.0)
+    stats = s.stats()
+    assert stats["nonfinite"] == 2
+    assert stats["coverage"] == pytest.approx(0.1)
+    json.dumps(stats)
+
+
+def test_unvisited_units_get_the_optimistic_prior():
+    s = Sampler(100, warmup_iterations=0, update_frequency=1, uniform_fraction=0.0, min_error_weight=0.0, seed=0)
+    s.update(torch.arange(50), torch.linspace(0.0, 2.0, 50), 0)
+    p = s.probabilities()
+    assert torch.allclose(p[50:], p[49].expand(50)), "never-visited units weigh as much as the worst seen"
+
+
+@pytest.mark.parametrize("correction", ["full", 0.5, 0.0])
+def test_importance_weights_have_mean_one_under_p(correction):
+    s = Sampler(500, warmup_iterations=0, update_frequency=1, correction=correction, weight_cap=1e9, seed=0)
+    s.update(torch.arange(500), torch.rand(500, generator=torch.Generator().manual_seed(0)) ** 4, 0)
+    p = s.probabilities().double()
+    all_ids = torch.arange(500)
+    weights = s._importance_weights(s.proposal, all_ids).double()
+    assert float((p * weights).sum()) == pytest.approx(1.0, rel=1e-5)
+    if correction == "full":
+        assert torch.allclose(weights, 1.0 / (500 * p), rtol=1e-4)
+    draw = s.sample(1000, 1)
+    assert draw.weights.shape == draw.ids.shape
+
+
+def test_weight_cap():
+    s = Sampler(1000, warmup_iterations=0, update_frequency=1, correction="full", weight_cap=2.0,
+                uniform_fraction=0.01, seed=0)
+    errors = torch.zeros(1000)
+    errors[:10] = 100.0
+    s.update(torch.arange(1000), errors, 0)
+    assert float(s.sample(10_000, 1).weights.max()) <= 2.0
+
+
+def test_same_seed_same_draws():
+    def run(seed):
+        s = Sampler((2, 16, 16), "adaptive", warmup_iterations=2, update_frequency=2, seed=seed)
+        out = []
+        for step in range(8):
+            ids, _ = s.sample(300, step)
+            s.update(ids, (ids % 7).float(), step)
+            out.append(ids)
+        return torch.cat(out)
+
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+
+
+@pytest.mark.parametrize("strategy", ["error_weighted", "spatial", "adaptive", "uniform"])
+def test_state_round_trip_continues_exactly(strategy):
+    kwargs = dict(warmup_iterations=3, update_frequency=2, correction=0.5, seed=5)
+    a = Sampler((2, 20, 24), strategy, **kwargs)
+    feed(a, 7, lambda ids: (ids % 11).float() / 10, n=256)
+    buffer = io.BytesIO()
+    torch.save(a.state_dict(), buffer)
+    buffer.seek(0)
+    b = Sampler((2, 20, 24), strategy, **kwargs)
+    b.load_state_dict(torch.load(buffer, weights_only=False))
+    assert torch.equal(a.probabilities(), b.probabilities())
+    for step in range(7, 12):
+        da, db = a.sample(256, step), b.sample(256, step)
+        assert torch.equal(da.ids, db.ids) and torch.equal(da.weights, db.weights)
+        errors = (da.ids % 5).float()
+        a.update(da.ids, errors, step)
+        b.update(db.ids, errors, step)
+    assert a.stats() == b.stats()
+
+
+def test_state_dict_rejects_another_population():
+    a = Sampler(100, seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        Sampler(101, seed=0).load_state_dict(a.state_dict())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_state_moves_between_devices():
+    a = Sampler(1000, warmup_iterations=0, update_frequency=1, seed=0, device="cuda")
+    feed(a, 3, lambda ids: ids.float())
+    b = Sampler(1000, warmup_iterations=0, update_frequency=1, seed=0, device="cpu")
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.probabilities().cpu(), b.probabilities())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(shape=0), "shape"),
+        (dict(shape=(2, 3)), "shape"),
+        (dict(shape=10, strategy="nope"), "strategy must be one of"),
+        (dict(shape=10, decay=1.0), "decay"),
+        (dict(shape=10, update_frequency=0), "update_frequency"),
+        (dict(shape=10, warmup_iterations=-1), "warmup_iterations"),
+        (dict(shape=10, min_error_weight=-0.1), "min_error_weight"),
+        (dict(shape=10, uniform_fraction=1.5), "uniform_fraction"),
+        (dict(shape=10, correction="half"), "correction"),
+        (dict(shape=10, patch_size=4), "unknown argument"),
+        (dict(shape=10, strategy="spatial"), r"\(images, H, W\)"),
+        (dict(shape=(1, 4, 4), strategy="spatial", within="max"), "within"),
+        (dict(shape=10, strategy="failure_bins", form="neither"), "form"),
+        (dict(shape=10, strategy="adaptive", components=("uniform", "bogus")), "components"),
+    ],
+)
+def test_constructor_errors_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Sampler(**kwargs)
+
+
+def test_update_errors_name_the_argument():
+    s = Sampler(10)
+    with pytest.raises(ValueError, match="ids must be an integer"):
+        s.update(torch.zeros(3), torch.zeros(3), 0)
+    with pytest.raises(ValueError, match="errors must be a floating"):
+        s.update(torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), 0)
+    with pytest.raises(ValueError, match="same length"):
+        s.update(torch.zeros(3, dtype=torch.long), torch.zeros(4), 0)
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 10\)"):
+        s.update(torch.tensor([0, 10]), torch.zeros(2), 0)
+    with pytest.raises(ValueError, match="errors must be >= 0"):
+        s.update(torch.tensor([0, 1]), torch.tensor([0.5, -1.0]), 0)
+    with pytest.raises(ValueError, match="n must be"):
+        s.sample(0, 0)
+    with pytest.raises(ValueError, match="step must be"):
+        s.sample(5, -1)
+
+
+def test_stats_keys_and_json():
+    s = Sampler((1, 32, 32), "adaptive", warmup_iterations=0, update_frequency=1, seed=0)
+    feed(s, 3, lambda ids: (ids % 13).float())
+    stats = s.stats()
+    for key in ("mean_error", "error_range", "normalized_entropy", "effective_sample_size", "top1pct_mass",
+                "coverage", "nonfinite", "mixture"):
+        assert key in stats
+    assert 0.0 < stats["normalized_entropy"] <= 1.0
+    assert 0.0 < stats["effective_sample_size"] <= 1.0
+    assert 0.01 <= stats["top1pct_mass"] <= 1.0
+    assert sum(stats["mixture"].values()) == pytest.approx(1.0)
+    json.dumps(stats)
+
+
+def test_available_strategies():
+    assert available_strategies() == ["adaptive", "error_weighted", "failure_bins", "spatial", "uniform"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    errors=st.lists(st.floats(0.0, 1e6, allow_nan=False), min_size=1, max_size=300),
+    floor=st.floats(0.0, 1.0),
+    uniform=st.floats(0.0, 1.0),
+)
+def test_probabilities_sum_to_one_and_respect_the_floor(errors, floor, uniform):
+    n = len(errors)
+    s = Sampler(n, warmup_iterations=0, update_frequency=1, min_error_weight=floor, uniform_fraction=uniform, seed=0)
+    e = torch.tensor(errors, dtype=torch.float32)
+    s.update(torch.arange(n), e, 0)
+    p = s.probabilities().double()
+    assert abs(float(p.sum()) - 1.0) < 1e-5
+    assert bool((p >= 0).all())
+    mean = float(e.double().mean())
+    if mean > 0:
+        weights = torch.clamp(e.double(), min=floor * mean)
+        bound = uniform / n + (1 - uniform) * floor * mean / float(weights.sum())
+        assert float(p.min()) >= bound * (1 - 1e-4) - 1e-12
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 500), strategy=st.sampled_from(["error_weighted", "adaptive"]))
+def test_all_zero_errors_give_uniform(n, strategy):
+    s = Sampler(n, strategy, warmup_iterations=0, update_frequency=1, seed=0)
+    s.update(torch.arange(n), torch.zeros(n), 0)
+    assert torch.allclose(s.probabilities().double(), torch.full((n,), 1.0 / n, dtype=torch.float64), rtol=1e-5)
