@@ -64,16 +64,21 @@ def test_exact_far_beyond_multinomial_limit():
     assert ok, statistic
 
 
-def test_tiny_probability_unit_is_exact_next_to_huge_one():
-    """float32 cumulative sums would round a 1e-9 share away; block prefix sums in float64 keep it."""
-    weights = torch.zeros(64)
-    weights[5] = 1.0e9
-    weights[6] = 1.0
+def test_resolution_does_not_degrade_with_the_running_total():
+    """A global float32 CDF near 3.3e7 has spacing 2-4 and loses small units; block prefix sums keep them."""
+    num_units = 2**25 + BLOCK
+    weights = torch.ones(num_units)
+    weights[-BLOCK:-BLOCK + 2] = torch.tensor([0.5, 1e-3])
+    small = torch.tensor([num_units - BLOCK, num_units - BLOCK + 1])
+    naive = torch.cumsum(weights, 0)
+    assert float(naive[small[1]] - naive[small[0]]) != pytest.approx(1e-3, rel=0.5), "float32 CDF lost it"
     dist = BlockCategorical(weights)
-    assert float(dist.probability(torch.tensor([6]))) == pytest.approx(1.0 / (1.0e9 + 1.0), rel=1e-6)
-    # A uniform that lands just inside unit 6's interval selects it.
-    u = torch.tensor([1.0 - 0.5 / (1.0e9 + 1.0)], dtype=torch.float64)
-    assert int(dist.sample_from_uniforms(u)) == 6
+    total = float(weights.double().sum())
+    assert torch.allclose(dist.probability(small), torch.tensor([0.5, 1e-3], dtype=torch.float64) / total, rtol=2e-4)
+    # A uniform landing inside the 1e-3 unit's interval selects it.
+    start = (num_units - BLOCK) + 0.5
+    u = torch.tensor([(start + 0.5e-3) / total], dtype=torch.float64)
+    assert int(dist.sample_from_uniforms(u)) == int(small[1])
 
 
 def test_rejects_bad_weights():

@@ -1,12 +1,11 @@
 """Exact categorical draws over very large populations.
 
 ``torch.multinomial`` refuses more than 2^24 categories and a float32 CDF loses
-per-entry resolution once its running sum is large. :class:`BlockCategorical`
-keeps the per-unit weights in float32 (exact relative precision) and a float64
-CDF over blocks of :data:`BLOCK` units; a draw finds its block by binary search
-and its unit by a float64 prefix sum over that block's weights. Memory is
-4 bytes per unit plus 8 bytes per block; a draw costs one ``searchsorted`` and
-one gather of ``BLOCK`` weights per id, with no host synchronisation.
+per-entry resolution once its running sum is large (near 3.3e7 its spacing is 2-4).
+:class:`BlockCategorical` keeps a float64 CDF over blocks of :data:`BLOCK` units and
+float32 prefix sums inside each block. Memory is about 4.6 bytes per unit; a draw
+costs one ``searchsorted`` over the blocks and log2(BLOCK) gathers, with no host
+synchronisation.
 """
 
 from __future__ import annotations
@@ -38,6 +37,12 @@ def sorted_uniforms(
 class BlockCategorical:
     """A categorical distribution over ``num_units`` ids, drawn exactly at any size.
 
+    Two levels: a float64 CDF over blocks of :data:`BLOCK` units, and inside each block the
+    inclusive prefix sums of its weights in float32. A unit's stored share is thus resolved
+    to float32 precision *of its own block's mass*, never of the running total, and draws
+    and :meth:`probability` use exactly the stored numbers, so importance weights match the
+    distribution actually drawn from.
+
     Args:
         weights: non-negative float weights, one per unit, not all zero.
     """
@@ -47,43 +52,70 @@ class BlockCategorical:
             raise ValueError(f"weights must be a non-empty 1-D tensor, got shape {tuple(weights.shape)}")
         self.num_units = weights.numel()
         num_blocks = -(-self.num_units // BLOCK)
-        padded = torch.zeros(num_blocks * BLOCK, dtype=torch.float32, device=weights.device)
+        device = weights.device
+        padded = torch.zeros(num_blocks * BLOCK, dtype=torch.float32, device=device)
         padded[: self.num_units] = weights
-        self.weights = padded.view(num_blocks, BLOCK)
-        block_mass = self.weights.sum(dim=1, dtype=torch.float64)
-        self.block_cdf = block_mass.cumsum(0)
+        self._index(padded.view(num_blocks, BLOCK).to(torch.float64).cumsum(1).to(torch.float32))
+
+    @classmethod
+    def from_prefix(cls, prefix: torch.Tensor, num_units: int) -> BlockCategorical:
+        """Rebuild from saved in-block prefix sums (``self.prefix``), bit for bit."""
+        if prefix.ndim != 2 or prefix.shape[1] != BLOCK or prefix.numel() < num_units:
+            raise ValueError(f"prefix must have shape (blocks, {BLOCK}) covering {num_units} units")
+        self = cls.__new__(cls)
+        self.num_units = num_units
+        self._index(prefix.to(torch.float32))
+        return self
+
+    def _index(self, prefix: torch.Tensor) -> None:
+        self.prefix = prefix
+        self.block_cdf = prefix[:, -1].to(torch.float64).cumsum(0)
         self.total = self.block_cdf[-1]
+        positive = torch.diff(prefix, dim=1, prepend=torch.zeros_like(prefix[:, :1])) > 0
+        positions = torch.arange(BLOCK, device=prefix.device, dtype=torch.uint8)
+        self.last_positive = torch.where(positive, positions, torch.zeros_like(positions)).amax(1)
+        block_index = torch.arange(prefix.shape[0], device=prefix.device)
         # Kept on the device: a draw clamps against it without a host round trip.
-        block_index = torch.arange(num_blocks, device=weights.device)
-        self._last_block = torch.where(block_mass > 0, block_index, torch.zeros_like(block_index)).amax()
+        self._last_block = torch.where(prefix[:, -1] > 0, block_index, torch.zeros_like(block_index)).amax()
 
     @property
     def device(self) -> torch.device:
-        return self.weights.device
+        return self.prefix.device
 
     def nbytes(self) -> int:
         """Bytes held by the distribution."""
-        return self.weights.numel() * 4 + self.block_cdf.numel() * 8
+        return self.prefix.numel() * 4 + self.block_cdf.numel() * 8 + self.last_positive.numel()
 
     def sample_from_uniforms(self, u: torch.Tensor) -> torch.Tensor:
         """Map float64 uniforms in [0, 1) to unit ids (ascending uniforms give ascending ids)."""
         x = u * self.total
-        block = torch.searchsorted(self.block_cdf, x, right=True)
-        block = torch.minimum(block, self._last_block)
+        block = torch.minimum(torch.searchsorted(self.block_cdf, x, right=True), self._last_block)
         prev = torch.where(block > 0, self.block_cdf[(block - 1).clamp_(min=0)], torch.zeros_like(x))
-        residual = (x - prev).unsqueeze(1)
-        local = self.weights[block].to(torch.float64)
-        within = (local.cumsum(1) <= residual).sum(1)
-        # Rounding can push the residual past the block's last positive weight: clamp to it.
-        positions = torch.arange(BLOCK, device=self.device)
-        last_positive = torch.where(local > 0, positions, torch.zeros_like(positions)).amax(1)
-        within = torch.minimum(within, last_positive)
-        return block * BLOCK + within
+        residual = x - prev
+        flat = self.prefix.view(-1)
+        base = block * BLOCK
+        offset = torch.zeros_like(block)
+        step = BLOCK // 2
+        while step:
+            # Binary search for the first prefix sum above the residual; log2(BLOCK) gathers.
+            probe = flat[base + offset + (step - 1)].to(torch.float64)
+            offset += (probe <= residual).long() * step
+            step //= 2
+        # Rounding can leave the residual at or past the block's total: take its last positive unit.
+        offset = torch.minimum(offset, self.last_positive[block].long())
+        return base + offset
+
+    def _unit_mass(self, ids: torch.Tensor) -> torch.Tensor:
+        flat = self.prefix.view(-1)
+        upper = flat[ids].to(torch.float64)
+        lower = torch.where(ids % BLOCK > 0, flat[(ids - 1).clamp(min=0)].to(torch.float64), torch.zeros_like(upper))
+        return upper - lower
 
     def probability(self, ids: torch.Tensor) -> torch.Tensor:
-        """Exact probability of each id, float64."""
-        return self.weights.view(-1)[ids].to(torch.float64) / self.total
+        """Probability of drawing each id under the stored distribution, float64."""
+        return self._unit_mass(ids) / self.total
 
     def probabilities(self) -> torch.Tensor:
         """The whole distribution as a float32 tensor summing to 1."""
-        return (self.weights.view(-1)[: self.num_units].to(torch.float64) / self.total).to(torch.float32)
+        mass = torch.diff(self.prefix.to(torch.float64), dim=1, prepend=torch.zeros_like(self.block_cdf[:, None]))
+        return (mass.view(-1)[: self.num_units] / self.total).to(torch.float32)

@@ -62,8 +62,8 @@ class UniformProposal:
 class CategoricalProposal:
     """Draws proportional to per-unit weights, exactly, at any population size."""
 
-    def __init__(self, weights: torch.Tensor) -> None:
-        self.categorical = BlockCategorical(weights)
+    def __init__(self, weights: torch.Tensor | BlockCategorical) -> None:
+        self.categorical = weights if isinstance(weights, BlockCategorical) else BlockCategorical(weights)
         self.num_units = self.categorical.num_units
 
     def sample(self, n, generator, host_rng, stratified):
@@ -80,7 +80,7 @@ class CategoricalProposal:
         return self.categorical.nbytes()
 
     def state_dict(self) -> dict:
-        return {"kind": "categorical", "weights": self.categorical.weights.view(-1)[: self.num_units]}
+        return {"kind": "categorical", "prefix": self.categorical.prefix, "num_units": self.num_units}
 
 
 class MixtureProposal:
@@ -141,7 +141,7 @@ def proposal_from_state(state: dict, device: torch.device) -> Proposal:
     if kind == "uniform":
         return UniformProposal(state["num_units"], device)
     if kind == "categorical":
-        return CategoricalProposal(state["weights"].to(device))
+        return CategoricalProposal(BlockCategorical.from_prefix(state["prefix"].to(device), state["num_units"]))
     if kind == "mixture":
         components = [proposal_from_state(c, device) for c in state["components"]]
         return MixtureProposal(components, state["shares"])

@@ -173,12 +173,16 @@ class Sampler:
         """
         return self._current_proposal().probabilities()
 
+    def rebuild(self) -> None:
+        """Rebuild the distribution from the statistics now, whatever ``update_frequency`` says."""
+        self.proposal = self.strategy.build(self.statistics)
+        self._soft_normaliser = None
+        self._stale = False
+        self.rebuilds += 1
+
     def _current_proposal(self) -> Proposal:
         if self._stale or self.proposal is None:
-            self.proposal = self.strategy.build(self.statistics)
-            self._soft_normaliser = None
-            self._stale = False
-            self.rebuilds += 1
+            self.rebuild()
         return self.proposal
 
     def _importance_weights(self, proposal: Proposal, ids: torch.Tensor) -> torch.Tensor:
