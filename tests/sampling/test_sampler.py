@@ -241,3 +241,11 @@ def test_all_zero_errors_give_uniform(n, strategy):
     s = Sampler(n, strategy, warmup_iterations=0, update_frequency=1, seed=0)
     s.update(torch.arange(n), torch.zeros(n), 0)
     assert torch.allclose(s.probabilities().double(), torch.full((n,), 1.0 / n, dtype=torch.float64), rtol=1e-5)
+
+
+def test_unseeded_sampler_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    Sampler(10)
+    assert torch.equal(torch.rand(3), expected)

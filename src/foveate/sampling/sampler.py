@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -89,7 +90,7 @@ class Sampler:
         self.weight_cap = float(weight_cap)
         self.stratified = bool(stratified)
         self.check_inputs = bool(check_inputs)
-        self.seed = seed if seed is not None else int(torch.seed() % 2**31)
+        self.seed = seed if seed is not None else secrets.randbits(31)
 
         num_units = self.layout.num_units
         if error_dtype is None:
