@@ -17,6 +17,8 @@ __all__ = ["BLOCK", "BlockCategorical", "sorted_uniforms"]
 BLOCK = 16
 """Units per block of the two-level distribution."""
 
+_CHUNK_BLOCKS = 2**20
+
 
 def sorted_uniforms(
     n: int, *, generator: torch.Generator | None, device: torch.device, stratified: bool = False
@@ -53,9 +55,17 @@ class BlockCategorical:
         self.num_units = weights.numel()
         num_blocks = -(-self.num_units // BLOCK)
         device = weights.device
-        padded = torch.zeros(num_blocks * BLOCK, dtype=torch.float32, device=device)
-        padded[: self.num_units] = weights
-        self._index(padded.view(num_blocks, BLOCK).to(torch.float64).cumsum(1).to(torch.float32))
+        if self.num_units == num_blocks * BLOCK:
+            blocks = weights.to(torch.float32).view(num_blocks, BLOCK)
+        else:
+            blocks = torch.zeros(num_blocks, BLOCK, dtype=torch.float32, device=device)
+            blocks.view(-1)[: self.num_units] = weights
+        prefix = torch.empty_like(blocks)
+        # Prefix sums in float64, a slice at a time, to bound the temporary memory.
+        for start in range(0, num_blocks, _CHUNK_BLOCKS):
+            part = slice(start, start + _CHUNK_BLOCKS)
+            prefix[part] = blocks[part].to(torch.float64).cumsum(1)
+        self._index(prefix)
 
     @classmethod
     def from_prefix(cls, prefix: torch.Tensor, num_units: int) -> BlockCategorical:

@@ -42,17 +42,17 @@ class Shaping:
     uniform_fraction: float = 0.25
 
     def weights(self, score: torch.Tensor) -> torch.Tensor:
+        """Weights from a float32 score per unit; ``score`` is consumed (modified in place)."""
         mean = score.mean(dtype=torch.float64).to(torch.float32)
-        floored = torch.maximum(score, self.min_error_weight * mean)
-        # All-zero errors carry no information: fall back to uniform.
-        floored = torch.where(mean > 0, floored, torch.ones_like(floored))
-        total = floored.sum(dtype=torch.float64)
-        return self.mix(floored, total)
+        # All-zero errors carry no information: a floor of 1 then makes every weight 1 (uniform).
+        floored = score.clamp_(min=torch.where(mean > 0, self.min_error_weight * mean, torch.ones_like(mean)))
+        return self.mix(floored, floored.sum(dtype=torch.float64))
 
     def mix(self, weights: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        """Normalise ``weights`` (in place) and mix in the uniform share."""
         n = weights.numel()
         scale = ((1.0 - self.uniform_fraction) / total).to(torch.float32)
-        return weights * scale + self.uniform_fraction / n
+        return weights.mul_(scale).add_(self.uniform_fraction / n)
 
 
 @dataclass
@@ -180,6 +180,7 @@ class Spatial(Strategy):
             tile_sums = self._per_unit(sums)
             share = torch.where(tile_sums > 0, error / tile_sums, 1.0 / self._per_unit(counts))
             weights = self._per_unit(tile_mass) * share
+        weights = weights.contiguous()  # the uniform-within map may be a broadcast view
         return CategoricalProposal(self.shaping.mix(weights, weights.sum(dtype=torch.float64)))
 
 
