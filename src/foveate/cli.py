@@ -12,7 +12,17 @@ from collections.abc import Sequence
 
 # "command" or "command sub" -> ("module", "function", "one-line help").
 # Each function takes the remaining argv (a list of str) and returns an exit code.
-COMMANDS: dict[str, tuple[str, str, str]] = {}
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train image": ("foveate.pipelines.image", "train_main", "fit a photo with a neural field, pixels drawn by error"),
+    "compare image": ("foveate.report.compare", "compare_main", "compare sampling strategies on one photo"),
+    "demo": ("foveate.report.compare", "demo_main", "a few-minute comparison on a bundled photo"),
+    "motion train": ("foveate.pipelines.motion.commands", "train_main", "PPO motion tracking on MuJoCo"),
+    "motion ablate": ("foveate.pipelines.motion.commands", "ablate_main", "start-sampling ablation, seeds in parallel"),
+    "motion report": ("foveate.pipelines.motion.commands", "report_main", "rebuild a motion ablation's report"),
+    "motion reference": ("foveate.pipelines.motion.commands", "reference_main", "make a scripted reference motion"),
+    "motion simulate": ("foveate.pipelines.motion.commands", "simulate_main", "start sampling, synthetic simulator"),
+    "data render": ("foveate.data.render", "main", "render a multi-view scene with Mitsuba 3 (Blender + NeuS formats)"),
+}
 
 
 def _usage() -> str:

@@ -1,0 +1,148 @@
+"""Image-field step time and the sampler's share of it, per strategy.
+
+On CUDA (the acceptance figure) it trains at 1M pixels per batch on a large photo and reports
+it/s and the sampler's share of step time (target: at most 3%). On CPU it runs the same code
+at a small size to show it works; absolute CPU timings are not to be quoted.
+
+    python benchmarks/image_step_time.py                       # CUDA: 2^20 pixels per step
+    python benchmarks/image_step_time.py --batch-size 16384 --steps 10 --cpu-threads 1
+
+The sampler's share is measured two ways, both in the same process: (a) a separate timing
+of ``sample`` + ``update`` alone at the same batch size, divided by the full step time; (b)
+the full step timed with and without the sampler (a fixed pre-drawn id batch replaces it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from foveate.pipelines.image import build_task, preset
+from foveate.train import Trainer, seed_everything, select_device
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(device: torch.device, function, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` calls, synchronised on CUDA."""
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        function()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(image: str, strategy: str, batch_size: int, steps: int, warmup: int, log2_table_size: int) -> dict:
+    config = preset(
+        "default",
+        image=image,
+        model__log2_table_size=log2_table_size,
+        train__batch_size=batch_size,
+        train__steps=warmup + 4 * steps + 10,
+        train__progress=False,
+        train__tensorboard=False,
+        sampling__strategy=strategy,
+        sampling__warmup_iterations=min(5, warmup),
+    )
+    device = select_device(config.train.device)
+    seed_everything(0)
+    task = build_task(config, device)
+    trainer = Trainer(task, config, device=device, run_dir=None)
+    for _ in range(warmup):
+        trainer.train_step()
+    step_times = _timed(device, trainer.train_step, steps)
+
+    sampler = trainer.sampler
+    errors = torch.rand(batch_size, device=device)
+
+    def sampler_only() -> None:
+        draw = sampler.sample(batch_size, trainer.step)
+        sampler.update(draw.ids, errors, trainer.step)
+
+    sampler_times = _timed(device, sampler_only, steps)
+
+    fixed = sampler.sample(batch_size, trainer.step)
+
+    def step_without_sampler() -> None:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=trainer.amp_dtype, enabled=trainer.amp_dtype is not None):
+            per_unit = task.per_unit_loss(fixed.ids)
+        trainer.scaler.scale((fixed.weights * per_unit.float()).mean()).backward()
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
+
+    bare_times = _timed(device, step_without_sampler, steps)
+    step = statistics.median(step_times)
+    sampler_seconds = statistics.median(sampler_times)
+    bare = statistics.median(bare_times)
+    return {
+        "strategy": strategy,
+        "step_ms": step * 1e3,
+        "it_per_s": 1.0 / step,
+        "pixels_per_s": batch_size / step,
+        "sampler_ms": sampler_seconds * 1e3,
+        "sampler_share": sampler_seconds / step,
+        "step_without_sampler_ms": bare * 1e3,
+        "sampler_share_by_difference": max(step - bare, 0.0) / step,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default="retina", help="bundled photo or path (default: retina, 1411^2)")
+    parser.add_argument("--batch-size", type=int, default=1 << 20)
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--log2-table-size", type=int, default=19)
+    parser.add_argument("--strategies", nargs="+", default=["uniform", "error_weighted", "spatial", "adaptive"])
+    parser.add_argument("--cpu-threads", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results", help="directory for the JSON result")
+    args = parser.parse_args(argv)
+    if args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)
+    device = select_device("auto")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    rows = []
+    for strategy in args.strategies:
+        row = measure(args.image, strategy, args.batch_size, args.steps, args.warmup, args.log2_table_size)
+        rows.append(row)
+        print(
+            f"{strategy:>15}: {row['step_ms']:8.2f} ms/step  {row['it_per_s']:7.2f} it/s  "
+            f"sampler {row['sampler_ms']:7.3f} ms = {100 * row['sampler_share']:5.2f}% of the step "
+            f"(by difference: {100 * row['sampler_share_by_difference']:5.2f}%)",
+            flush=True,
+        )
+    result = {
+        "device": name,
+        "image": args.image,
+        "batch_size": args.batch_size,
+        "log2_table_size": args.log2_table_size,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "rows": rows,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"image_step_time_{device.type}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"{name}, {args.image}, {args.batch_size} pixels per step; written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,297 @@
+"""Start phases on a motion timeline, drawn where episodes fail (BeyondMimic, arXiv 2508.08241).
+
+A reference motion of ``num_frames`` frames plays at the control rate. Episodes start at a
+frame chosen by a :class:`TimelineSampler`: the timeline is cut into bins of ``bin_seconds``,
+a bin is drawn from the engine's ``failure_bins`` strategy (or uniformly), and the start frame
+is uniform inside it. Three forms:
+
+- ``uniform``: every bin equally likely (DeepMimic's reference-state initialisation);
+- ``paper``: each finished episode is credited to the bin it STARTED in (failed 0/1);
+- ``official``: every control step, failures are credited to the bin where they HAPPENED.
+
+A failure is a termination; an episode cut by a time-out (or by the motion's end) is a success.
+:class:`MotionCommandSampler` wraps the same mechanism in the shape of IsaacLab's
+``MotionCommand`` (``resample(env_ids) -> time_steps``; ``update(terminated, time_out)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from foveate.sampling import Sampler
+
+__all__ = ["FORMS", "MotionCommandSampler", "Timeline", "TimelineSampler"]
+
+FORMS = ("uniform", "paper", "official")
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Frames of a reference motion and their bins.
+
+    An episode may start at frames ``0 .. num_frames - 2`` (it needs a next frame to track);
+    those start frames are cut into bins of ``frames_per_bin = round(bin_seconds * control_rate)``
+    frames, the last bin possibly shorter. A frame past the last start frame belongs to the last bin.
+    """
+
+    num_frames: int
+    control_rate: float
+    bin_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_frames, int) or self.num_frames < 2:
+            raise ValueError(f"num_frames must be an int >= 2, got {self.num_frames!r}")
+        if not self.control_rate > 0:
+            raise ValueError(f"control_rate must be > 0 (frames per second), got {self.control_rate!r}")
+        if not self.bin_seconds > 0:
+            raise ValueError(f"bin_seconds must be > 0, got {self.bin_seconds!r}")
+
+    @property
+    def frames_per_bin(self) -> int:
+        return max(1, round(self.bin_seconds * self.control_rate))
+
+    @property
+    def num_starts(self) -> int:
+        return self.num_frames - 1
+
+    @property
+    def num_bins(self) -> int:
+        return math.ceil(self.num_starts / self.frames_per_bin)
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first to the last frame."""
+        return (self.num_frames - 1) / self.control_rate
+
+    def bin_of(self, frames: torch.Tensor) -> torch.Tensor:
+        """The bin of each frame (int64), clamped to the timeline."""
+        return (frames.long() // self.frames_per_bin).clamp(0, self.num_bins - 1)
+
+    def bin_starts(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """First start frame of every bin (int64)."""
+        return torch.arange(self.num_bins, device=device) * self.frames_per_bin
+
+    def bin_lengths(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """Number of start frames in every bin (int64); only the last may be short."""
+        starts = self.bin_starts(device)
+        return (self.num_starts - starts).clamp(max=self.frames_per_bin)
+
+
+class TimelineSampler:
+    """Vectorised start-frame sampler for ``num_envs`` environments on one :class:`Timeline`.
+
+    Call :meth:`draw` when environments reset and :meth:`observe` after every control step
+    with the frame each environment tracked and its ``terminated`` / ``time_out`` flags.
+
+    Args:
+        timeline: the motion's frames and bins.
+        num_envs: number of environments.
+        form: ``"uniform"``, ``"paper"`` or ``"official"`` (see the module docstring).
+        device: where every tensor lives.
+        seed: seeds the bin draws and the phases inside bins.
+        **failure_bins_args: ``kernel_size``, ``kernel_decay``, ``uniform_ratio``, ``alpha`` of the
+            engine's ``failure_bins`` strategy; ``None`` or absent takes the form's default.
+    """
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        num_envs: int,
+        form: str = "official",
+        *,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+        **failure_bins_args: Any,
+    ) -> None:
+        if form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        arguments = {k: v for k, v in failure_bins_args.items() if v is not None}
+        if form == "uniform" and arguments:
+            raise ValueError(f"form 'uniform' takes no failure_bins arguments, got {sorted(arguments)}")
+        self.timeline = timeline
+        self.num_envs = num_envs
+        self.form = form
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        strategy, extra = ("uniform", {}) if form == "uniform" else ("failure_bins", {"form": form, **arguments})
+        self.sampler = Sampler(
+            timeline.num_bins,
+            strategy,
+            update_frequency=1,
+            warmup_iterations=0,
+            check_inputs=False,
+            device=self.device,
+            seed=seed,
+            **extra,
+        )
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed + 1)
+        bins = timeline.num_bins
+        self._bin_starts = timeline.bin_starts(self.device)
+        self._bin_lengths = timeline.bin_lengths(self.device)
+        self.start_bins = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self.step = 0
+        # Diagnostics, for every form: how training time was spent and where it failed.
+        self.starts = torch.zeros(bins, dtype=torch.float64, device=self.device)
+        self.frames_played = torch.zeros(bins, dtype=torch.float64, device=self.device)
+        self.failures = torch.zeros(bins, dtype=torch.float64, device=self.device)
+
+    @property
+    def num_bins(self) -> int:
+        return self.timeline.num_bins
+
+    def draw(self, env_ids: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Start frames (int64) for the environments ``env_ids``, which are starting new episodes."""
+        env_ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
+        n = env_ids.numel()
+        if n == 0:
+            return torch.zeros(0, dtype=torch.long, device=self.device)
+        bins = self.sampler.sample(n, self.step).ids
+        # Error-guided draws come back sorted; shuffle so env index and bin are unrelated.
+        bins = bins[torch.randperm(n, generator=self.generator, device=self.device)]
+        phase = torch.rand(n, generator=self.generator, device=self.device)
+        lengths = self._bin_lengths[bins]
+        offsets = torch.minimum((phase * lengths).long(), lengths - 1)
+        self.start_bins[env_ids] = bins
+        self.starts += torch.bincount(bins, minlength=self.num_bins).to(torch.float64)
+        return self._bin_starts[bins] + offsets
+
+    def observe(self, frames: torch.Tensor, terminated: torch.Tensor, time_out: torch.Tensor) -> None:
+        """Record one control step for all environments.
+
+        Args:
+            frames: (num_envs,) the reference frame each environment tracked in this step.
+            terminated: (num_envs,) bool, episodes that failed in this step.
+            time_out: (num_envs,) bool, episodes cut by the episode length or the motion's end.
+        """
+        frames, terminated, time_out = self._checked(frames, terminated, time_out)
+        current = self.timeline.bin_of(frames)
+        failed = terminated.to(torch.float32)
+        if self.form == "official":
+            # Non-failures add zero counts: passing every env avoids a data-dependent selection.
+            self.sampler.update(current, failed, self.step)
+        elif self.form == "paper":
+            ended = terminated | time_out
+            self.sampler.update(self.start_bins[ended], failed[ended], self.step)
+        self.frames_played += torch.bincount(current, minlength=self.num_bins).to(torch.float64)
+        self.failures += torch.bincount(current, weights=failed, minlength=self.num_bins).to(torch.float64)
+        self.step += 1
+
+    def probabilities(self) -> torch.Tensor:
+        """The current distribution over bins (float32, sums to 1)."""
+        return self.sampler.probabilities()
+
+    def stats(self) -> dict[str, Any]:
+        """Normalised entropy, top-1 probability and bin, and the per-bin distribution (JSON-ready)."""
+        p = self.probabilities().to(torch.float64)
+        entropy = float(-(p * p.clamp(min=1e-300).log()).sum())
+        top = int(p.argmax())
+        return {
+            "form": self.form,
+            "control_steps": self.step,
+            "normalized_entropy": entropy / math.log(self.num_bins) if self.num_bins > 1 else 1.0,
+            "top1_probability": float(p[top]),
+            "top1_bin": top,
+            "probabilities": p.tolist(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "form": self.form,
+            "num_bins": self.num_bins,
+            "sampler": self.sampler.state_dict(),
+            "generator": self.generator.get_state(),
+            "start_bins": self.start_bins.clone(),
+            "step": self.step,
+            "starts": self.starts.clone(),
+            "frames_played": self.frames_played.clone(),
+            "failures": self.failures.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["form"] != self.form or state["num_bins"] != self.num_bins:
+            raise ValueError(
+                f"state is for form {state['form']!r} with {state['num_bins']} bins, this sampler has "
+                f"form {self.form!r} with {self.num_bins} bins"
+            )
+        self.sampler.load_state_dict(state["sampler"])
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+        for name in ("start_bins", "starts", "frames_played", "failures"):
+            getattr(self, name).copy_(state[name])
+
+    def _checked(self, frames, terminated, time_out) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        shape = (self.num_envs,)
+        for name, value in (("frames", frames), ("terminated", terminated), ("time_out", time_out)):
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"{name} must be a tensor of shape {shape}, got {got}")
+        return frames.to(self.device), terminated.to(self.device, torch.bool), time_out.to(self.device, torch.bool)
+
+
+class MotionCommandSampler:
+    """Adaptive start phases with the hooks of IsaacLab's ``MotionCommand``.
+
+    ``time_steps[i]`` is the reference frame environment ``i`` is at. Per control step, after
+    the physics step, call ``update(terminated, time_out)``: every environment advances one
+    frame (the frame it just tracked), outcomes are recorded, then the environments that reset
+    get fresh start frames from ``resample(env_ids)``. Drop-in for IsaacLab or mjlab: call
+    ``resample`` from ``_resample_command`` and ``update`` from ``_update_command`` with the
+    termination manager's ``terminated`` and ``time_outs``.
+
+    Args:
+        num_frames: frames of the reference motion (``time_step_total``).
+        control_rate: control steps per second (1 / (decimation * sim dt)).
+        num_envs: number of environments.
+        form: ``"uniform"``, ``"paper"`` or ``"official"``.
+        bin_seconds: bin width in seconds.
+        device, seed, **failure_bins_args: passed to :class:`TimelineSampler`.
+    """
+
+    def __init__(
+        self,
+        num_frames: int,
+        control_rate: float,
+        num_envs: int,
+        form: str = "official",
+        *,
+        bin_seconds: float = 1.0,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+        **failure_bins_args: Any,
+    ) -> None:
+        timeline = Timeline(num_frames, control_rate, bin_seconds)
+        self.sampler = TimelineSampler(timeline, num_envs, form, device=device, seed=seed, **failure_bins_args)
+        self.time_steps = torch.zeros(num_envs, dtype=torch.long, device=self.sampler.device)
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.sampler.timeline
+
+    def resample(self, env_ids: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """New start frames for ``env_ids``; written to ``time_steps`` and returned."""
+        env_ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.time_steps.device)
+        frames = self.sampler.draw(env_ids)
+        self.time_steps[env_ids] = frames
+        return frames
+
+    def update(self, terminated: torch.Tensor, time_out: torch.Tensor) -> None:
+        """Advance every environment one frame and record the step's failures and time-outs."""
+        self.time_steps = (self.time_steps + 1).clamp(max=self.timeline.num_frames - 1)
+        self.sampler.observe(self.time_steps, terminated, time_out)
+
+    def stats(self) -> dict[str, Any]:
+        return self.sampler.stats()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict(), "time_steps": self.time_steps.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.time_steps.copy_(state["time_steps"])

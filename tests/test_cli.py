@@ -1,0 +1,90 @@
+"""Smoke runs of the image commands through the ``foveate`` dispatcher on tiny images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from foveate.cli import main
+
+PIL = pytest.importorskip("PIL.Image")
+
+QUIET = ["--no-progress", "--no-tensorboard"]
+
+
+@pytest.fixture
+def tiny_png(tmp_path):
+    y, x = np.mgrid[0:16, 0:20]
+    PIL.fromarray(np.stack([x * 12, y * 15, x * y], axis=2).astype(np.uint8)).save(tmp_path / "tiny.png")
+    return str(tmp_path / "tiny.png")
+
+
+def test_train_image_then_resume_latest(tiny_png, tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    args = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--runs-dir", runs, "--name", "a", *QUIET]
+    assert main([*args, "--steps", "10"]) == 0
+    assert capsys.readouterr().out.strip().endswith("runs/image/a")
+    # Resume with only the run's name: the saved config is reused, and more steps are allowed.
+    resume = ["train", "image", "--runs-dir", runs, "--name", "a", "--resume", "latest", "--steps", "20", *QUIET]
+    assert main(resume) == 0
+    stats = [json.loads(line) for line in (tmp_path / "runs/image/a/stats.jsonl").read_text().splitlines()]
+    assert max(line["step"] for line in stats) == 20
+
+
+def test_resume_with_a_changed_setting_is_a_clear_error(tiny_png, tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    base = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--runs-dir", runs, "--name", "b", *QUIET]
+    assert main(base) == 0
+    capsys.readouterr()
+    code = main([*base, "--resume", "latest", "--batch-size", "64"])
+    assert code == 2
+    assert "train.batch_size: checkpoint 256, now 64" in capsys.readouterr().err
+
+
+def test_missing_and_unsupported_images_exit_with_a_message(tmp_path, capsys):
+    assert main(["train", "image", "--preset", "tiny", "--image", str(tmp_path / "none.png"), *QUIET]) == 2
+    assert "image not found" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("hello")
+    assert main(["train", "image", "--preset", "tiny", "--image", str(tmp_path / "notes.txt"), *QUIET]) == 2
+    assert "unsupported image format '.txt'" in capsys.readouterr().err
+
+
+def test_compare_image_writes_its_report(tiny_png, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(
+        [
+            "compare",
+            "image",
+            "--preset",
+            "tiny",
+            "--image",
+            tiny_png,
+            "--strategies",
+            "uniform",
+            "error_weighted",
+            "--out",
+            str(out),
+            "--steps",
+            "10",
+            *QUIET,
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report.md'}" in printed and "error_weighted: final PSNR" in printed
+    assert set(json.loads((out / "report.json").read_text())["strategies"]) == {"uniform", "error_weighted"}
+
+
+def test_demo_code_path_at_tiny_size(tiny_png, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--preset", "tiny", "--image", tiny_png, "--out", str(out), *QUIET]) == 0
+    printed = capsys.readouterr().out
+    assert "adaptive: final PSNR" in printed and f"report: {out / 'report.md'}" in printed
+
+
+def test_help_lists_the_image_commands(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "train image" in text and "compare image" in text and "demo" in text
