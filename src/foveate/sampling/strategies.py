@@ -43,15 +43,18 @@ class Shaping:
 
     def weights(self, score: torch.Tensor) -> torch.Tensor:
         """Weights from a float32 score per unit; ``score`` is consumed (modified in place)."""
+        score = _scale_to_peak(score)  # in [0, 1]: the floor below stays exact for tiny errors
         mean = score.mean(dtype=torch.float64).to(torch.float32)
         # All-zero errors carry no information: a floor of 1 then makes every weight 1 (uniform).
-        floored = score.clamp_(min=torch.where(mean > 0, self.min_error_weight * mean, torch.ones_like(mean)))
-        return self.mix(floored, floored.sum(dtype=torch.float64))
+        return self.mix(score.clamp_(min=torch.where(mean > 0, self.min_error_weight * mean, torch.ones_like(mean))))
 
-    def mix(self, weights: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
-        """Normalise ``weights`` (in place) and mix in the uniform share."""
+    def mix(self, weights: torch.Tensor) -> torch.Tensor:
+        """Normalise non-negative ``weights`` (in place) and mix in the uniform share."""
         n = weights.numel()
-        scale = ((1.0 - self.uniform_fraction) / total).to(torch.float32)
+        # Scaling by the peak first keeps the sum finite and its reciprocal representable,
+        # whether the errors are subnormal or huge.
+        weights = _scale_to_peak(weights)
+        scale = ((1.0 - self.uniform_fraction) / weights.sum(dtype=torch.float64)).to(torch.float32)
         return weights.mul_(scale).add_(self.uniform_fraction / n)
 
 
@@ -181,7 +184,7 @@ class Spatial(Strategy):
             share = torch.where(tile_sums > 0, error / tile_sums, 1.0 / self._per_unit(counts))
             weights = self._per_unit(tile_mass) * share
         weights = weights.contiguous()  # the uniform-within map may be a broadcast view
-        return CategoricalProposal(self.shaping.mix(weights, weights.sum(dtype=torch.float64)))
+        return CategoricalProposal(self.shaping.mix(weights))
 
 
 @dataclass
@@ -361,14 +364,23 @@ class FailureBins(Strategy):
         bins, k = self.layout.num_units, self.kernel_size
         if self.form == "official":
             q = self.score + self.uniform_ratio / bins
-            q = F.pad(q.view(1, 1, -1), (0, k - 1), mode="replicate") if k > 1 else q.view(1, 1, -1)
-            p = F.conv1d(q, self.kernel.view(1, 1, -1)).view(-1)
+            p = self._correlate(torch.cat([q, q[-1:].expand(k - 1)]))
             return p / p.sum()
-        padded = F.pad(self.score.view(1, 1, -1), (0, k - 1))
-        p = F.conv1d(padded, self.kernel.view(1, 1, -1)).view(-1)
+        p = self._correlate(F.pad(self.score, (0, k - 1)))
         total = p.sum()
         p = torch.where(total > 0, p / total.clamp(min=torch.finfo(torch.float32).tiny), 1.0 / bins)
         return self.uniform_ratio / bins + (1.0 - self.uniform_ratio) * p
+
+    def _correlate(self, padded: torch.Tensor) -> torch.Tensor:
+        """``out[s] = sum_u kernel[u] * padded[s + u]``: a sum of shifted copies, one per kernel tap.
+
+        Cheaper than ``conv1d`` for a few hundred bins, which pays thread start-up on every call.
+        """
+        bins = self.layout.num_units
+        out = self.kernel[0] * padded[:bins]
+        for u in range(1, self.kernel_size):
+            out = out + self.kernel[u] * padded[u : u + bins]
+        return out
 
     def build(self, stats: UnitStatistics) -> Proposal:
         return CategoricalProposal(self.probabilities_from_score())
@@ -397,6 +409,12 @@ def make_strategy(name: str, **arguments) -> Strategy:
             f"unknown argument(s) {unknown} for strategy {name!r}; allowed: {allowed or 'none'}"
         )
     return cls(**arguments)
+
+
+def _scale_to_peak(values: torch.Tensor) -> torch.Tensor:
+    """Divide non-negative ``values`` by their maximum, in place (all zeros stay zeros)."""
+    peak = values.amax()
+    return values.div_(torch.where(peak > 0, peak, torch.ones_like(peak)))
 
 
 def _check_prior(prior: float | str) -> None:
