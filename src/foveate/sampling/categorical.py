@@ -100,7 +100,7 @@ class BlockCategorical:
         """Map float64 uniforms in [0, 1) to unit ids (ascending uniforms give ascending ids)."""
         x = u * self.total
         block = torch.minimum(torch.searchsorted(self.block_cdf, x, right=True), self._last_block)
-        prev = torch.where(block > 0, self.block_cdf[(block - 1).clamp_(min=0)], torch.zeros_like(x))
+        prev = torch.where(block > 0, self.block_cdf.index_select(0, (block - 1).clamp_(min=0)), torch.zeros_like(x))
         residual = x - prev
         flat = self.prefix.view(-1)
         base = block * BLOCK
@@ -108,17 +108,18 @@ class BlockCategorical:
         step = BLOCK // 2
         while step:
             # Binary search for the first prefix sum above the residual; log2(BLOCK) gathers.
-            probe = flat[base + offset + (step - 1)].to(torch.float64)
+            probe = flat.index_select(0, base + offset + (step - 1)).to(torch.float64)
             offset += (probe <= residual).long() * step
             step //= 2
         # Rounding can leave the residual at or past the block's total: take its last positive unit.
-        offset = torch.minimum(offset, self.last_positive[block].long())
+        offset = torch.minimum(offset, self.last_positive.index_select(0, block).long())
         return base + offset
 
     def _unit_mass(self, ids: torch.Tensor) -> torch.Tensor:
         flat = self.prefix.view(-1)
-        upper = flat[ids].to(torch.float64)
-        lower = torch.where(ids % BLOCK > 0, flat[(ids - 1).clamp(min=0)].to(torch.float64), torch.zeros_like(upper))
+        upper = flat.index_select(0, ids).to(torch.float64)
+        below = flat.index_select(0, (ids - 1).clamp(min=0)).to(torch.float64)
+        lower = torch.where(ids % BLOCK > 0, below, torch.zeros_like(upper))
         return upper - lower
 
     def probability(self, ids: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ class BatchReduction:
 def reduce_duplicates(ids: torch.Tensor, errors: torch.Tensor) -> BatchReduction:
     """Collapse repeated ids to the mean of their finite errors; count the non-finite ones."""
     sorted_ids, order = torch.sort(ids)
-    values = errors[order].to(torch.float32)
+    values = errors.index_select(0, order).to(torch.float32)
     finite = torch.isfinite(values)
     values = torch.where(finite, values, torch.zeros_like(values))
     starts = torch.ones_like(sorted_ids, dtype=torch.bool)
@@ -39,8 +39,8 @@ def reduce_duplicates(ids: torch.Tensor, errors: torch.Tensor) -> BatchReduction
     counts = torch.zeros(ids.numel(), dtype=torch.float32, device=ids.device).index_add_(
         0, run, finite.to(torch.float32)
     )
-    count = counts[run]
-    mean = sums[run] / count.clamp(min=1.0)
+    count = counts.index_select(0, run)
+    mean = sums.index_select(0, run) / count.clamp(min=1.0)
     return BatchReduction(sorted_ids, mean, count, (~finite).sum())
 
 
@@ -67,15 +67,15 @@ class UnitStatistics:
     def observe(self, batch: BatchReduction) -> torch.Tensor:
         """Fold a reduced batch in; returns each position's error before the update (float32)."""
         ids, applies = batch.ids, batch.count > 0
-        old = self.error[ids].to(torch.float32)
-        visits = self.visits[ids]
+        old = self.error.index_select(0, ids).to(torch.float32)
+        visits = self.visits.index_select(0, ids)
         blended = self.decay * old + (1.0 - self.decay) * batch.mean
         new = torch.where(visits > 0, blended, batch.mean)
         new = torch.where(applies, new, old)
         # Every position of a run writes the same value, so duplicate writes agree.
-        self.error[ids] = new.to(self.error.dtype)
+        self.error.index_copy_(0, ids, new.to(self.error.dtype))
         increment = batch.count.clamp(max=VISITS_MAX).to(torch.int16)
-        self.visits[ids] = (visits.to(torch.int16) + increment).clamp(max=VISITS_MAX).to(torch.uint8)
+        self.visits.index_copy_(0, ids, (visits.to(torch.int16) + increment).clamp(max=VISITS_MAX).to(torch.uint8))
         self.nonfinite += batch.nonfinite
         return old
 

@@ -249,9 +249,9 @@ class Adaptive(Strategy):
 
     def observe(self, stats, ids, errors, labels) -> None:
         if labels is not None:
-            previous = stats.error[ids].to(torch.float32)
+            previous = stats.error.index_select(0, ids).to(torch.float32)
             errors = errors.to(torch.float32)
-            usable = (stats.visits[ids] > 0) & torch.isfinite(errors)
+            usable = (stats.visits.index_select(0, ids) > 0) & torch.isfinite(errors)
             gain = torch.where(usable, previous - errors, torch.zeros_like(previous))
             base = torch.where(usable, previous, torch.zeros_like(previous))
             k = len(self.children)
