@@ -200,7 +200,7 @@ def markdown(rows: list[dict], args, command: str, seconds: float) -> str:
         else:
             verdict = "met" if best["steps_fraction_median"] <= 0.5 else "missed"
             text += f"best {best['variant']} at {best['steps_fraction_median']:.2f}x steps (<= 0.5x: {verdict})"
-        if adaptive is not None:
+        if adaptive is not None and args.budget_fraction == 1.0:
             verdict = "met" if adaptive["delta_worst"] >= -0.1 else "missed"
             text += (
                 f"; adaptive {adaptive['delta_mean']:+.2f} dB mean, {adaptive['delta_worst']:+.2f} dB worst seed "

@@ -46,6 +46,16 @@ def main() -> None:
     policy_time = time.perf_counter() - begin
 
     model, spec = env.model, env.spec
+    env.reset_envs(np.arange(args.envs), starts)
+    targets = env.reference.qpos[starts][:, env.joint_qpos]
+    begin = time.perf_counter()
+    for _ in range(args.steps):
+        for i, data in enumerate(env.datas):
+            data.ctrl[:] = targets[i]
+            mujoco.mj_step(model, data, nstep=spec.frame_skip)
+    physics_loop = time.perf_counter() - begin
+
+    env.reset_envs(np.arange(args.envs), starts)
     kind = mujoco.mjtState.mjSTATE_FULLPHYSICS
     state = np.zeros((args.envs, mujoco.mj_stateSize(model, kind)))
     for i, data in enumerate(env.datas):
@@ -60,9 +70,11 @@ def main() -> None:
 
     env_steps = args.envs * args.steps
     print(f"{args.robot}, {args.envs} envs x {args.steps} control steps ({spec.frame_skip} physics steps each)")
-    print(f"  MjData loop (physics + kinematics + rewards): {env_steps / loop:,.0f} env steps/s")
-    print(f"  mujoco.rollout, one thread (physics only):    {env_steps / batched:,.0f} env steps/s")
-    print(f"  ratio rollout / loop time: {batched / loop:.2f}")
+    print(f"  env.step (loop of MjData + kinematics + rewards): {env_steps / loop:,.0f} env steps/s")
+    print(f"  loop of mj_step over MjData (physics only):       {env_steps / physics_loop:,.0f} env steps/s")
+    print(f"  mujoco.rollout, one thread (physics only):        {env_steps / batched:,.0f} env steps/s")
+    print(f"  time ratios: rollout / physics loop {batched / physics_loop:.2f}, env.step / physics loop "
+          f"{loop / physics_loop:.2f}")
     print(f"  policy forward + observations / env step time: {policy_time / loop:.2f}")
 
 

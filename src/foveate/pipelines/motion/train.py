@@ -1,7 +1,8 @@
 """``foveate motion train``: PPO on the MuJoCo tracking testbed with adaptive start frames.
 
 A run lives in ``runs/motion/<name>/``: ``config.yaml``, ``reference.npz``, ``checkpoints/``
-(atomic, resumable), ``tb/``, ``stats.jsonl`` and ``report/``. Every ``eval_every``
+(atomic, resumable), ``tb/``, ``stats.jsonl``, ``error_sampling_stats.json`` (the engine's
+stats at every evaluation) and ``report/``. Every ``eval_every``
 iterations the deterministic policy is evaluated from the start of every bin (success: it
 plays the bin without a termination) and from frame 0 through the whole motion; the first
 evaluation that completes the whole motion gives ``iterations_to_complete``.
@@ -22,7 +23,14 @@ import numpy as np
 import torch
 
 from foveate.data.timeline import FORMS, MotionCommandSampler, Timeline
-from foveate.train.checkpoint import CHECKPOINT_FORMAT, atomic_save, capture_rng, load_checkpoint, restore_rng
+from foveate.train.checkpoint import (
+    CHECKPOINT_FORMAT,
+    atomic_save,
+    capture_rng,
+    load_checkpoint,
+    resolve_checkpoint,
+    restore_rng,
+)
 from foveate.train.config import check_resume_compatible, config_to_dict, save_config_yaml
 from foveate.train.runlog import RunLog
 
@@ -202,19 +210,12 @@ class _Run:
         self.completed_at = state["completed_at"]
 
 
-def _resume_path(config: MotionConfig, run_dir: Path) -> Path | None:
-    if config.resume is None:
-        return None
-    if config.resume == "latest":
-        return run_dir / "checkpoints" / "latest.pt"
-    path = Path(config.resume)
-    return path / "checkpoints" / "latest.pt" if path.is_dir() else path
-
-
 def train(config: MotionConfig) -> dict[str, Any]:
     """Train one policy; returns the run's summary (also written to ``report/summary.json``)."""
+    resume = None
+    if config.resume is not None:
+        resume = resolve_checkpoint(config.resume, Path(config.out), run_name(config))
     run = _Run(config)
-    resume = _resume_path(config, run.dir)
     if resume is not None:
         run.load(resume)
     run.dir.mkdir(parents=True, exist_ok=True)
@@ -246,6 +247,10 @@ def train(config: MotionConfig) -> dict[str, Any]:
                                                     "success_rate": float(np.mean(result["success_per_bin"]))})
                 if result["completed"] and run.completed_at is None:
                     run.completed_at = {"iterations": run.iteration, "env_steps": run.env_steps}
+                engine = run.command.sampler.sampler
+                stats = engine.stats()
+                stats["control_steps"] = stats.pop("step")  # the log's step is the PPO iteration
+                log.sampler_stats(run.iteration, stats, engine.config)
             if run.iteration % c.checkpoint_every == 0 or run.completed_at is not None:
                 run.save()
     finally:
