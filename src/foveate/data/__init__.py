@@ -1,5 +1,33 @@
-"""foveate.data: sources of training units (pixels of photos, rays of cameras, timeline bins)."""
+"""foveate.data: sources of training units (pixels of photos, rays of cameras, timeline bins).
 
+Rendering with Mitsuba lives in :mod:`foveate.data.render` and is imported only when used.
+"""
+
+from .cameras import CAMERA_LAYOUTS, Cameras, DownsampleSchedule, camera_positions, look_at
+from .handler import ErrorAwareDataHandler, RayBatch
 from .images import BUNDLED_PHOTOS, ImageError, Photo, load_photo, pixel_points
+from .scenes import Scene, SceneFormatError, load_scene, save_blender, save_neus
+from .timeline import MotionCommandSampler, Timeline, TimelineSampler
 
-__all__ = ["BUNDLED_PHOTOS", "ImageError", "Photo", "load_photo", "pixel_points"]
+__all__ = [
+    "BUNDLED_PHOTOS",
+    "CAMERA_LAYOUTS",
+    "Cameras",
+    "DownsampleSchedule",
+    "ErrorAwareDataHandler",
+    "ImageError",
+    "MotionCommandSampler",
+    "Photo",
+    "RayBatch",
+    "Scene",
+    "SceneFormatError",
+    "Timeline",
+    "TimelineSampler",
+    "camera_positions",
+    "load_photo",
+    "load_scene",
+    "look_at",
+    "pixel_points",
+    "save_blender",
+    "save_neus",
+]
