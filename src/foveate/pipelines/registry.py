@@ -57,7 +57,7 @@ class PipelineSpec:
 
 
 _REGISTRY: dict[str, PipelineSpec] = {}
-_MODULES = {"image": "foveate.pipelines.image"}
+_MODULES = {"image": "foveate.pipelines.image", "nerf": "foveate.pipelines.nerf"}
 """Built-in pipelines, imported on first use."""
 
 EXIT_CODES = {"completed": 0, "stopped": 0, "interrupted": 130, "nonfinite": 3}

@@ -13,7 +13,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,14 @@ __all__ = [
     "REPORT_FILES",
     "CompareConfig",
     "StrategyRun",
+    "build_report",
     "compare_main",
     "demo_main",
     "first_reaching",
+    "image_density",
     "run_comparison",
     "run_strategies",
+    "write_report",
 ]
 
 REPORT_FILES = (
@@ -98,13 +101,29 @@ DEMO_PRESETS = {
 }
 
 
-def run_strategies(config: ImageConfig, strategies: Sequence[str], console: Any = None) -> list[StrategyRun]:
-    """Train ``config`` once per strategy, in memory, and collect curves and maps."""
+def image_density(sampler: Any) -> torch.Tensor:
+    """The sampler's density over a one-image (1, H, W) layout, relative to uniform."""
+    _, height, width = sampler.shape
+    return sampler.probabilities().view(height, width) * sampler.num_units
+
+
+def run_strategies(
+    config: Any,
+    strategies: Sequence[str],
+    console: Any = None,
+    *,
+    pipeline: str = "image",
+    density: Callable[[Any], torch.Tensor] = image_density,
+) -> list[StrategyRun]:
+    """Train ``config`` of ``pipeline`` once per strategy, in memory, and collect curves and maps.
+
+    ``density`` turns the final sampler into the 2-D map shown in ``sampling_density.png``.
+    """
     if not strategies:
         raise ValueError("give at least one strategy")
     if len(set(strategies)) != len(strategies):
         raise ValueError(f"strategies must be distinct, got {list(strategies)}")
-    spec = get_pipeline("image")
+    spec = get_pipeline(pipeline)
     runs = []
     for strategy in strategies:
         run_config = copy.deepcopy(config)
@@ -115,13 +134,11 @@ def run_strategies(config: ImageConfig, strategies: Sequence[str], console: Any 
             raise RuntimeError(f"strategy {strategy!r} did not complete: {result.message}")
         curve = [[r["step"], r["psnr"], r["wall_seconds"]] for r in result.history]
         final = {k: v for k, v in result.history[-1].items() if k not in ("step", "wall_seconds")}
-        density = None
+        density_map = None
         if not trainer.sampler.in_warmup(trainer.step):
-            shape = trainer.sampler.shape
-            relative = trainer.sampler.probabilities().view(shape[1], shape[2]) * trainer.sampler.num_units
-            density = downsample_map(relative, MAP_SIDE).cpu()
+            density_map = downsample_map(density(trainer.sampler), MAP_SIDE).cpu()
         error = downsample_map(trainer.task.maps["error"], MAP_SIDE).cpu()
-        runs.append(StrategyRun(strategy, curve, final, result.train_seconds, error, density))
+        runs.append(StrategyRun(strategy, curve, final, result.train_seconds, error, density_map))
     return runs
 
 
@@ -133,8 +150,16 @@ def first_reaching(curve: Sequence[Sequence[float]], target: float) -> tuple[int
     return None
 
 
-def build_report(config: ImageConfig, runs: Sequence[StrategyRun], height: int, width: int) -> dict[str, Any]:
-    """The content of report.json."""
+def build_report(
+    config: Any,
+    runs: Sequence[StrategyRun],
+    height: int,
+    width: int,
+    *,
+    source: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The content of report.json; ``source`` names the photo or scene (default ``config.image``)."""
     uniform = next((r for r in runs if r.strategy == "uniform"), None)
     target = None if uniform is None else uniform.final["psnr"]
     strategies = {}
@@ -149,7 +174,8 @@ def build_report(config: ImageConfig, runs: Sequence[StrategyRun], height: int, 
             "train_seconds": run.train_seconds,
         }
     return {
-        "image": config.image,
+        "image": config.image if source is None else source,
+        **(extra or {}),
         "height": height,
         "width": width,
         "steps": config.train.steps,
@@ -175,6 +201,22 @@ def _device_name(device: str) -> str:
     return "cpu"
 
 
+def write_report(
+    out: Path, report: dict[str, Any], runs: Sequence[StrategyRun], *, error_title: str, density_title: str
+) -> None:
+    """Write the curves, the two map figures, report.md and (atomically) report.json into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    plot_curves(runs, out / "psnr_vs_step.png", out / "psnr_vs_wall_clock.png", target=report["uniform_final_psnr"])
+    plot_maps({r.strategy: r.error_map for r in runs}, out / "error_heatmap.png", title=error_title,
+              label="squared error")
+    densities = {r.strategy: r.density_map for r in runs if r.density_map is not None}
+    plot_maps(densities, out / "sampling_density.png", title=density_title, label="density relative to uniform")
+    write_markdown(report, out / "report.md")
+    temporary = out / f".report.json.tmp-{os.getpid()}"
+    temporary.write_text(json.dumps(report, indent=1))
+    os.replace(temporary, out / "report.json")
+
+
 def run_comparison(compare: CompareConfig, console: Any = None) -> tuple[dict[str, Any], Path]:
     """Run every strategy and write the report files into ``compare.out``; returns (report, dir)."""
     from foveate.data import load_photo
@@ -182,26 +224,14 @@ def run_comparison(compare: CompareConfig, console: Any = None) -> tuple[dict[st
     photo = load_photo(compare.run.image)
     runs = run_strategies(compare.run, compare.strategies, console)
     out = Path(compare.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = build_report(compare.run, runs, photo.height, photo.width)
-    plot_curves(runs, out / "psnr_vs_step.png", out / "psnr_vs_wall_clock.png", target=report["uniform_final_psnr"])
-    plot_maps(
-        {r.strategy: r.error_map for r in runs},
-        out / "error_heatmap.png",
-        title="per-pixel squared error of the final model",
-        label="squared error",
+    write_report(
+        out,
+        report,
+        runs,
+        error_title="per-pixel squared error of the final model",
+        density_title="final sampling density (1 = uniform)",
     )
-    densities = {r.strategy: r.density_map for r in runs if r.density_map is not None}
-    plot_maps(
-        densities,
-        out / "sampling_density.png",
-        title="final sampling density (1 = uniform)",
-        label="density relative to uniform",
-    )
-    write_markdown(report, out / "report.md")
-    temporary = out / f".report.json.tmp-{os.getpid()}"
-    temporary.write_text(json.dumps(report, indent=1))
-    os.replace(temporary, out / "report.json")
     return report, out
 
 

@@ -1,0 +1,195 @@
+"""The radiance-field pipeline: per-ray loss, held-out views, a short fit, and its three commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from foveate.cli import main as cli_main
+from foveate.data.cameras import Cameras, camera_positions, look_at
+from foveate.data.scenes import Scene, save_blender
+from foveate.models.volume_rendering import render_rays
+from foveate.pipelines import get_pipeline, run_pipeline
+from foveate.pipelines.nerf import RadianceFieldTask, orbit_cameras, preset, scene_box, split_views
+from foveate.report.compare import REPORT_FILES
+
+pytest.importorskip("PIL.Image")
+pytest.importorskip("imageio")
+
+SIZE = 16
+
+
+def ball_scene(views: int = 10, size: int = SIZE, radius: float = 0.6) -> Scene:
+    """A ray-traced ball coloured by its normal over black, seen from a sphere of cameras."""
+    c2w = look_at(camera_positions("sphere", views, radius=2.5), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+    cameras = Cameras.from_fov(c2w, size, size, 45.0)
+    images, masks = [], []
+    for view in range(views):
+        origins, directions = cameras.image_rays(view)
+        half_b = (origins * directions).sum(-1)
+        discriminant = half_b**2 - ((origins * origins).sum(-1) - radius**2)
+        hit = discriminant > 0
+        t = -half_b - discriminant.clamp(min=0).sqrt()
+        normal = torch.nn.functional.normalize(origins + directions * t[..., None], dim=-1)
+        rgb = torch.where(hit[..., None], 0.5 + 0.5 * normal, torch.zeros(3))
+        images.append((rgb * 255).round().to(torch.uint8))
+        masks.append(hit.to(torch.uint8) * 255)
+    splits = {"train": list(range(views - 2)), "val": [views - 2, views - 1]}
+    return Scene(torch.stack(images), cameras, [f"r_{v:03d}" for v in range(views)], torch.stack(masks), splits=splits)
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ball")
+    save_blender(ball_scene(), root, geometry=False)
+    return root
+
+
+def tiny(scene_dir, tmp_path, **changes):
+    return preset(
+        "tiny",
+        scene=str(scene_dir),
+        train__runs_dir=str(tmp_path / "runs"),
+        train__progress=False,
+        train__tensorboard=False,
+        **changes,
+    )
+
+
+def test_held_out_views_come_from_the_val_split_or_every_kth_view():
+    scene = ball_scene()
+    assert split_views(scene, 4) == (list(range(8)), [8, 9])
+    scene.splits = {"train": list(range(10))}
+    assert split_views(scene, 4) == ([1, 2, 3, 5, 6, 7, 9], [0, 4, 8])
+    with pytest.raises(ValueError, match="val_every"):
+        split_views(scene, 1)
+
+
+def test_scene_box_bounds_the_normalised_sphere():
+    scene = ball_scene()
+    scene.normalization = torch.tensor(
+        [[2.0, 0, 0, 1.0], [0, 2.0, 0, 0], [0, 0, 2.0, -1.0], [0, 0, 0, 1]], dtype=torch.float64
+    )
+    torch.testing.assert_close(scene_box(scene), torch.tensor([[-1.0, -2.0, -3.0], [3.0, 2.0, 1.0]]))
+    torch.testing.assert_close(scene_box(scene, 1.5), torch.tensor([[-2.0, -3.0, -4.0], [4.0, 3.0, 2.0]]))
+
+
+def test_per_unit_loss_is_each_rays_squared_colour_error_over_black(scene_dir, tmp_path):
+    torch.manual_seed(0)
+    scene = ball_scene()
+    task = RadianceFieldTask(scene, tiny(scene_dir, tmp_path), torch.device("cpu"))
+    assert task.unit_shape == (8, SIZE, SIZE)
+    view, y, x = 3, 5, 11
+    ids = torch.tensor([view * SIZE * SIZE + y * SIZE + x])
+    task.per_unit_loss(ids)  # step 0 refreshes the occupancy grid; step 1 does not
+    random_state = torch.get_rng_state()
+    loss = task.per_unit_loss(ids)
+    assert loss.shape == (1,) and loss.requires_grad
+    torch.set_rng_state(random_state)
+    origins, directions = scene.cameras.rays(torch.tensor([view]), torch.tensor([y]), torch.tensor([x]))
+    with torch.no_grad():
+        expected_rgb = render_rays(
+            task.model.field,
+            origins,
+            directions,
+            task.aabb,
+            task.step_size,
+            task.max_samples,
+            task.model.occupancy,
+            jitter=True,
+        ).rgb
+    target = scene.images[view, y, x].float() / 255.0
+    torch.testing.assert_close(loss.detach(), (expected_rgb - target).square().mean(dim=1))
+    assert int(task.model.steps) == 2 and int(task.model.occupancy.updates) == 1
+
+
+def test_short_fit_reduces_the_loss_and_fills_the_run_directory(scene_dir, tmp_path):
+    config = tiny(scene_dir, tmp_path, train__steps=60, train__validate_every=30, train__name="fit")
+    result, trainer = run_pipeline(get_pipeline("nerf"), config)
+    assert result.status == "completed"
+    psnrs = [record["psnr"] for record in result.history]
+    assert [record["step"] for record in result.history] == [0, 30, 60]
+    assert psnrs[-1] > psnrs[0] + 1.0, psnrs
+    assert 0.0 <= result.history[-1]["ssim"] <= 1.0
+    run = trainer.run_dir
+    for name in ("config.yaml", "stats.jsonl", "checkpoints/latest.pt", "checkpoints/best.pt", "renders/val_000.png"):
+        assert (run / name).is_file(), f"{name} was not written"
+    assert int(trainer.task.model.occupancy.updates) == 60 // config.march.occupancy_every
+
+
+def test_a_mitsuba_rendered_scene_trains_inside_its_box(tmp_path):
+    from foveate.data.render import RenderConfig, mitsuba_variant, render
+
+    try:
+        mitsuba_variant("scalar_rgb")
+    except (ImportError, RuntimeError, ValueError) as error:
+        pytest.skip(f"Mitsuba 3 cannot load here ({error}); install with pip install 'foveate[render]'")
+    scene_dir = tmp_path / "cornell"
+    render(
+        RenderConfig(
+            out=scene_dir,
+            scene="cornell",
+            views=6,
+            val_views=1,
+            test_views=0,
+            width=16,
+            height=16,
+            spp=4,
+            variant="scalar_rgb",
+            progress=False,
+        )
+    )
+    config = tiny(scene_dir, tmp_path, train__steps=10)
+    result, trainer = run_pipeline(get_pipeline("nerf"), config, in_memory=True)
+    assert result.status == "completed" and trainer.sampler.shape == (6, 16, 16)
+    box = trainer.task.aabb
+    assert bool((box[0] <= -1.0).all() and (box[1] >= 1.0).all()), f"{box} does not hold the Cornell box"
+    assert result.history[-1]["psnr"] > result.history[0]["psnr"]
+
+
+def test_orbit_keeps_the_cameras_distance_and_looks_at_the_centre():
+    cameras = ball_scene().cameras
+    orbit = orbit_cameras(cameras, torch.zeros(3), frames=12)
+    positions = orbit.camera_to_world[:, :3, 3]
+    torch.testing.assert_close(positions.norm(dim=1), torch.full((12,), 2.5), atol=1e-4, rtol=0)
+    forward = orbit.camera_to_world[:, :3, 2]
+    torch.testing.assert_close(forward, -positions / positions.norm(dim=1, keepdim=True), atol=1e-4, rtol=0)
+    assert len({tuple(p.round(decimals=3).tolist()) for p in positions}) == 12
+
+
+def test_train_compare_and_render_commands_write_their_files(scene_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    common = ["--scene", str(scene_dir), "--runs-dir", str(runs), "--no-progress", "--no-tensorboard"]
+    assert cli_main(["train", "nerf", "--preset", "tiny", "--steps", "10", "--name", "smoke", *common]) == 0
+    run = runs / "nerf" / "smoke"
+    resume = ["train", "nerf", "--runs-dir", str(runs), "--name", "smoke", "--resume", "latest", "--steps", "20"]
+    assert cli_main([*resume, "--no-progress", "--no-tensorboard"]) == 0
+    model = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    assert int(model["steps"]) == 20 and int(model["occupancy.updates"]) == 5, "the grid's cadence did not resume"
+
+    out = tmp_path / "compare"
+    argv = ["compare", "nerf", "--preset", "tiny", "--strategies", "uniform", "error_weighted", "--steps", "10"]
+    assert cli_main([*argv, "--out", str(out), *common]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    report = json.loads((out / "report.json").read_text())
+    assert report["uniform_final_psnr"] == report["strategies"]["uniform"]["final_psnr"]
+    for entry in report["strategies"].values():
+        assert {"final_psnr", "curve", "steps_to_uniform_final"} <= set(entry)
+        assert [row[0] for row in entry["curve"]] == [0, 10]
+
+    assert cli_main(["render", "--run", str(run), "--frames", "3", "--no-progress"]) == 0
+    gif = run / "renders" / "orbit.gif"
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(gif)
+    assert len(frames) == 3 and frames[0].shape[:2] == (SIZE, SIZE)
+    capsys.readouterr()
+
+
+def test_bad_input_is_reported_naming_the_path(tmp_path, capsys):
+    assert cli_main(["train", "nerf", "--preset", "tiny", "--scene", str(tmp_path), "--no-progress"]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
+    assert cli_main(["render", "--run", str(tmp_path), "--no-progress"]) == 2
+    assert "checkpoints" in capsys.readouterr().err
