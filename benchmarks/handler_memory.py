@@ -26,39 +26,13 @@ import math
 import platform
 import resource
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from timing import once, side_by_side
 
 from foveate.data.cameras import Cameras, camera_positions, look_at
 from foveate.data.handler import ErrorAwareDataHandler
 from foveate.data.scenes import Scene
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _once(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def side_by_side(
-    first: Callable[[], object], second: Callable[[], object], device: torch.device, repeats: int
-) -> tuple[float, float]:
-    """Median seconds of two functions run alternately after one warm-up each."""
-    first(), second()
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(_once(first, device))
-        b.append(_once(second, device))
-    return statistics.median(a), statistics.median(b)
 
 
 def synthetic_loss(ids: torch.Tensor) -> torch.Tensor:
@@ -98,19 +72,22 @@ def run(args: argparse.Namespace) -> dict:
         "update_frequency": 10**9,  # rebuilt explicitly below
         "check_inputs": False,
     }
-    start = time.perf_counter()
-    handler = ErrorAwareDataHandler(scene, args.batch, config, device=device, background=(1.0, 1.0, 1.0))
-    _sync(device)
-    construct_s = time.perf_counter() - start
+    handler = None
 
-    chunk = 2**22
-    start = time.perf_counter()
-    for first in range(0, rays, chunk):
-        ids = torch.arange(first, min(first + chunk, rays), device=device)
-        handler.update(ids, synthetic_loss(ids), step=0)
-    _sync(device)
-    fill_s = time.perf_counter() - start
-    rebuild_s = _once(handler.sampler.rebuild, device)
+    def construct() -> None:
+        nonlocal handler
+        handler = ErrorAwareDataHandler(scene, args.batch, config, device=device, background=(1.0, 1.0, 1.0))
+
+    construct_s = once(construct, device)
+
+    def fill() -> None:
+        chunk = 2**22
+        for first in range(0, rays, chunk):
+            ids = torch.arange(first, min(first + chunk, rays), device=device)
+            handler.update(ids, synthetic_loss(ids), step=0)
+
+    fill_s = once(fill, device)
+    rebuild_s = once(handler.sampler.rebuild, device)
 
     sampler = handler.sampler
     guided_s, uniform_s = side_by_side(lambda: handler.sample(step=1), handler.sample_uniform, device, args.repeats)
@@ -120,7 +97,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     batch_losses = synthetic_loss(draws[1].ids)
     update_s = statistics.median(
-        _once(lambda: sampler.update(draws[1].ids, batch_losses, 1), device) for _ in range(args.repeats)
+        once(lambda: sampler.update(draws[1].ids, batch_losses, 1), device) for _ in range(args.repeats)
     )
     drawn_ids = torch.cat([handler.sample(step=1).ids for _ in range(4)])
     everything = torch.arange(0, rays, max(1, rays // 2**22), device=device)

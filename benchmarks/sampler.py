@@ -13,41 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
-from collections.abc import Callable
 
 import torch
+from timing import side_by_side, timed
 
 from foveate.sampling import Sampler
-
-
-def _once(fn: Callable[[], object], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
-def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn`` over ``repeats`` runs after one warm-up run."""
-    fn()
-    return statistics.median(_once(fn, device) for _ in range(repeats))
-
-
-def timed_side_by_side(
-    first: Callable[[], object], second: Callable[[], object], device: torch.device, repeats: int
-) -> tuple[float, float]:
-    """Median seconds of two functions run alternately, so load on a shared machine hits both alike."""
-    first(), second()
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(_once(first, device))
-        b.append(_once(second, device))
-    return statistics.median(a), statistics.median(b)
 
 
 def bench_size(log2_n: int, device: torch.device, draws: int, repeats: int) -> dict:
@@ -73,7 +44,7 @@ def bench_size(log2_n: int, device: torch.device, draws: int, repeats: int) -> d
         return torch.multinomial(p, draws, replacement=True, generator=generator)
 
     try:
-        draw_s, multinomial_s = timed_side_by_side(engine_draw, multinomial_draw, device, repeats)
+        draw_s, multinomial_s = side_by_side(engine_draw, multinomial_draw, device, repeats)
         row["multinomial_ms"] = 1e3 * multinomial_s
         row["speedup_vs_multinomial"] = multinomial_s / draw_s
     except RuntimeError as error:

@@ -24,6 +24,7 @@ from foveate.train import (
     SamplingConfig,
     TrainConfig,
     Validation,
+    apply_changes,
     lpips_unavailable_reason,
 )
 
@@ -78,21 +79,8 @@ class ImageConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
-def _with(config: ImageConfig, changes: dict[str, object]) -> ImageConfig:
-    """Apply ``section__field=value`` changes to ``config`` in place and return it."""
-    for dotted, value in changes.items():
-        target = config
-        *parents, attribute = dotted.split("__")
-        for parent in parents:
-            target = getattr(target, parent)
-        if not hasattr(target, attribute):
-            raise AttributeError(f"unknown config field {dotted!r}")
-        setattr(target, attribute, value)
-    return config
-
-
 def _preset(**changes: object) -> ImageConfig:
-    return _with(ImageConfig(), changes)
+    return apply_changes(ImageConfig(), changes)
 
 
 PRESETS: dict[str, ImageConfig] = {
@@ -242,7 +230,7 @@ def run_name(config: ImageConfig) -> str:
 
 def preset(name: str, **overrides: object) -> ImageConfig:
     """A copy of the named preset with ``section__field=value`` overrides applied."""
-    return _with(copy.deepcopy(PRESETS[name]), overrides)
+    return apply_changes(copy.deepcopy(PRESETS[name]), overrides)
 
 
 SPEC = register_pipeline(

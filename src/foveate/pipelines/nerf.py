@@ -37,6 +37,7 @@ from foveate.train import (
     SamplingConfig,
     TrainConfig,
     Validation,
+    apply_changes,
     config_from_dict,
     load_checkpoint,
     select_device,
@@ -134,20 +135,8 @@ class NerfConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
-def _with(config: NerfConfig, changes: dict[str, object]) -> NerfConfig:
-    for key, value in changes.items():
-        target = config
-        *path, attribute = key.split("__")
-        for part in path:
-            target = getattr(target, part)
-        if not hasattr(target, attribute):
-            raise AttributeError(f"{type(target).__name__} has no field {attribute!r}")
-        setattr(target, attribute, value)
-    return config
-
-
 def _preset(**changes: object) -> NerfConfig:
-    return _with(NerfConfig(), changes)
+    return apply_changes(NerfConfig(), changes)
 
 
 PRESETS: dict[str, NerfConfig] = {
@@ -204,7 +193,7 @@ PRESETS: dict[str, NerfConfig] = {
 
 def preset(name: str, **overrides: object) -> NerfConfig:
     """A copy of the named preset with ``section__field=value`` overrides applied."""
-    return _with(copy.deepcopy(PRESETS[name]), overrides)
+    return apply_changes(copy.deepcopy(PRESETS[name]), overrides)
 
 
 def scene_box(scene: Scene, scale: float = 1.0) -> torch.Tensor:

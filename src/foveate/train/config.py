@@ -23,6 +23,7 @@ __all__ = [
     "OptimConfig",
     "SamplingConfig",
     "TrainConfig",
+    "apply_changes",
     "check_resume_compatible",
     "config_from_dict",
     "config_to_dict",
@@ -150,6 +151,22 @@ RESUME_EXEMPT = frozenset(
 
 class ConfigMismatchError(ValueError):
     """A checkpoint was written under a config that differs from the current one."""
+
+
+def apply_changes(config: Config, changes: Mapping[str, Any]) -> Config:
+    """Set ``section__field=value`` entries on a nested config dataclass, in place; returns it.
+
+    Presets are written this way (``preset("cpu", train__steps=600)``); an unknown field raises.
+    """
+    for dotted, value in changes.items():
+        target = config
+        *parents, attribute = dotted.split("__")
+        for parent in parents:
+            target = getattr(target, parent)
+        if not hasattr(target, attribute):
+            raise AttributeError(f"unknown config field {dotted!r} ({type(target).__name__} has no {attribute!r})")
+        setattr(target, attribute, value)
+    return config
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
