@@ -81,6 +81,12 @@ def test_resolution_does_not_degrade_with_the_running_total():
     assert int(dist.sample_from_uniforms(u)) == int(small[1])
 
 
+def test_a_share_below_float32_resolution_stays_drawable():
+    weights = torch.tensor([1.0, 1e-9, 0.0, 1e-12])
+    p = BlockCategorical(weights).probabilities()
+    assert bool((p[[1, 3]] > 0).all()) and float(p[2]) == 0.0
+
+
 def test_rejects_bad_weights():
     with pytest.raises(ValueError, match="weights"):
         BlockCategorical(torch.zeros(0))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from foveate.sampling import Sampler, available_strategies
@@ -215,6 +215,8 @@ def test_available_strategies():
 
 
 @settings(max_examples=40, deadline=None)
+@example(errors=[1.0, 0.0], floor=0.0, uniform=2.0**-24)
+@example(errors=[0.0, 4.854986918889479e-43], floor=0.5, uniform=0.0)
 @given(
     errors=st.lists(st.floats(0.0, 1e6, allow_nan=False), min_size=1, max_size=300),
     floor=st.floats(0.0, 1.0),
@@ -232,7 +234,10 @@ def test_probabilities_sum_to_one_and_respect_the_floor(errors, floor, uniform):
     if mean > 0:
         weights = torch.clamp(e.double(), min=floor * mean)
         bound = uniform / n + (1 - uniform) * floor * mean / float(weights.sum())
-        assert float(p.min()) >= bound * (1 - 1e-4) - 1e-12
+        # In-block prefix sums are float32: a share is resolved to 2^-23 of its block's mass.
+        assert float(p.min()) >= bound * (1 - 1e-4) - 2.5e-7
+        if bound > 0:
+            assert bool((p > 0).all()), "a unit above the floor must stay drawable"
 
 
 @settings(max_examples=20, deadline=None)

@@ -10,6 +10,8 @@ synchronisation.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["BLOCK", "BlockCategorical", "sorted_uniforms"]
@@ -65,6 +67,13 @@ class BlockCategorical:
         for start in range(0, num_blocks, _CHUNK_BLOCKS):
             part = slice(start, start + _CHUNK_BLOCKS)
             prefix[part] = blocks[part].to(torch.float64).cumsum(1)
+        # A share below float32 resolution of its block would round to zero: keep every unit with
+        # positive weight at least one ulp above its predecessor, so it can still be drawn.
+        for position in range(1, BLOCK):
+            previous = prefix[:, position - 1]
+            lifted = torch.nextafter(previous, torch.full_like(previous, math.inf))
+            floor = torch.where(blocks[:, position] > 0, lifted, previous)
+            prefix[:, position] = torch.maximum(prefix[:, position], floor)
         self._index(prefix)
 
     @classmethod
