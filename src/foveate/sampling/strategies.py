@@ -55,7 +55,11 @@ class Shaping:
         # whether the errors are subnormal or huge.
         weights = _scale_to_peak(weights)
         scale = ((1.0 - self.uniform_fraction) / weights.sum(dtype=torch.float64)).to(torch.float32)
-        return weights.mul_(scale).add_(self.uniform_fraction / n)
+        # A positive uniform share must leave every unit drawable, even when it is below float32's range.
+        uniform_share = self.uniform_fraction / n
+        if uniform_share > 0:
+            uniform_share = max(uniform_share, torch.finfo(torch.float32).tiny)
+        return weights.mul_(scale).add_(uniform_share)
 
 
 @dataclass
