@@ -185,6 +185,10 @@ def test_train_compare_and_render_commands_write_their_files(scene_dir, tmp_path
 
     frames = imageio.mimread(gif)
     assert len(frames) == 3 and frames[0].shape[:2] == (SIZE, SIZE)
+    video = imageio.mimread(run / "renders" / "orbit.mp4")
+    assert len(video) == 3 and video[0].shape[:2] == (SIZE + SIZE % 2, SIZE + SIZE % 2)
+    assert cli_main(["render", "--run", str(run), "--frames", "2", "--formats", "gif", "--no-progress"]) == 0
+    assert len(imageio.mimread(gif)) == 2
     capsys.readouterr()
 
 

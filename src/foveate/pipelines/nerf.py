@@ -16,12 +16,12 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -440,6 +440,8 @@ class OrbitConfig:
     frames: int = 60
     """Frames in one turn."""
     fps: int = 20
+    formats: tuple[Literal["gif", "mp4"], ...] = ("gif", "mp4")
+    """Files to write: orbit.gif and orbit.mp4 (H.264 through the ffmpeg imageio-ffmpeg bundles)."""
     device: str = "auto"
     progress: bool = True
 
@@ -455,13 +457,23 @@ def _run_checkpoint(run: Path, which: str) -> Path:
     raise CheckpointError(f"{run}: no {' or '.join(names)} under {directory}; is this a training run's directory?")
 
 
+def _even(frame: np.ndarray) -> np.ndarray:
+    """Pad a frame by edge replication to even sides, which H.264 in yuv420p needs."""
+    height, width = frame.shape[:2]
+    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
 def render_orbit(config: OrbitConfig) -> list[Path]:
-    """Render the orbit of ``config.run``'s model; returns the files written (a gif, and an mp4 with ffmpeg)."""
+    """Render the orbit of ``config.run``'s model; returns the files written (``config.formats``)."""
     import imageio.v2 as imageio
     from rich.progress import track
 
     if config.frames < 1:
         raise ValueError(f"frames must be >= 1, got {config.frames}")
+    if not config.formats:
+        raise ValueError("formats is empty: choose gif, mp4 or both")
+    if "mp4" in config.formats and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise ValueError("mp4 output needs imageio-ffmpeg: pip install 'foveate[render]' (or pass --formats gif)")
     device = select_device(config.device)
     path = _run_checkpoint(Path(config.run), config.checkpoint)
     state = load_checkpoint(path, map_location=device)
@@ -478,11 +490,15 @@ def render_orbit(config: OrbitConfig) -> list[Path]:
     frames = [_to_uint8(task.render_view(orbit, index)).cpu().numpy() for index in indices]
     renders = Path(config.run) / "renders"
     renders.mkdir(parents=True, exist_ok=True)
-    written = [renders / "orbit.gif"]
-    imageio.mimwrite(written[0], frames, duration=1000.0 / config.fps, loop=0)
-    if shutil.which("ffmpeg") and importlib.util.find_spec("imageio_ffmpeg") is not None:
+    written = []
+    if "gif" in config.formats:
+        written.append(renders / "orbit.gif")
+        imageio.mimwrite(written[-1], frames, duration=1000.0 / config.fps, loop=0)
+    if "mp4" in config.formats:
         written.append(renders / "orbit.mp4")
-        imageio.mimwrite(written[1], frames, fps=config.fps)
+        # macro_block_size=1 keeps the true size; _even pads only where H.264 requires it.
+        imageio.mimwrite(written[-1], [_even(f) for f in frames], fps=config.fps, codec="libx264",
+                         pixelformat="yuv420p", macro_block_size=1)
     return written
 
 

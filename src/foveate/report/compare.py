@@ -150,6 +150,23 @@ def first_reaching(curve: Sequence[Sequence[float]], target: float) -> tuple[int
     return None
 
 
+def psnr_at_wall(curve: Sequence[Sequence[float]], seconds: float) -> float | None:
+    """PSNR of a ``[step, psnr, wall]`` curve after ``seconds`` of training, linear between validations.
+
+    None when the curve starts after ``seconds``; the last point's PSNR when it ends before.
+    """
+    previous = None
+    for _, psnr, wall in curve:
+        if wall >= seconds:
+            if previous is None:
+                return float(psnr) if wall == seconds else None
+            wall_before, psnr_before = previous
+            fraction = (seconds - wall_before) / (wall - wall_before) if wall > wall_before else 1.0
+            return float(psnr_before + fraction * (psnr - psnr_before))
+        previous = (wall, psnr)
+    return None if previous is None else float(previous[1])
+
+
 def build_report(
     config: Any,
     runs: Sequence[StrategyRun],
@@ -162,6 +179,8 @@ def build_report(
     """The content of report.json; ``source`` names the photo or scene (default ``config.image``)."""
     uniform = next((r for r in runs if r.strategy == "uniform"), None)
     target = None if uniform is None else uniform.final["psnr"]
+    # The equal wall-clock budget: the shortest run's training time, so every strategy has a point there.
+    equal_wall = min(run.train_seconds for run in runs)
     strategies = {}
     for run in runs:
         reached = None if target is None else first_reaching(run.curve, target)
@@ -172,6 +191,7 @@ def build_report(
             "steps_to_uniform_final": None if reached is None else reached[0],
             "wall_to_uniform_final": None if reached is None else reached[1],
             "train_seconds": run.train_seconds,
+            "psnr_at_equal_wall": psnr_at_wall(run.curve, equal_wall),
         }
     return {
         "image": config.image if source is None else source,
@@ -182,6 +202,7 @@ def build_report(
         "batch_size": config.train.batch_size,
         "seed": config.train.seed,
         "uniform_final_psnr": target,
+        "equal_wall_seconds": equal_wall,
         "strategies": strategies,
         "machine": {
             "device": _device_name(config.train.device),
