@@ -1,11 +1,14 @@
-"""Image-field step time and the sampler's share of it, per strategy.
+"""Training step time and the sampler's share of it, per strategy, for the image and NeRF pipelines.
 
-On CUDA (the acceptance figure) it trains at 1M pixels per batch on a large photo and reports
-it/s and the sampler's share of step time (target: at most 3%). On CPU it runs the same code
-at a small size to show it works; absolute CPU timings are not to be quoted.
+On CUDA (the acceptance figures) the image field trains at 1M pixels per batch on a large photo,
+and the radiance field at 800 x 800 on a rendered scene; it reports it/s, units (pixels or rays)
+per second and the sampler's share of step time (target: at most 3%). On CPU it runs the same
+code at a small size to show it works; absolute CPU timings are not to be quoted.
 
-    python benchmarks/image_step_time.py                       # CUDA: 2^20 pixels per step
-    python benchmarks/image_step_time.py --batch-size 16384 --steps 10 --cpu-threads 1
+    python benchmarks/step_time.py image                      # CUDA: 2^20 pixels per step
+    foveate data render --scene bunny --views 100 --width 800 --height 800 --out scenes/bunny800
+    python benchmarks/step_time.py nerf --scene scenes/bunny800   # CUDA: the preset's 8192 rays per step
+    python benchmarks/step_time.py image --batch-size 16384 --steps 10 --cpu-threads 1
 
 The sampler's share is measured two ways, both in the same process: (a) a separate timing
 of ``sample`` + ``update`` alone at the same batch size, divided by the full step time; (b)
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from foveate.pipelines.image import build_task, preset
+from foveate.pipelines import image, nerf
 from foveate.train import Trainer, seed_everything, select_device
 
 
@@ -45,25 +48,34 @@ def _timed(device: torch.device, function, repeats: int) -> list[float]:
     return times
 
 
-def measure(image: str, strategy: str, batch_size: int, steps: int, warmup: int, log2_table_size: int) -> dict:
-    config = preset(
-        "default",
-        image=image,
-        model__log2_table_size=log2_table_size,
-        train__batch_size=batch_size,
-        train__steps=warmup + 4 * steps + 10,
-        train__progress=False,
-        train__tensorboard=False,
-        sampling__strategy=strategy,
-        sampling__warmup_iterations=min(5, warmup),
-    )
+def pipeline_config(args: argparse.Namespace, strategy: str, total_steps: int):
+    """The pipeline's default preset at the requested size, with ``strategy`` and no logging."""
+    common = {
+        "train__steps": total_steps,
+        "train__progress": False,
+        "train__tensorboard": False,
+        "sampling__strategy": strategy,
+        "sampling__warmup_iterations": min(5, args.warmup),
+    }
+    if args.batch_size:
+        common["train__batch_size"] = args.batch_size
+    if args.pipeline == "image":
+        return image, image.preset("default", image=args.image, model__log2_table_size=args.log2_table_size, **common)
+    if not args.scene:
+        raise SystemExit("step_time.py nerf: pass --scene DIR (e.g. from foveate data render)")
+    return nerf, nerf.preset("default", scene=args.scene, model__log2_table_size=args.log2_table_size, **common)
+
+
+def measure(args: argparse.Namespace, strategy: str) -> dict:
+    module, config = pipeline_config(args, strategy, args.warmup + 4 * args.steps + 10)
+    batch_size = config.train.batch_size
     device = select_device(config.train.device)
     seed_everything(0)
-    task = build_task(config, device)
+    task = module.build_task(config, device)
     trainer = Trainer(task, config, device=device, run_dir=None)
-    for _ in range(warmup):
+    for _ in range(args.warmup):
         trainer.train_step()
-    step_times = _timed(device, trainer.train_step, steps)
+    step_times = _timed(device, trainer.train_step, args.steps)
 
     sampler = trainer.sampler
     errors = torch.rand(batch_size, device=device)
@@ -72,7 +84,7 @@ def measure(image: str, strategy: str, batch_size: int, steps: int, warmup: int,
         draw = sampler.sample(batch_size, trainer.step)
         sampler.update(draw.ids, errors, trainer.step)
 
-    sampler_times = _timed(device, sampler_only, steps)
+    sampler_times = _timed(device, sampler_only, args.steps)
 
     fixed = sampler.sample(batch_size, trainer.step)
 
@@ -84,15 +96,17 @@ def measure(image: str, strategy: str, batch_size: int, steps: int, warmup: int,
         trainer.scaler.step(trainer.optimizer)
         trainer.scaler.update()
 
-    bare_times = _timed(device, step_without_sampler, steps)
+    bare_times = _timed(device, step_without_sampler, args.steps)
     step = statistics.median(step_times)
     sampler_seconds = statistics.median(sampler_times)
     bare = statistics.median(bare_times)
     return {
         "strategy": strategy,
+        "batch_size": batch_size,
+        "units": sampler.num_units,
         "step_ms": step * 1e3,
         "it_per_s": 1.0 / step,
-        "pixels_per_s": batch_size / step,
+        "units_per_s": batch_size / step,
         "sampler_ms": sampler_seconds * 1e3,
         "sampler_share": sampler_seconds / step,
         "step_without_sampler_ms": bare * 1e3,
@@ -102,8 +116,11 @@ def measure(image: str, strategy: str, batch_size: int, steps: int, warmup: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default="retina", help="bundled photo or path (default: retina, 1411^2)")
-    parser.add_argument("--batch-size", type=int, default=1 << 20)
+    parser.add_argument("pipeline", choices=["image", "nerf"])
+    parser.add_argument("--image", default="retina", help="image: bundled photo or path (default: retina, 1411^2)")
+    parser.add_argument("--scene", default="", help="nerf: scene directory")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="units per step (default: 2^20 pixels for image, the preset's rays for nerf)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--log2-table-size", type=int, default=19)
@@ -111,24 +128,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-threads", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results", help="directory for the JSON result")
     args = parser.parse_args(argv)
+    if args.pipeline == "image" and not args.batch_size:
+        args.batch_size = 1 << 20
     if args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)
     device = select_device("auto")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     rows = []
     for strategy in args.strategies:
-        row = measure(args.image, strategy, args.batch_size, args.steps, args.warmup, args.log2_table_size)
+        row = measure(args, strategy)
         rows.append(row)
         print(
             f"{strategy:>15}: {row['step_ms']:8.2f} ms/step  {row['it_per_s']:7.2f} it/s  "
+            f"{row['units_per_s'] / 1e6:8.3f} M units/s  "
             f"sampler {row['sampler_ms']:7.3f} ms = {100 * row['sampler_share']:5.2f}% of the step "
             f"(by difference: {100 * row['sampler_share_by_difference']:5.2f}%)",
             flush=True,
         )
+    source = args.image if args.pipeline == "image" else args.scene
     result = {
+        "pipeline": args.pipeline,
         "device": name,
-        "image": args.image,
-        "batch_size": args.batch_size,
+        "source": source,
+        "batch_size": rows[0]["batch_size"],
+        "units": rows[0]["units"],
         "log2_table_size": args.log2_table_size,
         "torch": torch.__version__,
         "platform": platform.platform(),
@@ -138,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"image_step_time_{device.type}.json"
+    path = out / f"{args.pipeline}_step_time_{device.type}.json"
     path.write_text(json.dumps(result, indent=1))
-    print(f"{name}, {args.image}, {args.batch_size} pixels per step; written to {path}")
+    print(f"{name}, {args.pipeline} on {source}, {rows[0]['batch_size']} units per step; written to {path}")
     return 0
 
 
