@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare image": ("foveate.report.compare", "compare_main", "compare sampling strategies on one photo"),
     "train nerf": ("foveate.pipelines.nerf", "train_main", "fit a radiance field to a multi-view scene, rays by error"),
     "compare nerf": ("foveate.report.compare_nerf", "compare_main", "compare sampling strategies on one NeRF scene"),
-    "render": ("foveate.pipelines.nerf", "render_main", "render a novel-view orbit (gif and mp4) of a trained NeRF run"),
+    "render": ("foveate.pipelines.nerf", "render_main", "render a novel-view orbit (gif, mp4) of a NeRF run"),
     "demo": ("foveate.report.compare", "demo_main", "a few-minute comparison on a bundled photo"),
     "motion train": ("foveate.pipelines.motion.commands", "train_main", "PPO motion tracking on MuJoCo"),
     "motion ablate": ("foveate.pipelines.motion.commands", "ablate_main", "start-sampling ablation, seeds in parallel"),
