@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -197,3 +198,15 @@ def test_bad_input_is_reported_naming_the_path(tmp_path, capsys):
     assert str(tmp_path) in capsys.readouterr().err
     assert cli_main(["render", "--run", str(tmp_path), "--no-progress"]) == 2
     assert "checkpoints" in capsys.readouterr().err
+
+
+def test_video_frames_are_padded_to_even_sides_by_edge_replication():
+    from foveate.pipelines.nerf import _even
+
+    frame = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
+    padded = _even(frame)
+    assert padded.shape == (4, 6, 3)
+    np.testing.assert_array_equal(padded[:3, :5], frame)
+    np.testing.assert_array_equal(padded[3, :5], frame[2])
+    np.testing.assert_array_equal(padded[:3, 5], frame[:, 4])
+    assert _even(padded).shape == (4, 6, 3)
