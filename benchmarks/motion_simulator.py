@@ -38,14 +38,23 @@ def main() -> None:
         for form, overrides in settings:
             done, shares = [], []
             for seed in range(args.seeds):
-                result = simulate(form, profile, timeline, iterations=args.iterations, seed=seed,
-                                  episode_frames=round(episode_seconds * 50), **overrides)
+                result = simulate(
+                    form,
+                    profile,
+                    timeline,
+                    iterations=args.iterations,
+                    seed=seed,
+                    episode_frames=round(episode_seconds * 50),
+                    **overrides,
+                )
                 played = torch.tensor(result.frames_per_bin)
                 shares.append(float(played[list(hard)].sum() / played.sum()))
                 done.append(result.iterations_to_complete)
             median = statistics.median(done) if None not in done else None
-            print(f"| {form} | {overrides or '-'} | {episode_seconds:g} | {done} | {median} | "
-                  f"{statistics.mean(shares):.3f} |")
+            print(
+                f"| {form} | {overrides or '-'} | {episode_seconds:g} | {done} | {median} | "
+                f"{statistics.mean(shares):.3f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,10 @@ def main() -> None:
     print(f"  env.step (loop of MjData + kinematics + rewards): {env_steps / loop:,.0f} env steps/s")
     print(f"  loop of mj_step over MjData (physics only):       {env_steps / physics_loop:,.0f} env steps/s")
     print(f"  mujoco.rollout, one thread (physics only):        {env_steps / batched:,.0f} env steps/s")
-    print(f"  time ratios: rollout / physics loop {batched / physics_loop:.2f}, env.step / physics loop "
-          f"{loop / physics_loop:.2f}")
+    print(
+        f"  time ratios: rollout / physics loop {batched / physics_loop:.2f}, env.step / physics loop "
+        f"{loop / physics_loop:.2f}"
+    )
     print(f"  policy forward + observations / env step time: {policy_time / loop:.2f}")
 
 

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import torch
+from foveate.report.compare_nerf import NerfCompareConfig, run_nerf_comparison
 
 from foveate.pipelines.nerf import preset
-from foveate.report.compare_nerf import NerfCompareConfig, run_nerf_comparison
 
 
 def summarise(reports: list[dict]) -> dict[str, dict]:
@@ -35,13 +35,21 @@ def summarise(reports: list[dict]) -> dict[str, dict]:
     for name in reports[0]["strategies"]:
         finals = [r["strategies"][name]["final_psnr"] for r in reports]
         deltas = [r["strategies"][name]["final_psnr"] - r["uniform_final_psnr"] for r in reports]
-        steps = [r["strategies"][name]["steps_to_uniform_final"] / r["steps"] for r in reports
-                 if r["strategies"][name]["steps_to_uniform_final"] is not None]
-        walls = [r["strategies"][name]["wall_to_uniform_final"] / r["strategies"]["uniform"]["train_seconds"]
-                 for r in reports if r["strategies"][name]["wall_to_uniform_final"] is not None]
+        steps = [
+            r["strategies"][name]["steps_to_uniform_final"] / r["steps"]
+            for r in reports
+            if r["strategies"][name]["steps_to_uniform_final"] is not None
+        ]
+        walls = [
+            r["strategies"][name]["wall_to_uniform_final"] / r["strategies"]["uniform"]["train_seconds"]
+            for r in reports
+            if r["strategies"][name]["wall_to_uniform_final"] is not None
+        ]
         times = [r["strategies"][name]["train_seconds"] / r["strategies"]["uniform"]["train_seconds"] for r in reports]
-        equal_wall = [r["strategies"][name]["psnr_at_equal_wall"] - r["strategies"]["uniform"]["psnr_at_equal_wall"]
-                      for r in reports]
+        equal_wall = [
+            r["strategies"][name]["psnr_at_equal_wall"] - r["strategies"]["uniform"]["psnr_at_equal_wall"]
+            for r in reports
+        ]
         summary[name] = {
             "final_psnr_mean": statistics.mean(finals),
             "final_psnr_std": statistics.pstdev(finals),
@@ -99,8 +107,13 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--val-views", type=int, default=4)
     parser.add_argument("--out", default="benchmarks/results/nerf_fields")
-    parser.add_argument("--summarise", nargs="+", type=Path, metavar="DIR",
-                        help="train nothing: pool the seed reports earlier runs left in these directories")
+    parser.add_argument(
+        "--summarise",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="train nothing: pool the seed reports earlier runs left in these directories",
+    )
     args = parser.parse_args()
     if args.summarise:
         results = summarise_saved(args.summarise)
@@ -129,14 +142,23 @@ def main() -> None:
     for scene in args.scenes:
         reports = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            run = preset(args.preset, scene=scene, val_views=args.val_views, train__steps=args.steps,
-                         train__seed=seed, train__progress=False)
+            run = preset(
+                args.preset,
+                scene=scene,
+                val_views=args.val_views,
+                train__steps=args.steps,
+                train__seed=seed,
+                train__progress=False,
+            )
             seed_out = out / Path(scene).name / f"seed{seed}"
             compare = NerfCompareConfig(strategies=tuple(args.strategies), out=str(seed_out), run=run)
             report, _ = run_nerf_comparison(compare)
             reports.append(report)
-            print(f"{scene} seed {seed}: " + ", ".join(
-                f"{k} {v['final_psnr']:.2f} dB" for k, v in report["strategies"].items()), flush=True)
+            print(
+                f"{scene} seed {seed}: "
+                + ", ".join(f"{k} {v['final_psnr']:.2f} dB" for k, v in report["strategies"].items()),
+                flush=True,
+            )
         results[Path(scene).name] = summarise(reports)
     minutes = (time.perf_counter() - started) / 60
     lines = [

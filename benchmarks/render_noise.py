@@ -26,8 +26,10 @@ def noise_psnr(noisy_dir: Path, clean_dir: Path) -> tuple[float, float, int]:
     """(PSNR of the noisy renders against the clean ones, noise MSE, views), over RGB premultiplied by alpha."""
     noisy, clean = load_scene(noisy_dir), load_scene(clean_dir)
     if noisy.images.shape != clean.images.shape:
-        raise ValueError(f"{noisy_dir} and {clean_dir} hold different views: "
-                         f"{tuple(noisy.images.shape)} vs {tuple(clean.images.shape)}")
+        raise ValueError(
+            f"{noisy_dir} and {clean_dir} hold different views: "
+            f"{tuple(noisy.images.shape)} vs {tuple(clean.images.shape)}"
+        )
     if not torch.allclose(noisy.cameras.camera_to_world, clean.cameras.camera_to_world, atol=1e-5):
         raise ValueError(f"{noisy_dir} and {clean_dir} were rendered from different cameras")
     mse = (noisy.images.double() - clean.images.double()).div(255.0).square().mean().item()

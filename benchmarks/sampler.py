@@ -24,8 +24,9 @@ from foveate.sampling import Sampler
 def bench_size(log2_n: int, device: torch.device, draws: int, repeats: int) -> dict:
     n = 2**log2_n
     generator = torch.Generator(device=device).manual_seed(0)
-    sampler = Sampler(n, "error_weighted", warmup_iterations=0, update_frequency=1, check_inputs=False,
-                      device=device, seed=0)
+    sampler = Sampler(
+        n, "error_weighted", warmup_iterations=0, update_frequency=1, check_inputs=False, device=device, seed=0
+    )
     # A heavy-tailed error map over every unit, written directly: filling 2^28 units through
     # update() would only time a sort we are not measuring here.
     errors = torch.rand(n, generator=generator, device=device).pow_(8)
@@ -79,8 +80,10 @@ def main() -> None:
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     rows = []
     print(f"# foveate.sampling benchmark, {time.strftime('%Y-%m-%d')}, torch {torch.__version__}")
-    header = ("| device | N | draw 1M (ms) | update 1M (ms) | update, checked (ms) | rebuild (ms) "
-              "| multinomial (ms) | speed-up | bytes/unit |")
+    header = (
+        "| device | N | draw 1M (ms) | update 1M (ms) | update, checked (ms) | rebuild (ms) "
+        "| multinomial (ms) | speed-up | bytes/unit |"
+    )
     for name in devices:
         device = torch.device(name)
         print(f"\n{name}: {hardware(device)}\n")
@@ -90,12 +93,18 @@ def main() -> None:
             repeats = args.repeats or (50 if device.type == "cuda" else 5)
             row = bench_size(log2_n, device, args.draws, repeats)
             rows.append(row)
-            multinomial = (f"{row['multinomial_ms']:.2f}" if row["multinomial_ms"] is not None
-                           else f"fails ({row['multinomial_error']})")
+            multinomial = (
+                f"{row['multinomial_ms']:.2f}"
+                if row["multinomial_ms"] is not None
+                else f"fails ({row['multinomial_error']})"
+            )
             speedup = f"{row['speedup_vs_multinomial']:.1f}x" if "speedup_vs_multinomial" in row else "-"
-            print(f"| {name} | 2^{log2_n} | {row['draw_ms']:.2f} | {row['update_ms']:.2f} "
-                  f"| {row['update_checked_ms']:.2f} | {row['rebuild_ms']:.1f} | {multinomial} | {speedup} "
-                  f"| {row['bytes_per_unit']:.2f} |", flush=True)
+            print(
+                f"| {name} | 2^{log2_n} | {row['draw_ms']:.2f} | {row['update_ms']:.2f} "
+                f"| {row['update_checked_ms']:.2f} | {row['rebuild_ms']:.1f} | {multinomial} | {speedup} "
+                f"| {row['bytes_per_unit']:.2f} |",
+                flush=True,
+            )
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     if args.json:

@@ -119,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pipeline", choices=["image", "nerf"])
     parser.add_argument("--image", default="retina", help="image: bundled photo or path (default: retina, 1411^2)")
     parser.add_argument("--scene", default="", help="nerf: scene directory")
-    parser.add_argument("--batch-size", type=int, default=0,
-                        help="units per step (default: 2^20 pixels for image, the preset's rays for nerf)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=0,
+        help="units per step (default: 2^20 pixels for image, the preset's rays for nerf)",
+    )
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--log2-table-size", type=int, default=19)

@@ -11,7 +11,7 @@ from foveate.cli import main
 
 PIL = pytest.importorskip("PIL.Image")
 
-QUIET = ["--no-progress", "--no-tensorboard"]
+QUIET = ["--train.no-progress", "--train.no-tensorboard"]
 
 
 @pytest.fixture
@@ -23,11 +23,11 @@ def tiny_png(tmp_path):
 
 def test_train_image_then_resume_latest(tiny_png, tmp_path, capsys):
     runs = str(tmp_path / "runs")
-    args = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--runs-dir", runs, "--name", "a", *QUIET]
+    args = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--train.runs-dir", runs, "--name", "a", *QUIET]
     assert main([*args, "--steps", "10"]) == 0
     assert capsys.readouterr().out.strip().endswith("runs/image/a")
     # Resume with only the run's name: the saved config is reused, and more steps are allowed.
-    resume = ["train", "image", "--runs-dir", runs, "--name", "a", "--resume", "latest", "--steps", "20", *QUIET]
+    resume = ["train", "image", "--train.runs-dir", runs, "--name", "a", "--resume", "latest", "--steps", "20", *QUIET]
     assert main(resume) == 0
     stats = [json.loads(line) for line in (tmp_path / "runs/image/a/stats.jsonl").read_text().splitlines()]
     assert max(line["step"] for line in stats) == 20
@@ -35,7 +35,7 @@ def test_train_image_then_resume_latest(tiny_png, tmp_path, capsys):
 
 def test_resume_with_a_changed_setting_is_a_clear_error(tiny_png, tmp_path, capsys):
     runs = str(tmp_path / "runs")
-    base = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--runs-dir", runs, "--name", "b", *QUIET]
+    base = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--train.runs-dir", runs, "--name", "b", *QUIET]
     assert main(base) == 0
     capsys.readouterr()
     code = main([*base, "--resume", "latest", "--batch-size", "64"])
@@ -73,18 +73,62 @@ def test_compare_image_writes_its_report(tiny_png, tmp_path, capsys):
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert f"report: {out / 'report.md'}" in printed and "error_weighted: final PSNR" in printed
-    assert set(json.loads((out / "report.json").read_text())["strategies"]) == {"uniform", "error_weighted"}
+    assert f"report: {out / 'report.md'}" in printed and "error_weighted: final PSNR (dB)" in printed
+    assert set(json.loads((out / "report.json").read_text())["variants"]) == {"uniform", "error_weighted"}
 
 
 def test_demo_code_path_at_tiny_size(tiny_png, tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--preset", "tiny", "--image", tiny_png, "--out", str(out), *QUIET]) == 0
     printed = capsys.readouterr().out
-    assert "adaptive: final PSNR" in printed and f"report: {out / 'report.md'}" in printed
+    assert "adaptive: final PSNR (dB)" in printed and f"report: {out / 'report.md'}" in printed
 
 
-def test_help_lists_the_image_commands(capsys):
+def test_help_lists_the_commands_and_the_pipelines(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    assert "train image" in text and "compare image" in text and "demo" in text
+    assert "train PIPELINE" in text and "compare PIPELINE" in text and "demo" in text
+    assert "pipelines: image, motion, nerf" in text
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "render"])
+def test_each_pipeline_command_lists_the_pipelines(command, capsys):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert f"usage: foveate {command} PIPELINE" in text and "nerf" in text
+    assert ("image" in text) == (command != "render"), "only pipelines that render are listed for render"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "image"],
+        ["train", "nerf"],
+        ["train", "motion"],
+        ["compare", "image"],
+        ["compare", "motion"],
+        ["render", "nerf"],
+        ["motion", "train"],
+        ["motion", "ablate"],
+        ["demo"],
+    ],
+    ids=" ".join,
+)
+def test_every_command_answers_help_in_plain_text(argv, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--help"])
+    assert stopped.value.code == 0
+    text = capsys.readouterr().out
+    assert "--help" in text
+    for markup in ("``", ":class:", ":func:", ":meth:", ":data:"):
+        assert markup not in text, f"{markup} in the help of {' '.join(argv)}"
+    if argv[0] in ("train", "compare", "demo") or argv[1:] == ["train"] or argv[1:] == ["ablate"]:
+        for flag in ("--steps", "--batch-size", "--seed", "--name", "--preset", "--config"):
+            assert flag in text, f"{flag} missing from the help of {' '.join(argv)}"
+
+
+def test_unknown_pipeline_and_command_exit_with_a_message(capsys):
+    assert main(["train", "splats"]) == 2
+    assert "unknown pipeline 'splats'" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2
+    assert "unknown command" in capsys.readouterr().err

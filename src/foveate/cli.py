@@ -1,7 +1,8 @@
 """The ``foveate`` command: a thin dispatcher; each command lives in its own module.
 
-Commands are imported only when called, so ``foveate --help`` stays fast and optional
-extras are needed only by the commands that use them.
+``train``, ``compare`` and ``render`` take a pipeline name and are built from the pipeline
+registry, so a pipeline gets all three by registering. Commands are imported only when
+called, so ``foveate --help`` stays fast and optional extras are needed only where used.
 """
 
 from __future__ import annotations
@@ -10,29 +11,47 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# "command" or "command sub" -> ("module", "function", "one-line help").
-# Each function takes the remaining argv (a list of str) and returns an exit code.
+# "command" or "command sub" -> ("module", "function", "one-line help"); each function takes the
+# remaining argv (a list of str) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train image": ("foveate.pipelines.image", "train_main", "fit a photo with a neural field, pixels drawn by error"),
-    "compare image": ("foveate.report.compare", "compare_main", "compare sampling strategies on one photo"),
-    "train nerf": ("foveate.pipelines.nerf", "train_main", "fit a radiance field to a multi-view scene, rays by error"),
-    "compare nerf": ("foveate.report.compare_nerf", "compare_main", "compare sampling strategies on one NeRF scene"),
-    "render": ("foveate.pipelines.nerf", "render_main", "render a novel-view orbit (gif, mp4) of a NeRF run"),
     "demo": ("foveate.report.compare", "demo_main", "a few-minute comparison on a bundled photo"),
-    "motion train": ("foveate.pipelines.motion.commands", "train_main", "PPO motion tracking on MuJoCo"),
-    "motion ablate": ("foveate.pipelines.motion.commands", "ablate_main", "start-sampling ablation, seeds in parallel"),
-    "motion report": ("foveate.pipelines.motion.commands", "report_main", "rebuild a motion ablation's report"),
+    "motion train": ("foveate.pipelines.motion.commands", "train_main", "alias of 'foveate train motion'"),
+    "motion ablate": ("foveate.pipelines.motion.commands", "ablate_main", "alias of 'foveate compare motion'"),
+    "motion report": ("foveate.pipelines.motion.commands", "report_main", "rebuild a motion comparison's report"),
     "motion reference": ("foveate.pipelines.motion.commands", "reference_main", "make a scripted reference motion"),
     "motion simulate": ("foveate.pipelines.motion.commands", "simulate_main", "start sampling, synthetic simulator"),
     "data render": ("foveate.data.render", "main", "render a multi-view scene with Mitsuba 3 (Blender + NeuS formats)"),
 }
+# Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
+PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("foveate.pipelines.registry", "train_command", "train a pipeline: PIPELINE [options]"),
+    "compare": ("foveate.report.compare", "compare_command", "compare sampling variants: PIPELINE [options]"),
+    "render": ("foveate.pipelines.registry", "render_command", "render a trained run: [PIPELINE] --run DIR"),
+}
 
 
 def _usage() -> str:
+    from foveate.pipelines import available_pipelines
+
+    rows = {f"{name} PIPELINE": text for name, (_, _, text) in PIPELINE_COMMANDS.items()}
+    rows.update({name: text for name, (_, _, text) in COMMANDS.items()})
+    width = max(len(name) for name in rows)
     lines = ["usage: foveate <command> [options]", "", "commands:"]
-    width = max((len(name) for name in COMMANDS), default=0)
-    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, _, help_) in sorted(COMMANDS.items())]
-    lines += ["", "Run 'foveate <command> --help' for a command's options."]
+    lines += [f"  {name.ljust(width)}  {text}" for name, text in rows.items()]
+    lines += ["", f"pipelines: {', '.join(available_pipelines())}", "Run 'foveate <command> --help' for its options."]
+    return "\n".join(lines)
+
+
+def _pipeline_usage(command: str) -> str:
+    from foveate.pipelines import available_pipelines, get_pipeline
+
+    lines = [f"usage: foveate {command} PIPELINE [options]", "", "pipelines:"]
+    for name in available_pipelines():
+        spec = get_pipeline(name)
+        if command == "render" and spec.render_options is None:
+            continue
+        lines.append(f"  {name.ljust(8)}  {spec.description}")
+    lines += ["", f"Run 'foveate {command} PIPELINE --help' for its options."]
     return "\n".join(lines)
 
 
@@ -47,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(__version__)
         return 0
+    if args[0] in PIPELINE_COMMANDS:
+        return _pipeline_command(args[0], args[1:])
     for words in (2, 1):
         name = " ".join(args[:words])
         if len(args) >= words and name in COMMANDS:
@@ -55,6 +76,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(function(args[words:]) or 0)
     print(f"foveate: unknown command {' '.join(args[:2])!r}\n\n{_usage()}", file=sys.stderr)
     return 2
+
+
+def _pipeline_command(command: str, args: list[str]) -> int:
+    from foveate.pipelines import available_pipelines
+
+    module_name, function_name, _ = PIPELINE_COMMANDS[command]
+    function = getattr(importlib.import_module(module_name), function_name)
+    if command == "render" and args and args[0].startswith("--") and args[0] not in ("-h", "--help"):
+        return int(function(None, args) or 0)
+    if not args or args[0] in ("-h", "--help"):
+        print(_pipeline_usage(command))
+        return 0
+    if args[0] not in available_pipelines():
+        print(f"foveate {command}: unknown pipeline {args[0]!r}\n\n{_pipeline_usage(command)}", file=sys.stderr)
+        return 2
+    return int(function(args[0], args[1:]) or 0)
 
 
 if __name__ == "__main__":

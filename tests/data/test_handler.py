@@ -87,7 +87,7 @@ def test_engine_failure_falls_back_to_uniform_with_one_warning(caplog, monkeypat
     handler.update(torch.arange(5), torch.ones(5), step=0)
 
     def broken(n, step):
-        raise RuntimeError("CUDA out of memory (simulated)")
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(handler.sampler, "sample", broken)
     with caplog.at_level(logging.WARNING, logger="foveate.data.handler"):
@@ -95,8 +95,25 @@ def test_engine_failure_falls_back_to_uniform_with_one_warning(caplog, monkeypat
         handler.update(batches[-1].ids, torch.ones(256))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "out of memory" in warnings[0].getMessage()
-    assert handler.stats()["fallback"].startswith("RuntimeError")
+    assert handler.stats()["fallback"].startswith("OutOfMemoryError")
     assert float((batches[-1].ids < 5).double().mean()) < 0.2  # uniform again, not focused
+
+
+def test_a_callers_mistake_raises_instead_of_falling_back():
+    handler = ErrorAwareDataHandler(make_scene(), 16, focused_config())
+    batch = handler.sample()
+    with pytest.raises(ValueError, match="errors must be >= 0"):
+        handler.update(batch.ids, -torch.ones(16))
+    assert handler.sampler is not None and handler.stats()["fallback"] is None
+
+
+def test_gather_only_holds_no_sampler_and_gathers_what_it_is_given():
+    handler = ErrorAwareDataHandler(make_scene(), 16, gather_only=True)
+    assert handler.sampler is None
+    ids = torch.tensor([0, 13, 95])
+    batch = handler.gather(ids)
+    assert torch.equal(batch.ids, ids) and batch.rays.shape == (3, 6)
+    assert torch.equal(batch.weights, torch.ones(3))
 
 
 def test_bad_sampler_config_is_an_error_not_a_fallback():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -228,6 +229,40 @@ def test_neus_missing_or_singular_world_mat_names_the_frame(tmp_path):
         load_neus(tmp_path)
 
 
-def test_unknown_directory(tmp_path):
-    with pytest.raises(SceneFormatError, match="neither"):
+def test_unknown_directory_names_the_formats_looked_for(tmp_path):
+    with pytest.raises(SceneFormatError, match=r"no scene found; looked for .*Blender.*transforms\.json.*NeuS.*COLMAP"):
         detect_format(tmp_path)
+    with pytest.raises(SceneFormatError, match="scene directory not found"):
+        load_scene(tmp_path / "missing")
+    with pytest.raises(ValueError, match="scene format must be one of"):
+        load_scene(tmp_path, "ply")
+
+
+def test_moved_readers_are_the_format_modules_own():
+    from foveate.data.formats import blender, neus
+
+    assert (load_blender, save_blender, load_neus, save_neus) == (
+        blender.load_blender,
+        blender.save_blender,
+        neus.load_neus,
+        neus.save_neus,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Sparse points
+
+
+def test_points_are_validated_and_kept_by_select_split_and_downsampled():
+    scene = make_scene()
+    points = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
+    colors = torch.tensor([[255, 0, 0], [0, 255, 0]], dtype=torch.uint8)
+    scene = replace(scene, points=points, point_colors=colors)
+    for derived in (scene.select([3, 1]), scene.split("val"), scene.downsampled(3)):
+        assert torch.equal(derived.points, points) and torch.equal(derived.point_colors, colors)
+    with pytest.raises(ValueError, match="points must be float32"):
+        replace(scene, points=points.double())
+    with pytest.raises(ValueError, match="point_colors must be uint8"):
+        replace(scene, point_colors=colors[:1])
+    with pytest.raises(ValueError, match="without points"):
+        replace(scene, points=None)

@@ -19,8 +19,14 @@ def test_bins_by_hand():
     assert Timeline(1001, 50.0, 0.5).num_bins == 40
 
 
-@pytest.mark.parametrize("kwargs", [dict(num_frames=1, control_rate=10.0), dict(num_frames=10, control_rate=0.0),
-                                    dict(num_frames=10, control_rate=10.0, bin_seconds=-1.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(num_frames=1, control_rate=10.0),
+        dict(num_frames=10, control_rate=0.0),
+        dict(num_frames=10, control_rate=10.0, bin_seconds=-1.0),
+    ],
+)
 def test_timeline_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         Timeline(**kwargs)

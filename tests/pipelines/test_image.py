@@ -34,16 +34,30 @@ def test_per_unit_loss_is_the_squared_error_of_each_pixel(small_png):
     assert task.unit_shape == (1, 20, 28)
 
 
-def test_validation_scores_the_whole_image_and_returns_maps(small_png):
+def test_full_validation_scores_the_whole_image_and_returns_pictures_and_maps(small_png):
     task = ImageFieldTask(load_photo(small_png), preset("tiny").model, torch.device("cpu"))
     with torch.no_grad():
-        validation = task.validate()
+        validation = task.validate(full=True)
         full = task.render_rows(0, 20).clamp(0, 1)
     mse = (full - task.photo.rows(0, 20)).square().mean()
     assert validation.metrics["psnr"] == pytest.approx(float(-10 * torch.log10(mse)), rel=1e-5)
     assert 0.0 <= validation.metrics["ssim"] <= 1.0
-    assert task.maps["error"].shape == (20, 28)
+    assert validation.maps["error"].shape == (20, 28)
     assert validation.images["prediction"].shape == (20, 28, 3)
+    torch.testing.assert_close(validation.images["target"], task.photo.rows(0, 20))
+
+
+def test_quick_validation_scores_a_fixed_subset_of_pixels(small_png, monkeypatch):
+    import foveate.pipelines.image as image_module
+
+    monkeypatch.setattr(image_module, "QUICK_PIXELS", 100)
+    task = ImageFieldTask(load_photo(small_png), preset("tiny").model, torch.device("cpu"))
+    assert task.quick_ids.shape == (100,) and bool((task.quick_ids[1:] > task.quick_ids[:-1]).all())
+    with torch.no_grad():
+        quick = task.validate(full=False)
+        error = (task.render_rows(0, 20).reshape(-1, 3)[task.quick_ids] - task.photo.colors(task.quick_ids)).square()
+    assert quick.metrics["psnr"] == pytest.approx(float(-10 * torch.log10(error.mean())), rel=1e-5)
+    assert not quick.images and not quick.maps
 
 
 def test_short_fit_improves_psnr_and_fills_the_run_directory(small_png, tmp_path):
@@ -62,6 +76,7 @@ def test_short_fit_improves_psnr_and_fills_the_run_directory(small_png, tmp_path
     assert result.status == "completed"
     psnrs = [record["psnr"] for record in result.history]
     assert psnrs[-1] > psnrs[0] + 3.0
+    assert [r["step"] for r in result.history] == [0, 30, 60] and [r["step"] for r in result.full_history] == [60]
     run = tmp_path / "runs" / "image" / "fit"
     assert trainer.run_dir == run
     assert {"config.yaml", "stats.jsonl", "error_sampling_stats.json", "checkpoints", "tb", "renders"} <= {
@@ -78,10 +93,10 @@ def test_validation_in_bands_with_reduced_maps_matches_a_single_band(small_png, 
 
     task = ImageFieldTask(load_photo(small_png), preset("tiny").model, torch.device("cpu"))
     with torch.no_grad():
-        whole = task.validate()
+        whole = task.validate(full=True)
         monkeypatch.setattr(image_module, "BAND_PIXELS", 28 * 4)
         monkeypatch.setattr(image_module, "DISPLAY_SIDE", 10)
-        banded = task.validate()
+        banded = task.validate(full=True)
     assert banded.metrics["psnr"] == pytest.approx(whole.metrics["psnr"], rel=1e-5)
-    assert task.maps["error"].shape == (7, 10)
+    assert banded.maps["error"].shape == (7, 10)
     assert banded.images["prediction"].shape == (7, 10, 3)

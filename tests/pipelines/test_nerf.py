@@ -14,12 +14,12 @@ from foveate.data.scenes import Scene, save_blender
 from foveate.models.volume_rendering import render_rays
 from foveate.pipelines import get_pipeline, run_pipeline
 from foveate.pipelines.nerf import RadianceFieldTask, orbit_cameras, preset, scene_box, split_views
-from foveate.report.compare import REPORT_FILES
 
 pytest.importorskip("PIL.Image")
 pytest.importorskip("imageio")
 
 SIZE = 16
+QUIET = ["--train.no-progress", "--train.no-tensorboard"]
 
 
 def ball_scene(views: int = 10, size: int = SIZE, radius: float = 0.6) -> Scene:
@@ -82,9 +82,9 @@ def test_per_unit_loss_is_each_rays_squared_colour_error_over_black(scene_dir, t
     scene = ball_scene()
     task = RadianceFieldTask(scene, tiny(scene_dir, tmp_path), torch.device("cpu"))
     assert task.unit_shape == (8, SIZE, SIZE)
+    task.update_occupancy(0)
     view, y, x = 3, 5, 11
     ids = torch.tensor([view * SIZE * SIZE + y * SIZE + x])
-    task.per_unit_loss(ids)  # step 0 refreshes the occupancy grid; step 1 does not
     random_state = torch.get_rng_state()
     loss = task.per_unit_loss(ids)
     assert loss.shape == (1,) and loss.requires_grad
@@ -92,18 +92,20 @@ def test_per_unit_loss_is_each_rays_squared_colour_error_over_black(scene_dir, t
     origins, directions = scene.cameras.rays(torch.tensor([view]), torch.tensor([y]), torch.tensor([x]))
     with torch.no_grad():
         expected_rgb = render_rays(
-            task.model.field,
-            origins,
-            directions,
-            task.aabb,
-            task.step_size,
-            task.max_samples,
-            task.model.occupancy,
-            jitter=True,
+            task.field, origins, directions, task.aabb, task.step_size, task.max_samples, task.occupancy, jitter=True
         ).rgb
     target = scene.images[view, y, x].float() / 255.0
     torch.testing.assert_close(loss.detach(), (expected_rgb - target).square().mean(dim=1))
-    assert int(task.model.steps) == 2 and int(task.model.occupancy.updates) == 1
+
+
+def test_quick_validation_scores_a_fixed_subset_of_held_out_rays(scene_dir, tmp_path):
+    task = RadianceFieldTask(ball_scene(), tiny(scene_dir, tmp_path), torch.device("cpu"))
+    origins, directions, target = task.quick_rays
+    assert origins.shape == (2 * SIZE * SIZE, 3), "a held-out subset no larger than the held-out rays"
+    with torch.no_grad():
+        quick = task.validate(full=False)
+        mse = (task.colors(origins, directions).clamp(0, 1) - target).square().mean()
+    assert quick.metrics["psnr"] == pytest.approx(float(-10 * torch.log10(mse)), rel=1e-5)
 
 
 def test_short_fit_reduces_the_loss_and_fills_the_run_directory(scene_dir, tmp_path):
@@ -113,11 +115,11 @@ def test_short_fit_reduces_the_loss_and_fills_the_run_directory(scene_dir, tmp_p
     psnrs = [record["psnr"] for record in result.history]
     assert [record["step"] for record in result.history] == [0, 30, 60]
     assert psnrs[-1] > psnrs[0] + 1.0, psnrs
-    assert 0.0 <= result.history[-1]["ssim"] <= 1.0
+    assert 0.0 <= result.full_history[-1]["ssim"] <= 1.0
     run = trainer.run_dir
     for name in ("config.yaml", "stats.jsonl", "checkpoints/latest.pt", "checkpoints/best.pt", "renders/val_000.png"):
         assert (run / name).is_file(), f"{name} was not written"
-    assert int(trainer.task.model.occupancy.updates) == 60 // config.march.occupancy_every
+    assert int(trainer.task.occupancy.updates) == 60 // config.march.occupancy_every
 
 
 def test_a_mitsuba_rendered_scene_trains_inside_its_box(tmp_path):
@@ -150,6 +152,13 @@ def test_a_mitsuba_rendered_scene_trains_inside_its_box(tmp_path):
     assert result.history[-1]["psnr"] > result.history[0]["psnr"]
 
 
+def test_the_task_gathers_its_rays_through_the_handler(scene_dir, tmp_path):
+    from foveate.data import ErrorAwareDataHandler
+
+    task = RadianceFieldTask(ball_scene(), tiny(scene_dir, tmp_path), torch.device("cpu"))
+    assert isinstance(task.rays, ErrorAwareDataHandler) and task.rays.sampler is None
+
+
 def test_orbit_keeps_the_cameras_distance_and_looks_at_the_centre():
     cameras = ball_scene().cameras
     orbit = orbit_cameras(cameras, torch.zeros(3), frames=12)
@@ -162,23 +171,33 @@ def test_orbit_keeps_the_cameras_distance_and_looks_at_the_centre():
 
 def test_train_compare_and_render_commands_write_their_files(scene_dir, tmp_path, capsys):
     runs = tmp_path / "runs"
-    common = ["--scene", str(scene_dir), "--runs-dir", str(runs), "--no-progress", "--no-tensorboard"]
+    common = ["--scene", str(scene_dir), "--train.runs-dir", str(runs), *QUIET]
     assert cli_main(["train", "nerf", "--preset", "tiny", "--steps", "10", "--name", "smoke", *common]) == 0
     run = runs / "nerf" / "smoke"
-    resume = ["train", "nerf", "--runs-dir", str(runs), "--name", "smoke", "--resume", "latest", "--steps", "20"]
-    assert cli_main([*resume, "--no-progress", "--no-tensorboard"]) == 0
-    model = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["model"]
-    assert int(model["steps"]) == 20 and int(model["occupancy.updates"]) == 5, "the grid's cadence did not resume"
+    resume = ["train", "nerf", "--train.runs-dir", str(runs), "--name", "smoke", "--resume", "latest", "--steps", "20"]
+    assert cli_main([*resume, *QUIET]) == 0
+    model = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["task"]["model"]
+    assert int(model["occupancy.updates"]) == 5, "the grid's cadence did not resume"
 
     out = tmp_path / "compare"
     argv = ["compare", "nerf", "--preset", "tiny", "--strategies", "uniform", "error_weighted", "--steps", "10"]
     assert cli_main([*argv, "--out", str(out), *common]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "psnr_vs_step.png",
+        "psnr_vs_wall_clock.png",
+        "error_heatmap.png",
+        "sampling_density.png",
+        "reconstructions.png",
+        "sampling_entropy.png",
+        "report.md",
+        "report.json",
+    } <= names
     report = json.loads((out / "report.json").read_text())
-    assert report["uniform_final_psnr"] == report["strategies"]["uniform"]["final_psnr"]
-    for entry in report["strategies"].values():
-        assert {"final_psnr", "curve", "steps_to_uniform_final"} <= set(entry)
-        assert [row[0] for row in entry["curve"]] == [0, 10]
+    assert report["unit_noun"] == "rays" and set(report["variants"]) == {"uniform", "error_weighted"}
+    for run_record in report["runs"]:
+        assert [row[0] for row in run_record["curve"]] == [0, 10]
+    assert "of 128 rays each" in (out / "report.md").read_text()
 
     assert cli_main(["render", "--run", str(run), "--frames", "3", "--no-progress"]) == 0
     gif = run / "renders" / "orbit.gif"
@@ -188,20 +207,22 @@ def test_train_compare_and_render_commands_write_their_files(scene_dir, tmp_path
     assert len(frames) == 3 and frames[0].shape[:2] == (SIZE, SIZE)
     video = imageio.mimread(run / "renders" / "orbit.mp4")
     assert len(video) == 3 and video[0].shape[:2] == (SIZE + SIZE % 2, SIZE + SIZE % 2)
-    assert cli_main(["render", "--run", str(run), "--frames", "2", "--formats", "gif", "--no-progress"]) == 0
+    assert cli_main(["render", "nerf", "--run", str(run), "--frames", "2", "--formats", "gif", "--no-progress"]) == 0
     assert len(imageio.mimread(gif)) == 2
     capsys.readouterr()
 
 
 def test_bad_input_is_reported_naming_the_path(tmp_path, capsys):
-    assert cli_main(["train", "nerf", "--preset", "tiny", "--scene", str(tmp_path), "--no-progress"]) == 2
+    assert cli_main(["train", "nerf", "--preset", "tiny", "--scene", str(tmp_path), *QUIET]) == 2
     assert str(tmp_path) in capsys.readouterr().err
     assert cli_main(["render", "--run", str(tmp_path), "--no-progress"]) == 2
+    assert "checkpoints" in capsys.readouterr().err
+    assert cli_main(["render", "nerf", "--run", str(tmp_path), "--no-progress"]) == 2
     assert "checkpoints" in capsys.readouterr().err
 
 
 def test_video_frames_are_padded_to_even_sides_by_edge_replication():
-    from foveate.pipelines.nerf import _even
+    from foveate.pipelines.nerf.render import even_frame as _even
 
     frame = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
     padded = _even(frame)

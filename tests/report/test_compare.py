@@ -1,4 +1,4 @@
-"""Comparisons: the files and report.json keys the issue names, and the reaching-step measure."""
+"""Comparisons: the one definition of steps-to-reach and of quality at equal wall-clock, seed pooling, the report."""
 
 from __future__ import annotations
 
@@ -7,60 +7,105 @@ import json
 import numpy as np
 import pytest
 
+from foveate.pipelines import get_pipeline
 from foveate.pipelines.image import preset
-from foveate.report.compare import (
-    DEMO_PRESETS,
-    REPORT_FILES,
-    CompareConfig,
-    first_reaching,
-    psnr_at_wall,
-    run_comparison,
-)
+from foveate.report import RunRecord, compare, crossing, pool, pool_saved, value_at
 
 PIL = pytest.importorskip("PIL.Image")
 
 
-def test_first_reaching_reads_the_first_curve_point_at_or_above_target():
+def record(variant, seed, curve, seconds=None):
+    seconds = curve[-1][2] if seconds is None else seconds
+    return RunRecord(variant, seed, curve, {}, seconds, int(curve[-1][0]), "completed", [], {})
+
+
+def test_crossing_interpolates_between_the_validations_around_the_target():
     curve = [[0, 5.0, 0.0], [10, 20.0, 1.0], [20, 30.0, 2.0], [30, 29.0, 3.0]]
-    assert first_reaching(curve, 20.0) == (10, 1.0)
-    assert first_reaching(curve, 29.5) == (20, 2.0)
-    assert first_reaching(curve, 31.0) is None
+    assert crossing(curve, 25.0) == pytest.approx(15.0)
+    assert crossing(curve, 25.0, column=2) == pytest.approx(1.5)
+    assert crossing(curve, 20.0) == 10.0
+    assert crossing(curve, 31.0) is None
+    assert crossing(curve, 4.0) == 0.0, "already reached at the first validation"
+    falling = [[0, 9.0, 0.0], [10, 5.0, 1.0], [20, 1.0, 2.0]]
+    assert crossing(falling, 3.0, higher_is_better=False) == pytest.approx(15.0)
 
 
-def test_psnr_at_wall_interpolates_between_validations():
+def test_value_at_reads_the_curve_linearly_in_time():
     curve = [[0, 10.0, 0.0], [10, 20.0, 2.0], [20, 30.0, 4.0]]
-    assert psnr_at_wall(curve, 1.0) == pytest.approx(15.0)
-    assert psnr_at_wall(curve, 2.0) == pytest.approx(20.0)
-    assert psnr_at_wall(curve, 3.5) == pytest.approx(27.5)
-    assert psnr_at_wall(curve, 9.0) == 30.0
-    assert psnr_at_wall([[10, 20.0, 2.0]], 1.0) is None
-    assert psnr_at_wall([], 1.0) is None
+    assert value_at(curve, 1.0) == pytest.approx(15.0)
+    assert value_at(curve, 3.5) == pytest.approx(27.5)
+    assert value_at(curve, 9.0) == 30.0
+    assert value_at([[10, 20.0, 2.0]], 1.0) is None
+    assert value_at([], 1.0) is None
 
 
-def test_comparison_writes_exactly_the_named_files_and_keys(tmp_path):
+def test_pooling_pairs_seeds_with_the_reference_and_names_the_worst():
+    records = [
+        record("uniform", 0, [[0, 10.0, 0.0], [10, 20.0, 1.0], [20, 30.0, 2.0]]),
+        record("focused", 0, [[0, 10.0, 0.0], [10, 30.0, 1.0], [20, 32.0, 2.0]]),
+        record("uniform", 1, [[0, 10.0, 0.0], [10, 20.0, 1.0], [20, 30.0, 2.0]]),
+        record("focused", 1, [[0, 10.0, 0.0], [10, 20.0, 1.0], [20, 29.0, 2.0]]),
+    ]
+    pooled = pool(records, "uniform")
+    focused = pooled["focused"]
+    assert focused["final_mean"] == pytest.approx(30.5) and focused["final_std"] == pytest.approx(1.5)
+    assert focused["delta_mean"] == pytest.approx(0.5) and focused["delta_worst"] == pytest.approx(-1.0)
+    # Seed 0 reaches uniform's final (30 dB) at step 10 (uniform at 20): 0.5x; seed 1 never does.
+    assert focused["steps_to_reach"] == [10.0, None] and focused["reached"] == 1
+    assert focused["steps_ratio_median"] is None, "half the seeds never got there: the median is not reached"
+    assert pooled["uniform"]["steps_ratio_median"] == 1.0
+    assert focused["equal_wall_delta_mean"] == pytest.approx(0.5)
+    lower = pool(records, "uniform", higher_is_better=False)
+    assert lower["focused"]["delta_worst"] == pytest.approx(2.0), "worse means higher when lower is better"
+
+
+def test_an_absolute_target_measures_steps_to_it_against_the_references():
+    records = [
+        record("uniform", 0, [[0, 0.2, 0.0], [10, 0.6, 1.0], [20, 1.0, 2.0]]),
+        record("official", 0, [[0, 0.2, 0.0], [10, 1.0, 1.0], [20, 1.0, 2.0]]),
+    ]
+    pooled = pool(records, "uniform", target=1.0)
+    assert pooled["official"]["steps_to_reach"] == [10.0] and pooled["official"]["steps_ratio_median"] == 0.5
+
+
+@pytest.fixture
+def noise_png(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
     PIL.fromarray(rgb).save(tmp_path / "noise.png")
-    config = CompareConfig(
-        strategies=("uniform", "error_weighted", "spatial", "adaptive"),
-        out=str(tmp_path / "out"),
-        run=preset("tiny", image=str(tmp_path / "noise.png"), train__progress=False),
-    )
-    _, out = run_comparison(config)
-    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    return str(tmp_path / "noise.png")
+
+
+def test_a_comparison_over_two_seeds_writes_its_report_and_pools_again(noise_png, tmp_path):
+    config = preset("tiny", image=noise_png, train__progress=False, train__tensorboard=False)
+    out = tmp_path / "out"
+    comparison = compare(get_pipeline("image"), config, ["uniform", "error_weighted"], [3, 4], out)
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "psnr_vs_step.png",
+        "psnr_vs_wall_clock.png",
+        "error_heatmap.png",
+        "sampling_density.png",
+        "reconstructions.png",
+        "sampling_entropy.png",
+        "report.md",
+        "report.json",
+    } == names
     saved = json.loads((out / "report.json").read_text())
-    assert saved["uniform_final_psnr"] == saved["strategies"]["uniform"]["final_psnr"]
-    for name in config.strategies:
-        entry = saved["strategies"][name]
-        assert {"final_psnr", "curve", "steps_to_uniform_final", "psnr_at_equal_wall"} <= set(entry)
-        assert entry["psnr_at_equal_wall"] is not None
-        assert [row[0] for row in entry["curve"]] == [0, 10, 20]
-        assert all(len(row) == 3 for row in entry["curve"])
-    assert saved["strategies"]["uniform"]["steps_to_uniform_final"] == 20
-    assert saved["equal_wall_seconds"] == min(e["train_seconds"] for e in saved["strategies"].values())
-    assert "| adaptive |" in (out / "report.md").read_text()
+    assert saved["seeds"] == [3, 4] and saved["source"] == "noise.png (24 x 16)"
+    assert {(r["variant"], r["seed"]) for r in saved["runs"]} == {
+        (v, s) for v in ("uniform", "error_weighted") for s in (3, 4)
+    }
+    for run in saved["runs"]:
+        assert [row[0] for row in run["curve"]] == [0, 10, 20] and "ssim" in run["final"]
+    assert saved["variants"] == comparison.report["variants"]
+    assert "| error_weighted |" in (out / "report.md").read_text()
+    repooled = pool_saved([out], tmp_path / "again")
+    assert repooled["variants"] == saved["variants"]
+    with pytest.raises(ValueError, match="more than one report"):
+        pool_saved([out, out / "report.json"], tmp_path / "twice")
 
 
-def test_demo_preset_runs_on_the_bundled_default_photo():
-    demo = DEMO_PRESETS["demo"].run
-    assert demo.image == "astronaut"
-    assert demo.train.steps * demo.train.batch_size <= 400 * 16384
+def test_unknown_variants_fail_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match="no variant 'nonsense'"):
+        compare(get_pipeline("image"), preset("tiny"), ["uniform", "nonsense"], [0], tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -68,7 +68,7 @@ def test_resolution_does_not_degrade_with_the_running_total():
     """A global float32 CDF near 3.3e7 has spacing 2-4 and loses small units; block prefix sums keep them."""
     num_units = 2**25 + BLOCK
     weights = torch.ones(num_units)
-    weights[-BLOCK:-BLOCK + 2] = torch.tensor([0.5, 1e-3])
+    weights[-BLOCK : -BLOCK + 2] = torch.tensor([0.5, 1e-3])
     small = torch.tensor([num_units - BLOCK, num_units - BLOCK + 1])
     naive = torch.cumsum(weights, 0)
     assert float(naive[small[1]] - naive[small[0]]) != pytest.approx(1e-3, rel=0.5), "float32 CDF lost it"

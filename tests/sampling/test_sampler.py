@@ -97,8 +97,9 @@ def test_importance_weights_have_mean_one_under_p(correction):
 
 
 def test_weight_cap():
-    s = Sampler(1000, warmup_iterations=0, update_frequency=1, correction="full", weight_cap=2.0,
-                uniform_fraction=0.01, seed=0)
+    s = Sampler(
+        1000, warmup_iterations=0, update_frequency=1, correction="full", weight_cap=2.0, uniform_fraction=0.01, seed=0
+    )
     errors = torch.zeros(1000)
     errors[:10] = 100.0
     s.update(torch.arange(1000), errors, 0)
@@ -200,8 +201,16 @@ def test_stats_keys_and_json():
     s = Sampler((1, 32, 32), "adaptive", warmup_iterations=0, update_frequency=1, seed=0)
     feed(s, 3, lambda ids: (ids % 13).float())
     stats = s.stats()
-    for key in ("mean_error", "error_range", "normalized_entropy", "effective_sample_size", "top1pct_mass",
-                "coverage", "nonfinite", "mixture"):
+    for key in (
+        "mean_error",
+        "error_range",
+        "normalized_entropy",
+        "effective_sample_size",
+        "top1pct_mass",
+        "coverage",
+        "nonfinite",
+        "mixture",
+    ):
         assert key in stats
     assert 0.0 < stats["normalized_entropy"] <= 1.0
     assert 0.0 < stats["effective_sample_size"] <= 1.0

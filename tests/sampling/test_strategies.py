@@ -14,11 +14,19 @@ def exact_probabilities(sampler: Sampler) -> torch.Tensor:
 
 class TestSpatial:
     def test_tile_mass_follows_tile_mean_error(self):
-        s = Sampler((1, 8, 8), "spatial", patch_size=4, warmup_iterations=0, update_frequency=1,
-                    uniform_fraction=0.0, min_error_weight=0.0, seed=0)
+        s = Sampler(
+            (1, 8, 8),
+            "spatial",
+            patch_size=4,
+            warmup_iterations=0,
+            update_frequency=1,
+            uniform_fraction=0.0,
+            min_error_weight=0.0,
+            seed=0,
+        )
         errors = torch.zeros(1, 8, 8)
         errors[0, :4, :4] = 1.0  # tile (0, 0): mean 1
-        errors[0, 4, 4] = 16.0   # tile (1, 1): mean 1, all on one pixel
+        errors[0, 4, 4] = 16.0  # tile (1, 1): mean 1, all on one pixel
         s.update(torch.arange(64), errors.flatten(), 0)
         p = exact_probabilities(s).view(8, 8)
         assert float(p[:4, :4].sum()) == pytest.approx(0.5)
@@ -26,8 +34,17 @@ class TestSpatial:
         assert torch.allclose(p[4:, 4:], torch.full((4, 4), 0.5 / 16, dtype=torch.float64)), "uniform within"
 
     def test_proportional_within_tile(self):
-        s = Sampler((1, 8, 8), "spatial", patch_size=4, within="proportional", warmup_iterations=0,
-                    update_frequency=1, uniform_fraction=0.0, min_error_weight=0.0, seed=0)
+        s = Sampler(
+            (1, 8, 8),
+            "spatial",
+            patch_size=4,
+            within="proportional",
+            warmup_iterations=0,
+            update_frequency=1,
+            uniform_fraction=0.0,
+            min_error_weight=0.0,
+            seed=0,
+        )
         errors = torch.zeros(1, 8, 8)
         errors[0, :4, :4] = 1.0
         errors[0, 4, 4] = 16.0
@@ -79,8 +96,17 @@ class TestAdaptive:
 
 class TestFailureBinsPaper:
     def test_hand_computed(self):
-        s = Sampler(6, "failure_bins", form="paper", kernel_size=3, kernel_decay=0.5, uniform_ratio=0.2,
-                    alpha=0.5, warmup_iterations=0, update_frequency=1)
+        s = Sampler(
+            6,
+            "failure_bins",
+            form="paper",
+            kernel_size=3,
+            kernel_decay=0.5,
+            uniform_ratio=0.2,
+            alpha=0.5,
+            warmup_iterations=0,
+            update_frequency=1,
+        )
         # Episodes that STARTED in bins 1, 1, 4 ended; the first and third failed.
         s.update(torch.tensor([1, 1, 4]), torch.tensor([1.0, 0.0, 1.0]), 0)
         r = [0.0, 0.25, 0.0, 0.0, 0.5, 0.0]
@@ -101,8 +127,17 @@ class TestFailureBinsPaper:
 
 class TestFailureBinsOfficial:
     def test_hand_computed(self):
-        s = Sampler(5, "failure_bins", form="official", kernel_size=3, kernel_decay=0.8, uniform_ratio=0.1,
-                    alpha=0.001, warmup_iterations=0, update_frequency=1)
+        s = Sampler(
+            5,
+            "failure_bins",
+            form="official",
+            kernel_size=3,
+            kernel_decay=0.8,
+            uniform_ratio=0.1,
+            alpha=0.001,
+            warmup_iterations=0,
+            update_frequency=1,
+        )
         # One control step: two envs failed in bin 2, one in bin 4.
         s.update(torch.tensor([2, 2, 4]), torch.ones(3), 0)
         count = [0.0, 0.0, 0.002, 0.0, 0.001]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from foveate.train import CheckpointError, atomic_save, load_checkpoint
+from foveate.files import atomic_save
+from foveate.train import CheckpointError, CheckpointStore, load_checkpoint
 from foveate.train.checkpoint import CHECKPOINT_FORMAT, capture_rng, resolve_checkpoint, restore_rng
 
 
@@ -43,6 +44,21 @@ def test_unusable_checkpoints_are_clear_errors(tmp_path):
     torch.save({"step": 3}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a foveate checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+    torch.save({"format": 1, "step": 3}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="format 1; this foveate reads format 2"):
+        load_checkpoint(tmp_path / "old.pt")
+
+
+def test_store_rotates_numbered_checkpoints_and_keeps_the_best_by_direction(tmp_path):
+    lower_is_better = CheckpointStore(tmp_path, keep=2, better=lambda v, than: than is None or v < than, metric="cd")
+    for step in (10, 20, 30):
+        lower_is_better.save(_state(step), step)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt", "step_00000020.pt", "step_00000030.pt"]
+    assert load_checkpoint(tmp_path / "latest.pt")["step"] == 30
+    for step, value in ((10, 3.0), (20, 1.0), (30, 2.0)):
+        lower_is_better.consider({"step": step, "cd": value}, lambda step=step: _state(step))
+    assert lower_is_better.best == {"step": 20, "cd": 1.0}
+    assert load_checkpoint(tmp_path / "best.pt")["step"] == 20
 
 
 def test_resolve_latest_picks_the_named_or_newest_run(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import torch
@@ -12,10 +13,10 @@ from foveate.train import ConfigMismatchError, Trainer, load_checkpoint
 from .toy import ToyConfig, ToyTask
 
 
-def _trainer(tmp_path, config=None, task=None, resume=None, name="run"):
+def _trainer(tmp_path, config=None, resume=None, name="run", **task_options):
     torch.manual_seed(0)
     config = config or ToyConfig()
-    task = task or ToyTask(config.units)
+    task = ToyTask(config.units, **task_options)
     return Trainer(task, config, device=torch.device("cpu"), run_dir=tmp_path / name, resume_from=resume)
 
 
@@ -40,6 +41,8 @@ def test_resume_continues_exactly(tmp_path):
     assert sorted(got) == list(range(1, 41))
     assert got == expected
     torch.testing.assert_close(resumed.task.model.weight, straight.task.model.weight, rtol=0, atol=0)
+    adam = [t.task.optimizers["model"].state_dict()["state"][0]["exp_avg"] for t in (resumed, straight)]
+    assert adam[0].equal(adam[1])
     errors = [t.sampler.state_dict()["statistics"]["error"] for t in (resumed, straight)]
     assert errors[0].equal(errors[1])
 
@@ -59,11 +62,15 @@ def test_run_directory_holds_config_logs_and_checkpoints(tmp_path):
     assert names == ["best.pt", "latest.pt", "step_00000030.pt", "step_00000040.pt"]
     assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 40
     assert [record["step"] for record in result.history] == [0, 10, 20, 30, 40]
+    assert [record["step"] for record in result.full_history] == [40]
     assert result.best is not None and result.best["psnr"] == max(r["psnr"] for r in result.history)
 
 
-def test_ctrl_c_saves_latest_and_the_run_can_continue(tmp_path):
-    trainer = _trainer(tmp_path, task=ToyTask(interrupt_at=12))
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_saves_latest_and_the_run_continues_exactly(tmp_path, number):
+    straight = _trainer(tmp_path, name="straight")
+    straight.fit()
+    trainer = _trainer(tmp_path, signal_at=12, signal_number=number)
     result = trainer.fit()
     assert result.status == "interrupted"
     assert result.step == 13
@@ -72,10 +79,11 @@ def test_ctrl_c_saves_latest_and_the_run_can_continue(tmp_path):
     assert load_checkpoint(latest)["step"] == 13
     resumed = _trainer(tmp_path, resume=latest)
     assert resumed.fit().status == "completed"
+    assert resumed.task.model.weight.equal(straight.task.model.weight)
 
 
 def test_non_finite_loss_stops_and_names_the_step(tmp_path):
-    trainer = _trainer(tmp_path, task=ToyTask(nan_from=17))
+    trainer = _trainer(tmp_path, nan_from=17)
     result = trainer.fit()
     assert result.status == "nonfinite"
     assert "non-finite at step 17" in result.message

@@ -4,6 +4,7 @@ Rendering with Mitsuba lives in :mod:`foveate.data.render` and is imported only 
 """
 
 from .cameras import CAMERA_LAYOUTS, Cameras, DownsampleSchedule, camera_positions, look_at
+from .formats import load_colmap, load_transforms, save_colmap
 from .handler import ErrorAwareDataHandler, RayBatch
 from .images import BUNDLED_PHOTOS, ImageError, Photo, load_photo, pixel_points
 from .scenes import Scene, SceneFormatError, load_scene, save_blender, save_neus
@@ -24,10 +25,13 @@ __all__ = [
     "Timeline",
     "TimelineSampler",
     "camera_positions",
+    "load_colmap",
     "load_photo",
     "load_scene",
+    "load_transforms",
     "look_at",
     "pixel_points",
     "save_blender",
+    "save_colmap",
     "save_neus",
 ]

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from foveate.sampling import Sampler
+from foveate.sampling import Layout, Sampler
 
 from .cameras import Cameras, DownsampleSchedule
 from .scenes import Scene, load_scene, shrink_uint8
@@ -100,6 +100,8 @@ class ErrorAwareDataHandler:
             Blender scenes), or ``None`` to return the stored colour (over black).
         downsample: initial image downsampling factor (see :meth:`reload`).
         seed: seeds the uniform draws and the sampler.
+        gather_only: hold the data and gather batches, but keep no sampler: the ids come from a
+            sampler owned elsewhere (foveate's training loop owns one).
 
     Steps: every draw is made for the handler's current ``step`` (warm-up is judged at every
     draw, never frozen when an iterator is created), and ``step`` then advances by one; set it
@@ -117,6 +119,7 @@ class ErrorAwareDataHandler:
         background: Sequence[float] | None = None,
         downsample: int = 1,
         seed: int = 0,
+        gather_only: bool = False,
     ) -> None:
         if not isinstance(rays_per_batch, int) or rays_per_batch < 1:
             raise ValueError(f"rays_per_batch must be a positive int, got {rays_per_batch!r}")
@@ -131,6 +134,7 @@ class ErrorAwareDataHandler:
             if self.background.shape != (3,):
                 raise ValueError(f"background must be 3 numbers (RGB), got {background!r}")
         self.seed = seed
+        self.gather_only = gather_only
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.step = 0
@@ -158,13 +162,12 @@ class ErrorAwareDataHandler:
         self.alphas = None if scene.masks is None else self._shrunk(scene.masks[..., None], downsample)[..., 0]
         self.cameras: Cameras = cameras.to(self.device)
         self.shape = (scene.num_views, *size)
+        self.layout = Layout.from_shape(self.shape)
         self.sampler = None
-        if self.fallback_reason is None:
+        if self.fallback_reason is None and not self.gather_only:
             try:
                 self.sampler = Sampler(self.shape, device=self.device, seed=self.seed, **self.sampler_arguments)
-            except (TypeError, ValueError):
-                raise  # a bad sampler_config is the caller's mistake, not an engine failure
-            except Exception as error:  # the engine itself failed (e.g. out of memory)
+            except torch.OutOfMemoryError as error:
                 self._fall_back(error)
 
     def _shrunk(self, images: torch.Tensor, factor: int) -> torch.Tensor:
@@ -192,12 +195,7 @@ class ErrorAwareDataHandler:
     def gather(self, ids: torch.Tensor, weights: torch.Tensor | None = None) -> RayBatch:
         """The rays, colours and coverage of ray ids (row-major over ``(images, H, W)``)."""
         ids = ids.to(self.device)
-        _, height, width = self.shape
-        image = torch.div(ids, height * width, rounding_mode="floor")
-        pixel = ids - image * (height * width)
-        y = torch.div(pixel, width, rounding_mode="floor")
-        x = pixel - y * width
-        origins, directions = self.cameras.rays(image, y, x)
+        origins, directions = self.cameras.rays(*self.layout.unravel(ids))
         rgb = self.colors.view(-1, 3)[ids].to(torch.float32) / 255.0
         if self.alphas is None:
             alpha = torch.ones((ids.shape[0], 1), device=self.device)
@@ -217,7 +215,7 @@ class ErrorAwareDataHandler:
         if self.sampler is not None:
             try:
                 draw = self.sampler.sample(self.rays_per_batch, step)
-            except Exception as error:  # the engine failed: keep training, uniformly
+            except torch.OutOfMemoryError as error:
                 self._fall_back(error)
             else:
                 return self.gather(draw.ids, draw.weights)
@@ -257,7 +255,7 @@ class ErrorAwareDataHandler:
             return
         try:
             self.sampler.update(ids, losses.detach(), self.step - 1 if step is None else step)
-        except Exception as error:  # the engine failed: keep training, uniformly
+        except torch.OutOfMemoryError as error:
             self._fall_back(error)
 
     def _fall_back(self, error: BaseException) -> None:

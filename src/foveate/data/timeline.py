@@ -94,6 +94,9 @@ class TimelineSampler:
         form: ``"uniform"``, ``"paper"`` or ``"official"`` (see the module docstring).
         device: where every tensor lives.
         seed: seeds the bin draws and the phases inside bins.
+        sampler: a sampler over the timeline's bins owned elsewhere (foveate's training loop owns
+            one); its strategy sets the form (uniform, or failure_bins' form), and it should
+            rebuild at every update with no warm-up, as the sampler made here does.
         **failure_bins_args: ``kernel_size``, ``kernel_decay``, ``uniform_ratio``, ``alpha`` of the
             engine's ``failure_bins`` strategy; ``None`` or absent takes the form's default.
     """
@@ -106,30 +109,36 @@ class TimelineSampler:
         *,
         device: torch.device | str | None = None,
         seed: int = 0,
+        sampler: Sampler | None = None,
         **failure_bins_args: Any,
     ) -> None:
-        if form not in FORMS:
-            raise ValueError(f"form must be one of {FORMS}, got {form!r}")
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        self.timeline = timeline
+        self.num_envs = num_envs
+        if sampler is not None:
+            form = _form_of(sampler, timeline, failure_bins_args)
+            device = sampler.device
+        if form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS}, got {form!r}")
         arguments = {k: v for k, v in failure_bins_args.items() if v is not None}
         if form == "uniform" and arguments:
             raise ValueError(f"form 'uniform' takes no failure_bins arguments, got {sorted(arguments)}")
-        self.timeline = timeline
-        self.num_envs = num_envs
         self.form = form
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        strategy, extra = ("uniform", {}) if form == "uniform" else ("failure_bins", {"form": form, **arguments})
-        self.sampler = Sampler(
-            timeline.num_bins,
-            strategy,
-            update_frequency=1,
-            warmup_iterations=0,
-            check_inputs=False,
-            device=self.device,
-            seed=seed,
-            **extra,
-        )
+        if sampler is None:
+            strategy, extra = ("uniform", {}) if form == "uniform" else ("failure_bins", {"form": form, **arguments})
+            sampler = Sampler(
+                timeline.num_bins,
+                strategy,
+                update_frequency=1,
+                warmup_iterations=0,
+                check_inputs=False,
+                device=self.device,
+                seed=seed,
+                **extra,
+            )
+        self.sampler = sampler
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed + 1)
         bins = timeline.num_bins
@@ -235,6 +244,19 @@ class TimelineSampler:
         return frames.to(self.device), terminated.to(self.device, torch.bool), time_out.to(self.device, torch.bool)
 
 
+def _form_of(sampler: Sampler, timeline: Timeline, failure_bins_args: dict[str, Any]) -> str:
+    """The form a given sampler implements: its strategy, or failure_bins' form."""
+    if failure_bins_args:
+        raise ValueError("with a sampler given, its strategy carries the failure_bins arguments")
+    if sampler.shape != (timeline.num_bins,):
+        raise ValueError(f"the sampler's shape {sampler.shape} is not the timeline's {timeline.num_bins} bins")
+    if sampler.strategy.name == "uniform":
+        return "uniform"
+    if sampler.strategy.name == "failure_bins":
+        return sampler.strategy.form
+    raise ValueError(f"a timeline needs a uniform or failure_bins sampler, got {sampler.strategy.name!r}")
+
+
 class MotionCommandSampler:
     """Adaptive start phases with the hooks of IsaacLab's ``MotionCommand``.
 
@@ -251,7 +273,7 @@ class MotionCommandSampler:
         num_envs: number of environments.
         form: ``"uniform"``, ``"paper"`` or ``"official"``.
         bin_seconds: bin width in seconds.
-        device, seed, **failure_bins_args: passed to :class:`TimelineSampler`.
+        device, seed, sampler, **failure_bins_args: passed to :class:`TimelineSampler`.
     """
 
     def __init__(
@@ -264,10 +286,13 @@ class MotionCommandSampler:
         bin_seconds: float = 1.0,
         device: torch.device | str | None = None,
         seed: int = 0,
+        sampler: Sampler | None = None,
         **failure_bins_args: Any,
     ) -> None:
         timeline = Timeline(num_frames, control_rate, bin_seconds)
-        self.sampler = TimelineSampler(timeline, num_envs, form, device=device, seed=seed, **failure_bins_args)
+        self.sampler = TimelineSampler(
+            timeline, num_envs, form, device=device, seed=seed, sampler=sampler, **failure_bins_args
+        )
         self.time_steps = torch.zeros(num_envs, dtype=torch.long, device=self.sampler.device)
 
     @property

@@ -16,12 +16,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["HashGrid", "dense_level_encode", "hash_grid_encode", "hashed_level_encode", "level_resolutions"]
+__all__ = [
+    "HashGrid",
+    "HashGridConfig",
+    "dense_level_encode",
+    "hash_grid_encode",
+    "hashed_level_encode",
+    "level_resolutions",
+]
 
 PRIMES = (1, 2654435761, 805459861)
 """Per-axis multipliers of the spatial hash; the first is 1 for memory coherence."""
@@ -118,6 +126,33 @@ def hash_grid_encode(
         parts.append(hashed_level_encode(points, table, hashed_resolutions))
     encoded = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
     return encoded.reshape(points.shape[0], -1)
+
+
+@dataclass
+class HashGridConfig:
+    """The hash encoding's size (a section of the image and NeRF configs)."""
+
+    levels: int = 16
+    """Grid levels, coarse to fine."""
+    log2_table_size: int = 19
+    """log2 of the most rows (vertices) a level may hold; smaller tables force hash collisions."""
+    features_per_level: int = 2
+    """Features stored per vertex."""
+    base_resolution: int = 16
+    """Cells per side of the coarsest level."""
+    finest_resolution: int = 0
+    """Cells per side of the finest level; 0: the pipeline's own (an image's longer side, 1024 across a NeRF's box)."""
+
+    def encoding_arguments(self, default_finest: int) -> dict[str, int]:
+        """Keyword arguments of :class:`HashGrid` (without ``dims``), 0 resolved to ``default_finest``."""
+        finest = self.finest_resolution or default_finest
+        return {
+            "levels": self.levels,
+            "log2_table_size": self.log2_table_size,
+            "features_per_level": self.features_per_level,
+            "base_resolution": min(self.base_resolution, finest),
+            "finest_resolution": finest,
+        }
 
 
 class HashGrid(nn.Module):

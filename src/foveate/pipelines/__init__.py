@@ -1,21 +1,25 @@
-"""foveate.pipelines: one module per system (config + model + per-unit loss + validation), by name."""
+"""foveate.pipelines: one package or module per system (config, task, exports), registered by name."""
 
 from .registry import (
-    EXIT_CODES,
     PipelineSpec,
+    RenderOptions,
     available_pipelines,
     get_pipeline,
+    load_run,
     register_pipeline,
+    render_command,
     run_pipeline,
     train_command,
 )
 
 __all__ = [
-    "EXIT_CODES",
     "PipelineSpec",
+    "RenderOptions",
     "available_pipelines",
     "get_pipeline",
+    "load_run",
     "register_pipeline",
+    "render_command",
     "run_pipeline",
     "train_command",
 ]

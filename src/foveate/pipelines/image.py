@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,30 +17,24 @@ import torch
 import torch.nn.functional as F
 
 from foveate.data import Photo, load_photo
-from foveate.models import HashGrid, NeuralField
+from foveate.models import HashGrid, HashGridConfig, NeuralField
 from foveate.train import (
     ImageQuality,
+    Metric,
     OptimConfig,
+    Preset,
     SamplingConfig,
+    Task,
     TrainConfig,
     Validation,
     apply_changes,
-    lpips_unavailable_reason,
+    psnr_from_mse,
 )
+from foveate.train.config import SHORT_RUN_SAMPLING
 
 from .registry import PipelineSpec, register_pipeline, train_command
 
-__all__ = [
-    "PRESETS",
-    "SPEC",
-    "FieldConfig",
-    "ImageConfig",
-    "ImageFieldTask",
-    "build_task",
-    "preset",
-    "run_name",
-    "train_main",
-]
+__all__ = ["PRESETS", "SPEC", "FieldConfig", "ImageConfig", "ImageFieldTask", "build_task", "preset", "train_main"]
 
 RENDER_CHUNK = 1 << 18
 """Pixels evaluated per forward pass when rendering the whole image."""
@@ -48,31 +42,28 @@ BAND_PIXELS = 1 << 21
 """Pixels per band of rows in validation: bounds its float memory at any image size."""
 DISPLAY_SIDE = 512
 """Longest side of the images validation returns for logs and reports."""
+QUICK_PIXELS = 1 << 16
+"""Pixels of the fixed random subset a quick validation scores."""
 
 
 @dataclass
-class FieldConfig:
-    """The hash-grid field's architecture."""
+class FieldConfig(HashGridConfig):
+    """The neural field: a 2-D hash grid and an MLP."""
 
-    levels: int = 16
-    log2_table_size: int = 19
-    """log2 of the most hash-table rows per level (smaller tables force collisions)."""
-    features_per_level: int = 2
-    base_resolution: int = 16
-    finest_resolution: int = 0
-    """Cells per side of the finest level; 0: the image's longer side."""
     hidden: int = 64
+    """Width of the MLP."""
     hidden_layers: int = 2
+    """Hidden layers of the MLP."""
 
 
 @dataclass
 class ImageConfig:
-    """Fit one photograph: a bundled scikit-image photo by name, or a PNG/JPEG/TIFF path."""
+    """Fit one photograph: a bundled scikit-image photo by name, or a PNG, JPEG or TIFF file."""
 
     image: str = "astronaut"
     """A bundled photo (astronaut, retina, hubble_deep_field, coffee, ...) or an image file."""
     ssim: bool = True
-    """Compute SSIM at each validation (PSNR always); SSIM costs about as much as a render on CPU."""
+    """Compute SSIM at full validations (PSNR always); SSIM costs about as much as a render on a CPU."""
     model: FieldConfig = field(default_factory=FieldConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, batch_size=65536))
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -80,67 +71,68 @@ class ImageConfig:
 
 
 def _preset(**changes: object) -> ImageConfig:
-    return apply_changes(ImageConfig(), changes)
+    return apply_changes(ImageConfig(), {**SHORT_RUN_SAMPLING, **changes})
 
 
-PRESETS: dict[str, ImageConfig] = {
-    # FIELD_NOTES section 7's field and batch (sized for a GPU: 65,536 pixels per step), with a
-    # cosine decay instead of its constant learning rate, under which every strategy oscillates late.
-    "default": _preset(),
-    # Sized for a few-core CPU: a 512^2 photo in about a minute.
-    "cpu": _preset(train__steps=600, train__batch_size=16384, train__validate_every=50, train__log_every=10),
-    # Capacity-limited: a small hash table makes the fine levels collide.
-    "capacity": _preset(model__log2_table_size=14),
-    # For tests and smoke runs: seconds on any machine.
-    "tiny": _preset(
-        image="astronaut",
-        model__levels=4,
-        model__log2_table_size=10,
-        model__hidden=16,
-        model__hidden_layers=1,
-        train__steps=20,
-        train__batch_size=256,
-        train__validate_every=10,
-        train__log_every=5,
-        train__checkpoint_every=10,
-        train__sampler_stats_every=10,
-        sampling__warmup_iterations=2,
-        sampling__update_frequency=2,
+PRESETS: dict[str, Preset[ImageConfig]] = {
+    "default": Preset(
+        "sized for a GPU: 65,536 pixels a step, 2000 steps, a 16-level hash grid of 2^19 rows per level",
+        _preset(),
+    ),
+    "cpu": Preset(
+        "sized for a few CPU cores: a 512^2 photo in about a minute (600 steps of 16,384 pixels)",
+        _preset(train__steps=600, train__batch_size=16384, train__log_every=10),
+    ),
+    "capacity": Preset(
+        "capacity-limited: 2^14 rows per level, so the fine levels collide",
+        _preset(model__log2_table_size=14),
+    ),
+    "tiny": Preset(
+        "for tests and smoke runs: seconds on any machine",
+        _preset(
+            model__levels=4,
+            model__log2_table_size=10,
+            model__hidden=16,
+            model__hidden_layers=1,
+            train__steps=20,
+            train__batch_size=256,
+            train__validate_every=10,
+            train__log_every=5,
+            train__checkpoint_every=10,
+            train__sampler_stats_every=10,
+            sampling__warmup_iterations=2,
+            sampling__update_frequency=2,
+        ),
     ),
 }
 
 
-class ImageFieldTask:
-    """The loop's view of an image fit: model, per-pixel loss and whole-image validation.
+class ImageFieldTask(Task):
+    """An image fit: per-pixel loss, PSNR on a fixed pixel subset (quick) or the whole image (full).
 
     Args:
         photo: the photograph (kept in its own sample type).
         config: the field's architecture.
         device: where the photo and the model live.
-        ssim: compute SSIM at validation as well as PSNR.
+        ssim: compute SSIM at full validations as well as PSNR.
     """
 
     name = "image"
-    best_metric = "psnr"
-    loss_is_mse = True
-    _lpips_noted = False
+    metric = Metric("psnr", True, "PSNR (dB)")
+    unit_noun = "pixels"
 
     def __init__(self, photo: Photo, config: FieldConfig, device: torch.device, ssim: bool = True) -> None:
         self.photo = photo.to(device)
         self.device = device
         self.ssim = ssim
-        finest = config.finest_resolution or max(photo.height, photo.width)
-        encoding = HashGrid(
-            dims=2,
-            levels=config.levels,
-            log2_table_size=config.log2_table_size,
-            features_per_level=config.features_per_level,
-            base_resolution=min(config.base_resolution, finest),
-            finest_resolution=finest,
-        )
+        encoding = HashGrid(dims=2, **config.encoding_arguments(max(photo.height, photo.width)))
         self.model = NeuralField(encoding, photo.channels, config.hidden, config.hidden_layers).to(device)
         self.unit_shape = photo.unit_shape
-        self.maps: dict[str, torch.Tensor] = {}
+        subset = torch.randperm(photo.num_pixels, generator=torch.Generator().manual_seed(0))[:QUICK_PIXELS]
+        self.quick_ids = subset.sort().values.to(device)
+
+    def describe(self) -> str:
+        return f"{Path(self.photo.name).name} ({self.photo.width} x {self.photo.height})"
 
     def per_unit_loss(self, ids: torch.Tensor) -> torch.Tensor:
         prediction = self.model(self.photo.points(ids)).float()
@@ -153,62 +145,64 @@ class ImageFieldTask:
         values = [self.model(self.photo.points(chunk)).float() for chunk in ids.split(RENDER_CHUNK)]
         return torch.cat(values).view(stop - start, width, -1)
 
-    def validate(self) -> Validation:
-        """PSNR and SSIM over the whole image, and display-size prediction and error maps.
+    def bands(self, factor: int = 1) -> Iterator[tuple[int, int]]:
+        """Row ranges of at most :data:`BAND_PIXELS` pixels, their height a multiple of ``factor``."""
+        photo = self.photo
+        band = max(factor, BAND_PIXELS // photo.width // factor * factor)
+        for start in range(0, photo.height, band):
+            yield start, min(start + band, photo.height)
 
-        The image is rendered in bands of rows whose height is a multiple of the display
+    def validate(self, full: bool) -> Validation:
+        """Quick: PSNR over a fixed random subset of pixels. Full: PSNR and SSIM over the whole
+        image, with display-size target, prediction and error images and the error map.
+
+        The full image is rendered in bands of rows whose height is a multiple of the display
         reduction factor, so the area-averaged maps tile exactly.
         """
+        if not full:
+            ids = self.quick_ids
+            error = torch.cat([self.per_unit_loss(chunk) for chunk in ids.split(RENDER_CHUNK)])
+            return Validation({"psnr": float(psnr_from_mse(error.mean(dtype=torch.float64)))})
         photo = self.photo
         factor = max(1, math.ceil(max(photo.height, photo.width) / DISPLAY_SIDE))
-        band = max(factor, BAND_PIXELS // photo.width // factor * factor)
         quality = ImageQuality(self.device, ssim=self.ssim)
-        predictions, errors = [], []
-        for start in range(0, photo.height, band):
-            stop = min(start + band, photo.height)
+        predictions, targets, errors = [], [], []
+        for start, stop in self.bands(factor):
             prediction = self.render_rows(start, stop).clamp(0.0, 1.0)
             target = photo.rows(start, stop)
             quality.update(prediction, target)
-            error = (prediction - target).square().mean(dim=2)
             predictions.append(_pool(prediction.permute(2, 0, 1), factor).permute(1, 2, 0))
-            errors.append(_pool(error[None], factor)[0])
-        metrics = quality.compute()
-        prediction, error = torch.cat(predictions), torch.cat(errors)
-        self.maps = {"prediction": prediction, "error": error}
-        self._note_lpips()
-        error_image = (error / error.max().clamp(min=1e-12)).sqrt()[..., None]
-        return Validation(metrics, {"prediction": prediction, "error": error_image})
+            targets.append(_pool(target.permute(2, 0, 1), factor).permute(1, 2, 0))
+            errors.append(_pool((prediction - target).square().mean(dim=2)[None], factor)[0])
+        error = torch.cat(errors)
+        images = {"target": torch.cat(targets), "prediction": torch.cat(predictions), "error": _error_image(error)}
+        return Validation(quality.compute(), images, {"error": error})
 
-    def export(self, run_dir: Path) -> None:
-        """Write the full-resolution reconstruction (8-bit PNG) and the error map to ``renders/``."""
+    def export(self, run_dir: Path) -> list[Path]:
+        """The full-resolution reconstruction (8-bit PNG) and its error map, in ``renders/``."""
         from PIL import Image
 
         renders = run_dir / "renders"
         renders.mkdir(parents=True, exist_ok=True)
-        photo = self.photo
-        band = max(1, BAND_PIXELS // photo.width)
-        rows = []
-        with torch.no_grad():
-            for start in range(0, photo.height, band):
-                stop = min(start + band, photo.height)
-                rows.append((self.render_rows(start, stop).clamp(0, 1) * 255).round().to(torch.uint8).cpu())
+        rows, errors = [], []
+        for start, stop in self.bands():
+            prediction = self.render_rows(start, stop).clamp(0.0, 1.0)
+            errors.append((prediction - self.photo.rows(start, stop)).square().mean(dim=2))
+            rows.append(_to_uint8(prediction).cpu())
         image = torch.cat(rows).numpy()
-        Image.fromarray(image[:, :, 0] if photo.channels == 1 else image).save(renders / "prediction.png")
-        if "error" in self.maps:
-            error = self.maps["error"]
-            scaled = (error / error.max().clamp(min=1e-12)).sqrt()
-            Image.fromarray((scaled * 255).round().to(torch.uint8).cpu().numpy()).save(renders / "error.png")
+        written = [renders / "prediction.png", renders / "error.png"]
+        Image.fromarray(image[:, :, 0] if self.photo.channels == 1 else image).save(written[0])
+        Image.fromarray(_to_uint8(_error_image(torch.cat(errors))[..., 0]).cpu().numpy()).save(written[1])
+        return written
 
-    @classmethod
-    def _note_lpips(cls) -> None:
-        if cls._lpips_noted:
-            return
-        cls._lpips_noted = True
-        reason = lpips_unavailable_reason()
-        if reason is not None:
-            from rich.console import Console
 
-            Console(stderr=True).print(f"[dim]note: {reason}[/]", highlight=False)
+def _error_image(error: torch.Tensor) -> torch.Tensor:
+    """An (H, W) squared-error map as an (H, W, 1) picture: square root, scaled to its maximum."""
+    return (error / error.max().clamp(min=1e-12)).sqrt()[..., None]
+
+
+def _to_uint8(image: torch.Tensor) -> torch.Tensor:
+    return (image.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
 def _pool(image: torch.Tensor, factor: int) -> torch.Tensor:
@@ -230,12 +224,13 @@ def run_name(config: ImageConfig) -> str:
 
 def preset(name: str, **overrides: object) -> ImageConfig:
     """A copy of the named preset with ``section__field=value`` overrides applied."""
-    return apply_changes(copy.deepcopy(PRESETS[name]), overrides)
+    return apply_changes(copy.deepcopy(PRESETS[name].config), overrides)
 
 
 SPEC = register_pipeline(
     PipelineSpec(
         name="image",
+        task_type=ImageFieldTask,
         config_type=ImageConfig,
         presets=PRESETS,
         build_task=build_task,

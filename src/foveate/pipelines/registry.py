@@ -1,22 +1,37 @@
-"""Pipelines by name, and the run that every ``foveate train <pipeline>`` command shares."""
+"""Pipelines by name, and the commands every pipeline gets by registering: train, compare, render.
+
+A pipeline registers a :class:`PipelineSpec`: its config type with named presets, how to
+build its task, and optionally render options. ``foveate train NAME``, ``foveate compare NAME``
+and ``foveate render NAME`` are then built from the spec; nothing else needs writing::
+
+    SPEC = register_pipeline(PipelineSpec(
+        name="image", config_type=ImageConfig, presets=PRESETS, build_task=build_task,
+        run_name=run_name, description="Fit a photograph with a hash-grid neural field."))
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from foveate.sampling import STRATEGIES
 from foveate.train import (
+    EXIT_CODES,
     CheckpointError,
     ConfigMismatchError,
+    Preset,
     Task,
     Trainer,
     TrainResult,
+    apply_changes,
+    config_from_dict,
     load_checkpoint,
     parse_config,
     resolve_checkpoint,
@@ -25,42 +40,92 @@ from foveate.train import (
 )
 
 __all__ = [
-    "EXIT_CODES",
+    "USAGE_ERRORS",
     "PipelineSpec",
+    "RenderOptions",
     "available_pipelines",
     "get_pipeline",
+    "load_run",
+    "one_line",
     "register_pipeline",
+    "render_command",
     "run_pipeline",
     "train_command",
 ]
 
+STRATEGY_VARIANTS = {
+    name: {"sampling__strategy": name} for name in ("uniform", "error_weighted", "spatial", "adaptive")
+}
+"""What a comparison varies by default: the engine's strategies for pixel-like units."""
+assert set(STRATEGY_VARIANTS) <= set(STRATEGIES)
+
+USAGE_ERRORS = (FileNotFoundError, ValueError, KeyError, CheckpointError, ConfigMismatchError)
+"""What a command reports as one line (bad input, a missing run) instead of a traceback."""
+
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """A trainable system: its config type with named presets and how to build its task.
+    """A trainable system.
 
     Attributes:
-        name: the registered name (``foveate train <name>``, ``runs/<name>/``).
-        config_type: a dataclass with ``train``, ``sampling`` and ``optim`` fields.
-        presets: named configs; the first is the default.
+        name: the registered name (``foveate train NAME``, ``runs/NAME/``).
+        config_type: a dataclass with ``train``, ``sampling`` and ``optim`` sections.
+        task_type: the :class:`~foveate.train.Task` subclass ``build_task`` returns (its metric
+            and nouns are read from the class).
+        presets: named configs; the first is the default; a ``tiny`` one runs in seconds on a CPU.
         build_task: ``(config, device) -> Task``.
         run_name: ``config -> str``, the default run name (a date is appended).
         description: one line for ``--help``.
+        variants: what ``foveate compare`` can train side by side: a name and the config changes
+            it makes (``apply_changes`` form); the first ``default_variants`` are compared by default.
+        default_variants: how many of ``variants`` a comparison takes by default.
+        render_options: a dataclass of ``foveate render NAME`` flags; None when the task renders nothing.
     """
 
     name: str
     config_type: type
-    presets: Mapping[str, Any]
-    build_task: Callable[[Any, Any], Task]
+    task_type: type[Task]
+    presets: Mapping[str, Preset]
+    build_task: Callable[[Any, torch.device], Task]
     run_name: Callable[[Any], str]
     description: str
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(STRATEGY_VARIANTS))
+    default_variants: int = 4
+    render_options: type | None = None
+
+    def with_variant(self, config: Any, variant: str) -> Any:
+        """``config`` changed to train ``variant`` (in place; returns it)."""
+        if variant not in self.variants:
+            raise ValueError(f"{self.name} has no variant {variant!r}; choose from {', '.join(self.variants)}")
+        return apply_changes(config, self.variants[variant])
+
+
+@dataclass
+class RenderOptions:
+    """Which run and checkpoint ``foveate render`` reads."""
+
+    run: Path
+    """Run directory (holding checkpoints/ and config.yaml), e.g. runs/nerf/NAME."""
+    checkpoint: Literal["auto", "best", "latest"] = "auto"
+    """'auto' takes best.pt when present, else latest.pt."""
+    device: str = "auto"
+    """'auto', 'cpu', 'cuda' or 'cuda:N'."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
+class _RunOnly:
+    run: Path | None = None
 
 
 _REGISTRY: dict[str, PipelineSpec] = {}
-_MODULES = {"image": "foveate.pipelines.image", "nerf": "foveate.pipelines.nerf"}
+_MODULES = {
+    "image": "foveate.pipelines.image",
+    "nerf": "foveate.pipelines.nerf",
+    "motion": "foveate.pipelines.motion",
+}
 """Built-in pipelines, imported on first use."""
-
-EXIT_CODES = {"completed": 0, "stopped": 0, "interrupted": 130, "nonfinite": 3}
 
 
 def register_pipeline(spec: PipelineSpec) -> PipelineSpec:
@@ -91,15 +156,17 @@ def run_pipeline(
 ) -> tuple[TrainResult, Trainer]:
     """Train ``spec``'s task under ``config``: fresh, or resumed when ``config.train.resume`` is set.
 
-    ``in_memory=True`` writes no run directory (used by comparisons and tests).
+    ``in_memory=True`` writes no run directory (comparisons and tests).
     """
+    trainer = _trainer(spec, config, console=console, in_memory=in_memory)
+    return trainer.fit(), trainer
+
+
+def _trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_memory: bool = False) -> Trainer:
     device = select_device(config.train.device)
     if config.train.cpu_threads > 0:
         torch.set_num_threads(config.train.cpu_threads)
-    seed_everything(config.train.seed)
-    task = spec.build_task(config, device)
-    resume_from = None
-    run_dir = None
+    resume_from = run_dir = None
     if config.train.resume:
         resume_from = resolve_checkpoint(config.train.resume, _pipeline_dir(spec, config), config.train.name)
         run_dir = resume_from.parent.parent
@@ -111,10 +178,11 @@ def run_pipeline(
                 f"{run_dir} already holds a run; continue it with --resume latest --name {name}, "
                 "or choose another --name"
             )
-    if in_memory:
-        run_dir = None
-    trainer = Trainer(task, config, device=device, run_dir=run_dir, resume_from=resume_from, console=console)
-    return trainer.fit(), trainer
+    seed_everything(config.train.seed)
+    task = spec.build_task(config, device)
+    return Trainer(
+        task, config, device=device, run_dir=None if in_memory else run_dir, resume_from=resume_from, console=console
+    )
 
 
 def _saved_config(spec: PipelineSpec) -> Callable[[Any], Mapping[str, Any] | None]:
@@ -128,25 +196,94 @@ def _saved_config(spec: PipelineSpec) -> Callable[[Any], Mapping[str, Any] | Non
 
 
 def train_command(name: str, argv: Sequence[str]) -> int:
-    """``foveate train <name> [options]``: parse, train, print where the run went."""
+    """``foveate train NAME [options]``: parse, train, print where the run went."""
     from rich.console import Console
 
     console = Console(stderr=True)
-    spec = get_pipeline(name)
+    prog = f"foveate train {name}"
     try:
-        config = parse_config(
+        spec = get_pipeline(name)
+        config, _ = parse_config(
             spec.config_type,
             argv,
             presets=spec.presets,
-            prog=f"foveate train {name}",
+            prog=prog,
             description=spec.description,
             saved_config=_saved_config(spec),
         )
         result, trainer = run_pipeline(spec, config, console=console)
-    except (FileNotFoundError, ValueError, CheckpointError, ConfigMismatchError) as error:
-        console.print(f"[red]foveate train {name}: error:[/] {error}", highlight=False)
+    except USAGE_ERRORS as error:
+        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False)
         return 2
     console.print(result.message, highlight=False)
     if trainer.run_dir is not None:
         print(trainer.run_dir)
     return EXIT_CODES[result.status]
+
+
+def load_run(run: Path, which: str = "auto", device: str = "auto", expect: str | None = None) -> Trainer:
+    """The trainer of a finished or stopped run, restored from its checkpoint (for rendering and exports)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise CheckpointError(f"{run}: run directory not found")
+    directory = run / "checkpoints"
+    names = {"auto": ("best.pt", "latest.pt"), "best": ("best.pt",), "latest": ("latest.pt",)}[which]
+    path = next((directory / n for n in names if (directory / n).is_file()), None)
+    if path is None:
+        raise CheckpointError(f"{run}: no {' or '.join(names)} under {directory}; is this a training run's directory?")
+    state = load_checkpoint(path)
+    pipeline = state.get("pipeline")
+    if expect is not None and pipeline != expect:
+        raise CheckpointError(f"{path} is a checkpoint of pipeline {pipeline!r}, not {expect!r}")
+    spec = get_pipeline(pipeline)
+    config = config_from_dict(spec.config_type, state["config"], where=str(path))
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=device, progress=False))
+    seed_everything(config.train.seed)
+    task = spec.build_task(config, select_device(device))
+    return Trainer(task, config, device=select_device(device), run_dir=None, resume_from=path)
+
+
+def render_command(name: str | None, argv: Sequence[str]) -> int:
+    """``foveate render NAME --run DIR [options]`` (NAME may be left out: the run's checkpoint names it)."""
+    import tyro
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    prog = "foveate render" + (f" {name}" if name else "")
+    try:
+        if name is None:
+            where, _ = tyro.cli(_RunOnly, args=list(argv), return_unknown_args=True, add_help=False)
+            if where.run is None:
+                raise ValueError("give --run DIR (a training run), or a pipeline: foveate render PIPELINE --run DIR")
+            name = load_checkpoint(_any_checkpoint(where.run)).get("pipeline")
+        spec = get_pipeline(name)
+        if spec.render_options is None:
+            raise ValueError(f"pipeline {name!r} renders nothing; its products are written when training ends")
+        options = tyro.cli(
+            dataclasses.make_dataclass("Render", [], bases=(spec.render_options, RenderOptions)),
+            args=list(argv),
+            prog=prog,
+            description=f"Render a trained {name} run into its renders/ directory.",
+        )
+        trainer = load_run(options.run, options.checkpoint, options.device, expect=name)
+        trainer.task.model.eval()
+        with torch.no_grad():
+            written = trainer.task.render(options, Path(options.run) / "renders", options.progress)
+    except USAGE_ERRORS as error:
+        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+def _any_checkpoint(run: Path) -> Path:
+    for name in ("best.pt", "latest.pt"):
+        if (run / "checkpoints" / name).is_file():
+            return run / "checkpoints" / name
+    raise CheckpointError(f"{run}: no checkpoints/best.pt or latest.pt; is this a training run's directory?")
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message (a KeyError's without the quotes ``str`` adds)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)

@@ -1,6 +1,19 @@
-"""foveate.report: comparisons, plots and report files (the top layer, beside the CLI)."""
+"""foveate.report: comparisons of sampling variants, their pooled numbers, figures and report files."""
 
-from .plots import plot_curves, plot_maps
-from .writing import write_markdown
+from .compare import Comparison, compare, compare_command, headline, pool_saved
+from .pooling import RunRecord, crossing, pool, value_at
+from .writing import summary_table, write_markdown
 
-__all__ = ["plot_curves", "plot_maps", "write_markdown"]
+__all__ = [
+    "Comparison",
+    "RunRecord",
+    "compare",
+    "compare_command",
+    "crossing",
+    "headline",
+    "pool",
+    "pool_saved",
+    "summary_table",
+    "value_at",
+    "write_markdown",
+]

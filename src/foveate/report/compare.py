@@ -1,317 +1,456 @@
-"""``foveate compare image`` and ``foveate demo``: sampling strategies side by side on one photo.
+"""``foveate compare PIPELINE`` and ``foveate demo``: sampling variants side by side, over seeds.
 
-Every strategy trains the same field from the same seed with the same budget; only the
-sampler differs. The comparison writes, into its output directory: ``psnr_vs_step.png``,
-``psnr_vs_wall_clock.png``, ``error_heatmap.png``, ``sampling_density.png``, ``report.md``
-and ``report.json``.
+Every variant trains the same task from the same seed with the same budget; only the sampler
+differs. Each seed is a paired experiment against the reference variant (uniform). The numbers
+come from :mod:`foveate.report.pooling`; the comparison writes into its output directory:
+``<metric>_vs_step.png``, ``<metric>_vs_wall_clock.png``, the final maps of each variant
+(``error_heatmap.png``), ``sampling_density.png``, ``sampling_entropy.png``, ``reconstructions.png``
+(target and each variant's result, where the task returns images), ``<map>_over_time.png`` for
+per-unit profiles (a motion's success per bin), ``report.md`` and ``report.json``.
+
+``--pool DIR ...`` trains nothing: it pools the runs stored in earlier comparisons' report.json.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
 import os
 import platform
+import shlex
+import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import numpy as np
 import torch
+from tyro.conf import arg
 
-from foveate.pipelines import get_pipeline, run_pipeline
-from foveate.pipelines.image import ImageConfig, preset
-from foveate.train import CheckpointError, config_to_dict, parse_config
+from foveate.files import atomic_write_json
+from foveate.pipelines import PipelineSpec, get_pipeline, run_pipeline
+from foveate.pipelines.registry import USAGE_ERRORS, one_line
+from foveate.train import Metric, Preset, parse_config
 from foveate.train.visuals import downsample_map
 
-from .plots import plot_curves, plot_maps
+from .plots import plot_curves, plot_images, plot_maps, plot_profiles, plot_sampling
+from .pooling import RunRecord, pool
 from .writing import write_markdown
 
-__all__ = [
-    "DEMO_PRESETS",
-    "REPORT_FILES",
-    "CompareConfig",
-    "StrategyRun",
-    "build_report",
-    "compare_main",
-    "demo_main",
-    "first_reaching",
-    "image_density",
-    "run_comparison",
-    "run_strategies",
-    "write_report",
-]
+__all__ = ["Comparison", "compare", "compare_command", "demo_main", "headline", "pool_saved", "train_variant"]
 
-REPORT_FILES = (
-    "psnr_vs_step.png",
-    "psnr_vs_wall_clock.png",
-    "error_heatmap.png",
-    "sampling_density.png",
-    "report.md",
-    "report.json",
-)
 MAP_SIDE = 384
-"""Longest side of the error and density maps in the report."""
+"""Longest side of the maps and pictures kept for the report."""
+DENSITY_VIEWS = 4
+"""Images of an (images, H, W) layout shown side by side in the sampling-density figure."""
 
 
-@dataclass
-class CompareConfig:
-    """Train one photo's field once per strategy (same seed and budget) and report side by side."""
+@dataclasses.dataclass
+class Artefacts:
+    """What a run leaves for the figures only (not for report.json): final maps, pictures, density."""
 
-    strategies: tuple[str, ...] = ("uniform", "error_weighted", "spatial", "adaptive")
-    """Strategies to compare; include uniform for the steps-to-uniform's-final measure."""
-    out: str = "runs/image/compare"
-    """Directory for the plots, report.md and report.json."""
-    run: ImageConfig = field(default_factory=ImageConfig)
+    maps: dict[str, np.ndarray]
+    images: dict[str, np.ndarray]
+    density: np.ndarray | None
 
 
-@dataclass
-class StrategyRun:
-    """One strategy's outcome: validation curve, final maps and timing."""
+@dataclasses.dataclass
+class Comparison:
+    """A finished comparison: its runs, pooled numbers and what the report says about them."""
 
-    strategy: str
-    curve: list[list[float]]
-    final: dict[str, float]
-    train_seconds: float
-    error_map: torch.Tensor
-    density_map: torch.Tensor | None
+    report: dict[str, Any]
+    records: list[RunRecord]
+    artefacts: dict[str, Artefacts]
 
 
-def _compare_presets(names: Sequence[str], **changes: Any) -> dict[str, CompareConfig]:
-    return {name: CompareConfig(run=preset(name, **changes)) for name in names}
+def train_variant(pipeline: str, config: Any, variant: str, seed: int) -> tuple[RunRecord, Artefacts, str]:
+    """Train one variant x seed in memory; returns its record, its artefacts and the task's description.
 
-
-COMPARE_PRESETS = _compare_presets(("default", "cpu", "capacity", "tiny"))
-DEMO_PRESETS = {
-    # Sized so four strategies finish well inside five minutes on a 2-core CPU. One thread:
-    # with two, a CPU shared with any other job slows several-fold (threads wait on each other).
-    "demo": CompareConfig(
-        out="runs/demo",
-        run=preset(
-            "cpu",
-            train__steps=400,
-            train__batch_size=16384,
-            train__validate_every=25,
-            train__log_every=25,
-            train__cpu_threads=1,
-        ),
-    ),
-    "tiny": CompareConfig(out="runs/demo", run=preset("tiny")),
-}
-
-
-def image_density(sampler: Any) -> torch.Tensor:
-    """The sampler's density over a one-image (1, H, W) layout, relative to uniform."""
-    _, height, width = sampler.shape
-    return sampler.probabilities().view(height, width) * sampler.num_units
-
-
-def run_strategies(
-    config: Any,
-    strategies: Sequence[str],
-    console: Any = None,
-    *,
-    pipeline: str = "image",
-    density: Callable[[Any], torch.Tensor] = image_density,
-) -> list[StrategyRun]:
-    """Train ``config`` of ``pipeline`` once per strategy, in memory, and collect curves and maps.
-
-    ``density`` turns the final sampler into the 2-D map shown in ``sampling_density.png``.
+    Module-level so that worker processes can run it.
     """
-    if not strategies:
-        raise ValueError("give at least one strategy")
-    if len(set(strategies)) != len(strategies):
-        raise ValueError(f"strategies must be distinct, got {list(strategies)}")
     spec = get_pipeline(pipeline)
-    runs = []
-    for strategy in strategies:
-        run_config = copy.deepcopy(config)
-        run_config.sampling.strategy = strategy
-        run_config.train.resume = None
-        result, trainer = run_pipeline(spec, run_config, console=console, in_memory=True)
-        if result.status != "completed":
-            raise RuntimeError(f"strategy {strategy!r} did not complete: {result.message}")
-        curve = [[r["step"], r["psnr"], r["wall_seconds"]] for r in result.history]
-        final = {k: v for k, v in result.history[-1].items() if k not in ("step", "wall_seconds")}
-        density_map = None
-        if not trainer.sampler.in_warmup(trainer.step):
-            density_map = downsample_map(density(trainer.sampler), MAP_SIDE).cpu()
-        error = downsample_map(trainer.task.maps["error"], MAP_SIDE).cpu()
-        runs.append(StrategyRun(strategy, curve, final, result.train_seconds, error, density_map))
-    return runs
+    config = spec.with_variant(copy.deepcopy(config), variant)
+    config.train.seed = seed
+    config.train.resume = None
+    result, trainer = run_pipeline(spec, config, in_memory=True)
+    if result.status not in ("completed", "target"):
+        raise RuntimeError(f"{variant} (seed {seed}) did not finish: {result.message}")
+    metric = trainer.task.metric.name
+    record = RunRecord(
+        variant=variant,
+        seed=seed,
+        curve=[[r["step"], r[metric], r["wall_seconds"]] for r in result.history],
+        final={k: v for k, v in result.full_history[-1].items() if k not in ("step", "wall_seconds")},
+        train_seconds=result.train_seconds,
+        steps=config.train.steps,
+        status=result.status,
+        sampling=[[h["step"], h["normalized_entropy"], h["top1pct_mass"]] for h in result.sampler_history],
+        profiles=result.profiles,
+    )
+    final = result.final
+    artefacts = Artefacts(
+        maps={name: _small(value) for name, value in final.maps.items()},
+        images={name: _small(value) for name, value in final.images.items() if name in ("target", "prediction")},
+        density=_density(trainer.sampler, trainer.step),
+    )
+    return record, artefacts, trainer.task.describe()
 
 
-def first_reaching(curve: Sequence[Sequence[float]], target: float) -> tuple[int, float] | None:
-    """The first (step, wall_seconds) of a ``[step, psnr, wall]`` curve with psnr >= target."""
-    for step, psnr, wall in curve:
-        if psnr >= target:
-            return int(step), float(wall)
-    return None
+def _small(value: torch.Tensor) -> np.ndarray:
+    value = value.detach().float().cpu()
+    return (downsample_map(value, MAP_SIDE) if value.ndim >= 2 else value).numpy()
 
 
-def psnr_at_wall(curve: Sequence[Sequence[float]], seconds: float) -> float | None:
-    """PSNR of a ``[step, psnr, wall]`` curve after ``seconds`` of training, linear between validations.
+def _density(sampler: Any, step: int) -> np.ndarray | None:
+    """The final sampling density relative to uniform: the first images of a grid side by side, or per unit."""
+    if sampler.in_warmup(step):
+        return None
+    relative = sampler.probabilities() * sampler.num_units
+    if len(sampler.shape) != 3:
+        return relative.cpu().numpy()
+    views, height, width = sampler.shape
+    shown = min(views, DENSITY_VIEWS)
+    side_by_side = relative.view(views, height, width)[:shown].permute(1, 0, 2).reshape(height, shown * width)
+    return downsample_map(side_by_side, MAP_SIDE * shown).cpu().numpy()
 
-    None when the curve starts after ``seconds``; the last point's PSNR when it ends before.
-    """
-    previous = None
-    for _, psnr, wall in curve:
-        if wall >= seconds:
-            if previous is None:
-                return float(psnr) if wall == seconds else None
-            wall_before, psnr_before = previous
-            fraction = (seconds - wall_before) / (wall - wall_before) if wall > wall_before else 1.0
-            return float(psnr_before + fraction * (psnr - psnr_before))
-        previous = (wall, psnr)
-    return None if previous is None else float(previous[1])
+
+def compare(
+    spec: PipelineSpec,
+    config: Any,
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    out: Path,
+    *,
+    workers: int = 1,
+    command: str = "",
+) -> Comparison:
+    """Train every variant for every seed (in ``workers`` processes), pool, and write the report into ``out``."""
+    variants, seeds = list(variants), list(seeds)
+    if not variants or not seeds:
+        raise ValueError("give at least one variant and one seed")
+    if len(set(variants)) != len(variants) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"variants and seeds must be distinct, got {variants} and {seeds}")
+    for variant in variants:
+        spec.with_variant(copy.deepcopy(config), variant)  # an unknown name fails here, before any training
+    jobs = [(spec.name, config, variant, seed) for seed in seeds for variant in variants]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as executor:
+            outcomes = list(executor.map(train_variant, *zip(*jobs, strict=True)))
+    else:
+        outcomes = [train_variant(*job) for job in jobs]
+    records = [record for record, _, _ in outcomes]
+    artefacts: dict[str, Artefacts] = {}
+    for record, artefact, _ in outcomes:
+        artefacts.setdefault(record.variant, artefact)
+    task = spec.task_type
+    report = build_report(
+        spec.name, outcomes[0][2], task.metric, task.unit_noun, task.step_noun, config, records, command
+    )
+    write_report(out, report, records, artefacts)
+    return Comparison(report, records, artefacts)
 
 
 def build_report(
+    pipeline: str,
+    source: str,
+    metric: Metric,
+    unit_noun: str,
+    step_noun: str,
     config: Any,
-    runs: Sequence[StrategyRun],
-    height: int,
-    width: int,
-    *,
-    source: str | None = None,
-    extra: dict[str, Any] | None = None,
+    records: Sequence[RunRecord],
+    command: str,
 ) -> dict[str, Any]:
-    """The content of report.json; ``source`` names the photo or scene (default ``config.image``)."""
-    uniform = next((r for r in runs if r.strategy == "uniform"), None)
-    target = None if uniform is None else uniform.final["psnr"]
-    # The equal wall-clock budget: the shortest run's training time, so every strategy has a point there.
-    equal_wall = min(run.train_seconds for run in runs)
-    strategies = {}
-    for run in runs:
-        reached = None if target is None else first_reaching(run.curve, target)
-        strategies[run.strategy] = {
-            "final_psnr": run.final["psnr"],
-            "final_ssim": run.final.get("ssim"),
-            "curve": run.curve,
-            "steps_to_uniform_final": None if reached is None else reached[0],
-            "wall_to_uniform_final": None if reached is None else reached[1],
-            "train_seconds": run.train_seconds,
-            "psnr_at_equal_wall": psnr_at_wall(run.curve, equal_wall),
-        }
+    """The content of report.json: what was compared, the pooled numbers, every run, the machine."""
+    variants = list(dict.fromkeys(r.variant for r in records))
+    reference = "uniform" if "uniform" in variants else variants[0]
     return {
-        "image": config.image if source is None else source,
-        **(extra or {}),
-        "height": height,
-        "width": width,
+        "pipeline": pipeline,
+        "source": source,
+        "metric": dataclasses.asdict(metric),
+        "unit_noun": unit_noun,
+        "step_noun": step_noun,
         "steps": config.train.steps,
         "batch_size": config.train.batch_size,
-        "seed": config.train.seed,
-        "uniform_final_psnr": target,
-        "equal_wall_seconds": equal_wall,
-        "strategies": strategies,
-        "machine": {
-            "device": _device_name(config.train.device),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-        },
+        "seeds": sorted({r.seed for r in records}),
+        "reference": reference,
+        "target": "absolute" if metric.target is not None else f"{reference}'s final value",
+        "variants": pool(records, reference, metric.higher_is_better, metric.target),
+        "runs": [r.to_dict() for r in records],
+        "machine": machine(config.train.device),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "config": config_to_dict(config),
+        "command": command,
+        "config": _plain_config(config),
     }
 
 
-def _device_name(device: str) -> str:
-    if (device in ("auto", "cuda") and torch.cuda.is_available()) or device.startswith("cuda"):
-        return torch.cuda.get_device_name()
-    return "cpu"
+def _plain_config(config: Any) -> Any:
+    from foveate.train import config_to_dict
+
+    return config_to_dict(config)
+
+
+def machine(device: str = "auto") -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cuda = (device in ("auto", "cuda") and torch.cuda.is_available()) or device.startswith("cuda")
+    return {
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
 
 
 def write_report(
-    out: Path, report: dict[str, Any], runs: Sequence[StrategyRun], *, error_title: str, density_title: str
+    out: Path, report: dict[str, Any], records: Sequence[RunRecord], artefacts: dict[str, Artefacts] | None = None
 ) -> None:
-    """Write the curves, the two map figures, report.md and (atomically) report.json into ``out``."""
+    """Write the figures, report.md and report.json into ``out`` (maps and pictures need ``artefacts``)."""
     out.mkdir(parents=True, exist_ok=True)
-    plot_curves(runs, out / "psnr_vs_step.png", out / "psnr_vs_wall_clock.png", target=report["uniform_final_psnr"])
-    plot_maps({r.strategy: r.error_map for r in runs}, out / "error_heatmap.png", title=error_title,
-              label="squared error")
-    densities = {r.strategy: r.density_map for r in runs if r.density_map is not None}
-    plot_maps(densities, out / "sampling_density.png", title=density_title, label="density relative to uniform")
-    write_markdown(report, out / "report.md")
-    temporary = out / f".report.json.tmp-{os.getpid()}"
-    temporary.write_text(json.dumps(report, indent=1))
-    os.replace(temporary, out / "report.json")
-
-
-def run_comparison(compare: CompareConfig, console: Any = None) -> tuple[dict[str, Any], Path]:
-    """Run every strategy and write the report files into ``compare.out``; returns (report, dir)."""
-    from foveate.data import load_photo
-
-    photo = load_photo(compare.run.image)
-    runs = run_strategies(compare.run, compare.strategies, console)
-    out = Path(compare.out)
-    report = build_report(compare.run, runs, photo.height, photo.width)
-    write_report(
-        out,
-        report,
-        runs,
-        error_title="per-pixel squared error of the final model",
-        density_title="final sampling density (1 = uniform)",
+    metric = Metric(**report["metric"])
+    reference = report["reference"]
+    curves: dict[str, list[list[list[float]]]] = {}
+    for record in records:
+        curves.setdefault(record.variant, []).append(record.curve)
+    figures = {}
+    by_step, by_wall = out / f"{metric.name}_vs_step.png", out / f"{metric.name}_vs_wall_clock.png"
+    target = metric.target
+    if target is None and len(report["seeds"]) == 1:
+        target = report["variants"][reference]["final_mean"]
+    plot_curves(
+        curves,
+        by_step,
+        by_wall,
+        label=metric.label or metric.name,
+        step_noun=report["step_noun"],
+        target=target,
+        target_label="target" if metric.target is not None else f"{reference}'s final",
     )
-    return report, out
+    figures["curves"] = [by_step.name, by_wall.name]
+    histories = {r.variant: r.sampling for r in records if r.seed == report["seeds"][0]}
+    plot_sampling(histories, out / "sampling_entropy.png", step_noun=report["step_noun"])
+    figures["sampling"] = ["sampling_entropy.png"]
+    first = [r for r in records if r.seed == report["seeds"][0]]
+    for name in sorted({name for r in first for name in r.profiles}):
+        profiles = {r.variant: ([row[0] for row in r.curve], r.profiles[name]) for r in first if name in r.profiles}
+        path = out / f"{name}_over_time.png"
+        plot_profiles(
+            profiles,
+            path,
+            title=f"{name} per {report['unit_noun'][:-1]} at each validation (seed {report['seeds'][0]})",
+            step_noun=report["step_noun"],
+        )
+        figures.setdefault("profiles", []).append(path.name)
+    if artefacts:
+        figures.update(_artefact_figures(out, report, artefacts))
+    report["figures"] = figures
+    write_markdown(report, out / "report.md")
+    atomic_write_json(out / "report.json", report)
+
+
+def _artefact_figures(out: Path, report: dict[str, Any], artefacts: dict[str, Artefacts]) -> dict[str, list[str]]:
+    figures: dict[str, list[str]] = {}
+    seed = report["seeds"][0]
+    for name in sorted({name for a in artefacts.values() for name in a.maps}):
+        path = out / f"{name}_heatmap.png"
+        maps = {variant: a.maps[name] for variant, a in artefacts.items() if name in a.maps}
+        plot_maps(maps, path, title=f"{name} of each final model (seed {seed})", label=name)
+        figures.setdefault("maps", []).append(path.name)
+    densities = {variant: a.density for variant, a in artefacts.items() if a.density is not None}
+    if densities:
+        plot_maps(
+            densities,
+            out / "sampling_density.png",
+            title=f"final sampling density (1 = uniform, seed {seed})",
+            label="density relative to uniform",
+        )
+        figures["density"] = ["sampling_density.png"]
+    pictures = {}
+    target = next((a.images["target"] for a in artefacts.values() if "target" in a.images), None)
+    if target is not None:
+        pictures["target"] = target
+        pictures.update({v: a.images["prediction"] for v, a in artefacts.items() if "prediction" in a.images})
+        plot_images(pictures, out / "reconstructions.png", title=f"target and each variant's result (seed {seed})")
+        figures["reconstructions"] = ["reconstructions.png"]
+    return figures
+
+
+def pool_saved(reports: Sequence[Path], out: Path, command: str = "") -> dict[str, Any]:
+    """Pool the runs of earlier comparisons (their report.json files or directories) into one report in ``out``."""
+    loaded = []
+    for path in reports:
+        path = Path(path)
+        file = path / "report.json" if path.is_dir() else path
+        if not file.is_file():
+            raise FileNotFoundError(f"no report.json at {path}")
+        import json
+
+        loaded.append(json.loads(file.read_text()))
+    first = loaded[0]
+    for other in loaded[1:]:
+        for key in ("pipeline", "metric", "steps", "batch_size"):
+            if other[key] != first[key]:
+                raise ValueError(f"cannot pool comparisons with different {key}: {first[key]!r} and {other[key]!r}")
+    records = [RunRecord.from_dict(run) for report in loaded for run in report["runs"]]
+    seen = set()
+    for record in records:
+        if (record.variant, record.seed) in seen:
+            raise ValueError(f"{record.variant} seed {record.seed} appears in more than one report")
+        seen.add((record.variant, record.seed))
+    metric = Metric(**first["metric"])
+    variants = list(dict.fromkeys(r.variant for r in records))
+    reference = "uniform" if "uniform" in variants else variants[0]
+    report = {
+        **{k: first[k] for k in ("pipeline", "source", "metric", "unit_noun", "step_noun", "steps", "batch_size")},
+        "seeds": sorted({r.seed for r in records}),
+        "reference": reference,
+        "target": "absolute" if metric.target is not None else f"{reference}'s final value",
+        "variants": pool(records, reference, metric.higher_is_better, metric.target),
+        "runs": [r.to_dict() for r in records],
+        "machine": first["machine"],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": command,
+        "pooled_from": [
+            {"path": str(p), "command": r.get("command", ""), "date": r.get("date")}
+            for p, r in zip(reports, loaded, strict=True)
+        ],
+        "config": first["config"],
+    }
+    write_report(out, report, records)
+    return report
 
 
 def headline(report: dict[str, Any]) -> list[str]:
-    """One line per strategy: final PSNR, difference to uniform, steps to uniform's final."""
+    """One line per variant: final value, difference to the reference, steps to reach the target."""
+    metric = Metric(**report["metric"])
+    reference = report["reference"]
     lines = []
-    target = report["uniform_final_psnr"]
-    steps = report["steps"]
-    for name, result in report["strategies"].items():
-        line = f"{name:>15}: final PSNR {result['final_psnr']:.2f} dB"
-        if target is not None and name != "uniform":
-            line += f" ({result['final_psnr'] - target:+.2f} dB vs uniform)"
-            reached = result["steps_to_uniform_final"]
-            if reached is None:
-                line += f"; did not reach uniform's final PSNR in {steps} steps"
-            else:
-                line += f"; reached uniform's final PSNR at step {reached} ({reached / steps:.2f}x)"
+    for name, result in report["variants"].items():
+        line = f"{name:>15}: final {metric.label or metric.name} {result['final_mean']:.4g}"
+        if len(report["seeds"]) > 1:
+            line += f" ± {result['final_std']:.2g}"
+        if name != reference:
+            line += f" ({result['delta_mean']:+.3g} vs {reference})"
+        goal = "the target" if metric.target is not None else f"{reference}'s final"
+        ratio = result["steps_ratio_median"]
+        if result["reached"] == 0:
+            line += f"; did not reach {goal}"
+        elif ratio is not None and name != reference:
+            line += f"; reached {goal} in {ratio:.2f}x {reference}'s {report['step_noun']}"
+        elif result["steps_median"] is not None:
+            line += f"; reached {goal} at {report['step_noun'][:-1]} {result['steps_median']:.0f}"
         lines.append(line)
     return lines
 
 
-def _compare_command(argv: Sequence[str], presets: dict[str, CompareConfig], prog: str, description: str) -> int:
+def options_type(spec: PipelineSpec, default_out: str | None = None) -> type:
+    """The flags ``foveate compare NAME`` adds to the pipeline's own: variants, seeds, output, workers, pooling."""
+    names = tuple(spec.variants)
+    out = default_out or f"runs/{spec.name}/compare"
+    return dataclasses.make_dataclass(
+        "CompareOptions",
+        [
+            (
+                "strategies",
+                Annotated[
+                    tuple[Literal[names], ...],
+                    arg(help="Variants to train side by side; uniform, when present, is the reference."),
+                ],
+                dataclasses.field(default=names[: spec.default_variants]),
+            ),
+            (
+                "seeds",
+                Annotated[int, arg(help="Seeds per variant: --seed, --seed + 1, ...; each seed a paired run.")],
+                dataclasses.field(default=1),
+            ),
+            (
+                "out",
+                Annotated[Path, arg(help="Directory for the figures, report.md and report.json.")],
+                dataclasses.field(default=Path(out)),
+            ),
+            (
+                "workers",
+                Annotated[int, arg(help="Training processes in parallel (1: one after another).")],
+                dataclasses.field(default=1),
+            ),
+            (
+                "pool",
+                Annotated[
+                    tuple[Path, ...],
+                    arg(help="Train nothing: pool the runs of earlier comparisons (their directories or report.json)."),
+                ],
+                dataclasses.field(default=()),
+            ),
+        ],
+    )
+
+
+def compare_command(
+    name: str,
+    argv: Sequence[str],
+    *,
+    presets: dict[str, Preset] | None = None,
+    prog: str | None = None,
+    default_out: str | None = None,
+) -> int:
+    """``foveate compare NAME [options]``: train the variants, print the headline, point at the report."""
     from rich.console import Console
 
     console = Console(stderr=True)
+    prog = prog or f"foveate compare {name}"
+    command = shlex.join([*prog.split(), *argv])
     try:
-        compare = parse_config(CompareConfig, argv, presets=presets, prog=prog, description=description)
-        if compare.run.train.resume:
-            raise ValueError("a comparison always starts fresh; --resume is for 'foveate train image'")
+        spec = get_pipeline(name)
+        config, options = parse_config(
+            spec.config_type,
+            argv,
+            presets=presets or spec.presets,
+            prog=prog,
+            options=options_type(spec, default_out),
+            description=f"{spec.description} Trains each sampling variant with the same seed and budget, "
+            "and reports them side by side.",
+        )
+        if config.train.resume:
+            raise ValueError(f"a comparison always starts fresh; --resume is for 'foveate train {name}'")
+        if options.seeds < 1 or options.workers < 1:
+            raise ValueError("--seeds and --workers must be at least 1")
         started = time.perf_counter()
-        report, out = run_comparison(compare, console)
-    except (FileNotFoundError, ValueError, CheckpointError) as error:
-        console.print(f"[red]{prog}: error:[/] {error}", highlight=False)
+        if options.pool:
+            report = pool_saved(options.pool, options.out, command)
+        else:
+            seeds = range(config.train.seed, config.train.seed + options.seeds)
+            report = compare(
+                spec, config, options.strategies, seeds, options.out, workers=options.workers, command=command
+            ).report
+    except USAGE_ERRORS as error:
+        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False)
         return 2
     print(
-        f"{report['image']} ({report['width']} x {report['height']}), {report['steps']} steps x "
-        f"{report['batch_size']} pixels, seed {report['seed']}, {time.perf_counter() - started:.0f} s in all"
+        f"{report['source']}: {report['steps']} {report['step_noun']} x {report['batch_size']} "
+        f"{report['unit_noun']}, seeds {report['seeds']}, {time.perf_counter() - started:.0f} s in all"
     )
     for line in headline(report):
         print(line)
-    print(f"report: {out / 'report.md'}")
+    print(f"report: {options.out / 'report.md'}")
     return 0
 
 
-def compare_main(argv: Sequence[str]) -> int:
-    """``foveate compare image``."""
-    return _compare_command(
-        argv,
-        COMPARE_PRESETS,
-        "foveate compare image",
-        "Train the image field once per sampling strategy (same seed and budget) and write a report.",
-    )
-
-
 def demo_main(argv: Sequence[str]) -> int:
-    """``foveate demo``: a small comparison on a bundled photo, a few minutes on a CPU."""
-    return _compare_command(
-        argv,
-        DEMO_PRESETS,
-        "foveate demo",
-        "Compare uniform and error-guided pixel sampling on a bundled photo (a few minutes on a CPU).",
-    )
+    """``foveate demo``: uniform against error-guided pixels on a bundled photo, a few minutes on a CPU."""
+    from foveate.pipelines.image import preset
+
+    presets = {
+        "demo": Preset(
+            "astronaut, four strategies, 400 steps of 16,384 pixels: a few minutes on two CPU cores",
+            preset("cpu", train__steps=400, train__batch_size=16384, train__log_every=25, train__cpu_threads=1),
+        ),
+        "tiny": Preset("seconds, for a smoke test", preset("tiny")),
+    }
+    return compare_command("image", argv, presets=presets, prog="foveate demo", default_out="runs/demo")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(compare_command(sys.argv[1], sys.argv[2:]))

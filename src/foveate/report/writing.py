@@ -2,67 +2,86 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_markdown"]
+from foveate.files import atomic_write_text
 
-
-def _text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+__all__ = ["summary_table", "write_markdown"]
 
 
 def _format(value: float | None, pattern: str, missing: str = "n/a") -> str:
     return missing if value is None else format(value, pattern)
 
 
+def summary_table(report: dict[str, Any], label: str | None = None) -> list[str]:
+    """The pooled numbers of ``report`` as Markdown table rows (header included).
+
+    ``label`` prefixes every row with a column naming the setting, for tables over several.
+    """
+    metric = report["metric"]
+    reference = report["reference"]
+    name = metric["label"] or metric["name"]
+    seeds = len(report["seeds"])
+    goal = "target" if metric["target"] is not None else f"{reference}'s final"
+    head = "| setting " if label is not None else ""
+    lines = [
+        f"{head}| variant | final {name} | vs {reference}: mean / worst seed | {report['step_noun']} to {goal} "
+        f"(x {reference}'s) | wall-clock to {goal} (x {reference}'s) | reached | {name} at equal wall-clock vs "
+        f"{reference}: mean / worst | training time (x {reference}'s) |",
+        ("|---" * (9 if label is not None else 8)) + "|",
+    ]
+    for variant, result in report["variants"].items():
+        spread = f" ± {result['final_std']:.2f}" if seeds > 1 else ""
+        paired = "" if variant == reference else f"{result['delta_mean']:+.2f} / {result['delta_worst']:+.2f}"
+        equal = ""
+        if variant != reference and result["equal_wall_delta_mean"] is not None:
+            equal = f"{result['equal_wall_delta_mean']:+.2f} / {result['equal_wall_delta_worst']:+.2f}"
+        steps = _reach(result["steps_ratio_median"], result["steps_median"], result["reached"])
+        wall = _format(result["wall_ratio_median"], ".2f", "not reached" if not result["reached"] else "n/a")
+        prefix = f"| {label} " if label is not None else ""
+        lines.append(
+            f"{prefix}| {variant} | {result['final_mean']:.2f}{spread} | {paired} | {steps} | {wall} | "
+            f"{result['reached']}/{len(result['seeds'])} | {equal} | {result['train_time_ratio_median']:.2f} |"
+        )
+    return lines
+
+
+def _reach(ratio: float | None, steps: float | None, reached: int) -> str:
+    if not reached or steps is None:
+        return "not reached"
+    return f"{ratio:.2f}x ({steps:.0f})" if ratio is not None else f"{steps:.0f} (reference never)"
+
+
 def write_markdown(report: dict[str, Any], path: Path) -> None:
     """Write the comparison ``report`` (the content of report.json) as Markdown."""
-    steps = report["steps"]
-    target = report["uniform_final_psnr"]
-    uniform = report["strategies"].get("uniform")
+    machine = report["machine"]
+    seeds = report["seeds"]
+    reference = report["reference"]
+    metric = report["metric"]
     lines = [
-        f"# Sampling strategies on {report['image']} ({report['width']} x {report['height']})",
+        f"# Sampling variants: {report['pipeline']} on {report['source']}",
         "",
-        f"{steps} steps of {report['batch_size']} pixels each, seed {report['seed']}, on "
-        f"{report['machine']['device']} ({report['machine']['cpus']} CPUs, {report['machine']['torch_threads']} "
-        f"torch threads), {report['date']}.",
-        "Every strategy trains the same model from the same initialisation; only the sampler differs.",
+        f"{report['steps']} {report['step_noun']} of {report['batch_size']} {report['unit_noun']} each, "
+        f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, on {machine['device']} "
+        f"({machine['cpus']} CPUs, {machine['torch_threads']} torch threads, torch {machine['torch']}), "
+        f"{report['date']}.",
+        f"Command: `{report['command']}`" if report.get("command") else "",
         "",
-        "| strategy | final PSNR (dB) | vs uniform (dB) | final SSIM | steps to uniform's final | "
-        f"wall-clock to uniform's final | PSNR at {report['equal_wall_seconds']:.1f} s (dB) | training time (s) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, result in report["strategies"].items():
-        delta = None if target is None else result["final_psnr"] - target
-        reached = result["steps_to_uniform_final"]
-        wall = result["wall_to_uniform_final"]
-        step_text = "not reached" if target is not None and reached is None else _format(reached, "d")
-        if reached is not None:
-            step_text += f" ({reached / steps:.2f}x)"
-        wall_text = "not reached" if target is not None and wall is None else _format(wall, ".1f")
-        if wall is not None and uniform is not None and uniform["train_seconds"] > 0:
-            wall_text += f" s ({wall / uniform['train_seconds']:.2f}x)"
-        lines.append(
-            f"| {name} | {result['final_psnr']:.2f} | {_format(delta, '+.2f')} | "
-            f"{_format(result['final_ssim'], '.4f')} | {step_text} | {wall_text} | "
-            f"{_format(result['psnr_at_equal_wall'], '.2f')} | {result['train_seconds']:.1f} |"
-        )
-    lines += [
+        "Every variant of a seed trains the same model from the same initialisation; only the sampler differs. "
+        f"Numbers are over seeds: the final value's mean (± spread between seeds); its difference to {reference} "
+        "of the same seed (mean, and the worst seed); the steps and training time at which the curve first reaches "
+        + ("the task's target" if metric["target"] is not None else f"{reference}'s final value")
+        + f", interpolated between validations, as ratios of {reference}'s own (medians over the seeds that got "
+        "there, steps in brackets); the value at the shortest run's training time against "
+        f"{reference}'s at that time. Curves are quick validations; wall-clock counts training only.",
         "",
-        "Steps and wall-clock to uniform's final PSNR are read at validation points, so they are "
-        "upper bounds at the validation interval's resolution. Wall-clock counts training only "
-        "(validation excluded). PSNR at equal wall-clock is read, linearly between validations, at the "
-        "shortest run's training time.",
-        "",
-        "![PSNR against steps](psnr_vs_step.png) ![PSNR against wall-clock](psnr_vs_wall_clock.png)",
-        "",
-        "![Per-pixel error of each final model](error_heatmap.png)",
-        "",
-        "![Final sampling density of each strategy](sampling_density.png)",
+        *summary_table(report),
         "",
     ]
-    _text_atomic(path, "\n".join(lines))
+    for kind in ("curves", "reconstructions", "maps", "density", "profiles", "sampling"):
+        for name in report.get("figures", {}).get(kind, []):
+            lines.append(f"![{Path(name).stem.replace('_', ' ')}]({name})")
+    for source in report.get("pooled_from", []):
+        lines.append(f"- pooled from `{source['path']}` ({source['date']}): `{source['command']}`")
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 __all__ = ["Layout"]
 
 
@@ -31,3 +33,16 @@ class Layout:
     @property
     def is_grid(self) -> bool:
         return len(self.shape) == 3
+
+    def unravel(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(image, y, x) of row-major ids on an (images, H, W) layout, each shaped like ``ids``.
+
+        The inverse of ``(image * H + y) * W + x``, on the ids' device with no host sync.
+        """
+        if not self.is_grid:
+            raise ValueError(f"unravel needs an (images, H, W) layout, this one is {self.shape}")
+        _, height, width = self.shape
+        image = torch.div(ids, height * width, rounding_mode="floor")
+        pixel = ids - image * (height * width)
+        y = torch.div(pixel, width, rounding_mode="floor")
+        return image, y, pixel - y * width

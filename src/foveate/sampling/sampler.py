@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import secrets
@@ -34,7 +35,9 @@ class Sampler:
 
     Args:
         shape: population size ``N``, or ``(images, H, W)`` for pixel-like units (ids row-major).
-        strategy: one of ``uniform``, ``error_weighted``, ``spatial``, ``adaptive``, ``failure_bins``.
+        strategy: a name (``uniform``, ``error_weighted``, ``spatial``, ``adaptive``, ``failure_bins``)
+            with its arguments in ``**strategy_args``, or a :class:`Strategy` instance (copied; a
+            pipeline config holds these).
         decay: EMA decay of each unit's error (``new = decay * old + (1 - decay) * observed``).
         update_frequency: the distribution is rebuilt every this many ``update`` calls.
         warmup_iterations: draws at ``step < warmup_iterations`` are uniform.
@@ -58,7 +61,7 @@ class Sampler:
     def __init__(
         self,
         shape: int | Sequence[int],
-        strategy: str = "error_weighted",
+        strategy: str | Strategy = "error_weighted",
         *,
         decay: float = 0.9,
         update_frequency: int = 100,
@@ -97,11 +100,16 @@ class Sampler:
             error_dtype = torch.bfloat16 if num_units > COMPACT_ABOVE else torch.float32
         self.statistics = UnitStatistics(num_units, decay, error_dtype, self.device)
         self.shaping = Shaping(min_error_weight, uniform_fraction)
-        self.strategy: Strategy = make_strategy(strategy, **strategy_args)
+        if isinstance(strategy, Strategy):
+            if strategy_args:
+                raise ValueError(f"pass a strategy instance or keyword arguments, not both: {sorted(strategy_args)}")
+            self.strategy: Strategy = copy.deepcopy(strategy)
+        else:
+            self.strategy = make_strategy(strategy, **strategy_args)
         self.strategy.bind(self.layout, self.shaping, self.device)
         self.config = {
             "shape": list(self.layout.shape),
-            "strategy": strategy,
+            "strategy": self.strategy.name,
             "decay": decay,
             "update_frequency": update_frequency,
             "warmup_iterations": warmup_iterations,
@@ -112,7 +120,7 @@ class Sampler:
             "stratified": stratified,
             "error_dtype": str(error_dtype).removeprefix("torch."),
             "seed": self.seed,
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in strategy_args.items()},
+            **self.strategy.options(),
         }
 
         self.generator = torch.Generator(device=self.device)

@@ -55,9 +55,7 @@ class UnitStatistics:
         device: where the tensors live.
     """
 
-    def __init__(
-        self, num_units: int, decay: float, error_dtype: torch.dtype, device: torch.device
-    ) -> None:
+    def __init__(self, num_units: int, decay: float, error_dtype: torch.dtype, device: torch.device) -> None:
         self.num_units = num_units
         self.decay = decay
         self.error = torch.zeros(num_units, dtype=error_dtype, device=device)

@@ -1,14 +1,17 @@
 """Strategies: how per-unit statistics become a sampling distribution.
 
-Each strategy is a dataclass of its own arguments (passed to :class:`~foveate.sampling.Sampler`
-as ``**strategy_args``), bound to a population, with explicit state for ``state_dict``.
+Each strategy is a dataclass of its own arguments, bound to a population by the
+:class:`~foveate.sampling.Sampler`, with explicit state for ``state_dict``. The dataclasses are
+also the sampling section of every pipeline's config (their docstrings are its help text, so
+they are written in plain words). Binding never changes the arguments: a strategy instance can
+be copied, saved as config and bound again.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +100,11 @@ class Strategy:
     def arguments(cls) -> list[str]:
         return [f.name for f in fields(cls) if f.init]
 
+    def options(self) -> dict:
+        """The strategy's arguments by name (tuples as lists, as they are saved)."""
+        values = {name: getattr(self, name) for name in self.arguments()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
 
 @dataclass
 class Uniform(Strategy):
@@ -110,14 +118,11 @@ class Uniform(Strategy):
 
 @dataclass
 class ErrorWeighted(Strategy):
-    """Probability proportional to each unit's EMA error (floored, mixed with uniform).
-
-    Args:
-        prior: error assumed for never-visited units: ``"max"`` (the worst error seen) or a number.
-    """
+    """Probability proportional to each unit's running error, floored and mixed with uniform."""
 
     name: ClassVar[str] = "error_weighted"
     prior: float | str = "max"
+    """Error assumed for units never drawn yet: 'max' (the worst error seen so far) or a number."""
 
     def __post_init__(self) -> None:
         _check_prior(self.prior)
@@ -128,18 +133,15 @@ class ErrorWeighted(Strategy):
 
 @dataclass
 class Spatial(Strategy):
-    """A tile map over an (images, H, W) layout: tiles drawn by their mean error.
-
-    Args:
-        patch_size: tile side in units (pixels).
-        within: ``"uniform"`` inside a tile, or ``"proportional"`` to each unit's error.
-        prior: error assumed for never-visited units, as for ``error_weighted``.
-    """
+    """Tiles of an (images, H, W) layout drawn by their mean error, then units inside a tile."""
 
     name: ClassVar[str] = "spatial"
     patch_size: int = 16
-    within: str = "uniform"
+    """Tile side in units (pixels)."""
+    within: Literal["uniform", "proportional"] = "uniform"
+    """How units are drawn inside a tile: uniformly, or in proportion to their own error."""
     prior: float | str = "max"
+    """Error assumed for units never drawn yet: 'max' or a number."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.patch_size, int) or self.patch_size < 1:
@@ -195,32 +197,29 @@ class Spatial(Strategy):
 class Adaptive(Strategy):
     """A mixture of strategies whose shares follow each one's measured learning progress.
 
-    Every draw is split across the components by their shares and each id remembers which
-    component drew it. When the update for that draw arrives, a component's *progress* is
-    the relative drop in error on the units it drew, among those seen before:
-    ``sum(previous - new) / sum(previous)``. An EMA (``progress_decay``) of it is the
-    component's score; at every rebuild the shares become
-    ``min_share + (1 - K * min_share) * max(score, 0) / sum(max(score, 0))``
-    (equal shares while no component shows progress). A component whose units stop
-    improving, as focused sampling does once it only chases what the model cannot fit,
-    loses share to those that still improve; ``min_share`` keeps every one measured.
-
-    Args:
-        components: strategy names to mix; default uniform, error_weighted and, on an
-            (images, H, W) layout, spatial.
-        min_share: the least share a component keeps.
-        progress_decay: EMA decay of the progress scores.
-        patch_size, within: passed to the spatial component.
-        prior: passed to the error-driven components.
+    Every draw is split across the components by their shares, and each id remembers which
+    component drew it. When the update for that draw arrives, a component's progress is the
+    relative drop in error on the units it drew, among those seen before:
+    sum(previous - new) / sum(previous). An EMA of it (progress_decay) is the component's score;
+    at every rebuild the shares become min_share + (1 - K min_share) max(score, 0) / sum(max(score, 0))
+    for K components (equal shares while none shows progress). A component whose units stop
+    improving, as focused sampling does once it only chases what the model cannot fit, loses
+    share to those that still improve; min_share keeps every one measured.
     """
 
     name: ClassVar[str] = "adaptive"
-    components: tuple[str, ...] | None = None
+    components: tuple[Literal["uniform", "error_weighted", "spatial"], ...] | None = None
+    """Strategies to mix; default uniform and error_weighted, plus spatial on (images, H, W) layouts."""
     min_share: float = 0.1
+    """The least share a component keeps."""
     progress_decay: float = 0.9
+    """EMA decay of each component's progress score."""
     patch_size: int = 16
-    within: str = "uniform"
+    """Tile side of the spatial component."""
+    within: Literal["uniform", "proportional"] = "uniform"
+    """How the spatial component draws inside a tile."""
     prior: float | str = "max"
+    """Error assumed for never-drawn units, for the error-driven components."""
     children: list[Strategy] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -240,7 +239,7 @@ class Adaptive(Strategy):
             raise ValueError(f"components must be distinct names from {allowed}, got {names!r}")
         if not 0.0 <= self.min_share * len(names) <= 1.0:
             raise ValueError(f"min_share must be in [0, 1/{len(names)}] for {len(names)} components")
-        self.components = names
+        self.names = names
         options = {"patch_size": self.patch_size, "within": self.within, "prior": self.prior}
         self.children = []
         for name in names:
@@ -278,7 +277,7 @@ class Adaptive(Strategy):
         return MixtureProposal([c.build(stats) for c in self.children], self.shares)
 
     def mixture(self) -> dict[str, float]:
-        return dict(zip(self.components, self.shares, strict=True))
+        return dict(zip(self.names, self.shares, strict=True))
 
     def state_dict(self) -> dict:
         return {"scores": self.scores, "shares": list(self.shares)}
@@ -300,50 +299,61 @@ _FAILURE_FORMS = {
 class FailureBins(Strategy):
     """BeyondMimic's adaptive sampling of motion-timeline bins, in two named forms.
 
-    ``form="paper"``: each ``update`` carries finished episodes, ``ids`` their START bins and
-    ``errors`` 1 for a failure, 0 otherwise. Bins with episodes in the batch move their failure
-    rate EMA ``r <- (1 - alpha) r + alpha F/N``; then
-    ``p_s ∝ sum_{u<K, s+u<S} kernel_decay^u r_{s+u}`` (non-causal), mixed as
-    ``uniform_ratio / S + (1 - uniform_ratio) p``.
+    paper: each update carries finished episodes: ids are their START bins, errors 1 for a
+    failure and 0 otherwise. Bins with episodes in the update move their failure-rate EMA
+    r <- (1 - alpha) r + alpha F/N; then p_s is proportional to sum over u < K (s + u < S) of
+    kernel_decay^u r_(s+u) (non-causal), mixed as uniform_ratio / S + (1 - uniform_ratio) p.
 
-    ``form="official"``: ``update`` is called every control step with ``ids`` the bins where
-    episodes FAILED at this step (terminations, not time-outs; ``errors`` are per-failure counts,
-    usually ones, and may be empty). Every call moves ``c <- alpha * bincount + (1 - alpha) c``;
-    then ``q = c + uniform_ratio / S`` is right-padded by replication and convolved with the
-    kernel ``kernel_decay^u / sum``, and normalised.
+    official: update is called every control step with ids the bins where episodes FAILED at
+    this step (terminations, not time-outs; errors are per-failure counts, usually ones, and may
+    be empty). Every call moves c <- alpha * bincount + (1 - alpha) c; then q = c + uniform_ratio / S
+    is right-padded by replication, convolved with the kernel kernel_decay^u / sum, and normalised.
 
-    Args:
-        form: ``"paper"`` or ``"official"``.
-        kernel_size, kernel_decay, uniform_ratio, alpha: ``None`` takes the form's default
-            (paper: 5, 0.9, 0.1, 0.1; official: 1, 0.8, 0.1, 0.001).
+    Arguments left unset take the form's defaults (paper: 5, 0.9, 0.1, 0.1; official: 1, 0.8,
+    0.1, 0.001); binding resolves them without changing the fields.
     """
 
     name: ClassVar[str] = "failure_bins"
-    form: str = "official"
+    form: Literal["official", "paper"] = "official"
+    """Which BeyondMimic: the released code's (official) or the paper's (Sec. III-F)."""
     kernel_size: int | None = None
+    """Bins the smoothing kernel spans (K); unset: the form's default."""
     kernel_decay: float | None = None
+    """Decay of the kernel's taps (gamma, lambda); unset: the form's default."""
     uniform_ratio: float | None = None
+    """Uniform share mixed in; unset: the form's default."""
     alpha: float | None = None
+    """EMA rate of the failure statistics; unset: the form's default."""
 
     def __post_init__(self) -> None:
         if self.form not in _FAILURE_FORMS:
             raise ValueError(f"form must be one of {sorted(_FAILURE_FORMS)}, got {self.form!r}")
-        for key, default in _FAILURE_FORMS[self.form].items():
-            if getattr(self, key) is None:
-                setattr(self, key, default)
-        if not isinstance(self.kernel_size, int) or self.kernel_size < 1:
-            raise ValueError(f"kernel_size must be a positive int, got {self.kernel_size!r}")
+        settings = self.resolved()
+        kernel_size = settings["kernel_size"]
+        if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1:
+            raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
         for key in ("kernel_decay", "uniform_ratio", "alpha"):
-            value = getattr(self, key)
+            value = settings[key]
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{key} must be in [0, 1], got {value!r}")
+
+    def resolved(self) -> dict[str, float | int]:
+        """kernel_size, kernel_decay, uniform_ratio and alpha, unset ones taken from the form."""
+        return {
+            key: default if getattr(self, key) is None else getattr(self, key)
+            for key, default in _FAILURE_FORMS[self.form].items()
+        }
 
     def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
         if layout.is_grid:
             raise ValueError(f"strategy 'failure_bins' needs a flat shape (number of bins), got {layout.shape}")
         super().bind(layout, shaping, device)
+        settings = self.resolved()
+        self._kernel_size = int(settings["kernel_size"])
+        self._uniform_ratio = float(settings["uniform_ratio"])
+        self._alpha = float(settings["alpha"])
         self.score = torch.zeros(layout.num_units, dtype=torch.float32, device=device)
-        kernel = self.kernel_decay ** torch.arange(self.kernel_size, dtype=torch.float32, device=device)
+        kernel = settings["kernel_decay"] ** torch.arange(self._kernel_size, dtype=torch.float32, device=device)
         self.kernel = kernel / kernel.sum() if self.form == "official" else kernel
 
     def observe(self, stats, ids, errors, labels) -> None:
@@ -353,27 +363,27 @@ class FailureBins(Strategy):
         values = torch.where(finite, errors, torch.zeros_like(errors))
         if self.form == "official":
             current = torch.bincount(ids, weights=values, minlength=bins)
-            self.score = self.alpha * current + (1.0 - self.alpha) * self.score
+            self.score = self._alpha * current + (1.0 - self._alpha) * self.score
         else:
             episodes = torch.bincount(ids, weights=finite.to(torch.float32), minlength=bins)
             failures = torch.bincount(ids, weights=values, minlength=bins)
             rate = failures / episodes.clamp(min=1.0)
-            blended = (1.0 - self.alpha) * self.score + self.alpha * rate
+            blended = (1.0 - self._alpha) * self.score + self._alpha * rate
             self.score = torch.where(episodes > 0, blended, self.score)
         if ids.numel():
             stats.observe(reduce_duplicates(ids, errors))
 
     def probabilities_from_score(self) -> torch.Tensor:
         """The form's bin distribution for the current scores, float32, summing to 1."""
-        bins, k = self.layout.num_units, self.kernel_size
+        bins, k = self.layout.num_units, self._kernel_size
         if self.form == "official":
-            q = self.score + self.uniform_ratio / bins
+            q = self.score + self._uniform_ratio / bins
             p = self._correlate(torch.cat([q, q[-1:].expand(k - 1)]))
             return p / p.sum()
         p = self._correlate(F.pad(self.score, (0, k - 1)))
         total = p.sum()
         p = torch.where(total > 0, p / total.clamp(min=torch.finfo(torch.float32).tiny), 1.0 / bins)
-        return self.uniform_ratio / bins + (1.0 - self.uniform_ratio) * p
+        return self._uniform_ratio / bins + (1.0 - self._uniform_ratio) * p
 
     def _correlate(self, padded: torch.Tensor) -> torch.Tensor:
         """``out[s] = sum_u kernel[u] * padded[s + u]``: a sum of shifted copies, one per kernel tap.
@@ -382,7 +392,7 @@ class FailureBins(Strategy):
         """
         bins = self.layout.num_units
         out = self.kernel[0] * padded[:bins]
-        for u in range(1, self.kernel_size):
+        for u in range(1, self._kernel_size):
             out = out + self.kernel[u] * padded[u : u + bins]
         return out
 
@@ -409,9 +419,7 @@ def make_strategy(name: str, **arguments) -> Strategy:
     allowed = cls.arguments()
     unknown = sorted(set(arguments) - set(allowed))
     if unknown:
-        raise ValueError(
-            f"unknown argument(s) {unknown} for strategy {name!r}; allowed: {allowed or 'none'}"
-        )
+        raise ValueError(f"unknown argument(s) {unknown} for strategy {name!r}; allowed: {allowed or 'none'}")
     return cls(**arguments)
 
 

@@ -1,6 +1,11 @@
-"""foveate.train: the loop every pipeline shares (config, schedules, checkpoints, logging, metrics)."""
+"""foveate.train: the loop every pipeline shares, and the task contract pipelines implement.
 
-from .checkpoint import CheckpointError, atomic_save, load_checkpoint, resolve_checkpoint
+A pipeline writes a :class:`Task` (model, optimizers, one training step, validation, export);
+the :class:`Trainer` runs it with the sampler, checkpoints, resume, signals and logs.
+"""
+
+from .checkpoint import CheckpointError, CheckpointStore, load_checkpoint, resolve_checkpoint
+from .cli import Preset, parse_config
 from .config import (
     ConfigMismatchError,
     OptimConfig,
@@ -10,32 +15,40 @@ from .config import (
     check_resume_compatible,
     config_from_dict,
     config_to_dict,
-    parse_config,
+    load_config_yaml,
     save_config_yaml,
 )
-from .loop import Task, Trainer, TrainResult, Validation, make_sampler, seed_everything, select_device
-from .metrics import ImageQuality, lpips_unavailable_reason, psnr_from_mse
+from .loop import EXIT_CODES, Trainer, TrainResult, make_sampler, seed_everything, select_device
+from .metrics import ImageQuality, psnr_from_mse
 from .schedules import cosine_factor, make_scheduler
+from .task import Hook, Metric, Optimization, StepOutput, Task, Validation, make_adam
 
 __all__ = [
+    "EXIT_CODES",
     "CheckpointError",
+    "CheckpointStore",
     "ConfigMismatchError",
+    "Hook",
     "ImageQuality",
+    "Metric",
     "OptimConfig",
+    "Optimization",
+    "Preset",
     "SamplingConfig",
+    "StepOutput",
     "Task",
     "TrainConfig",
     "TrainResult",
     "Trainer",
     "Validation",
     "apply_changes",
-    "atomic_save",
     "check_resume_compatible",
     "config_from_dict",
     "config_to_dict",
     "cosine_factor",
     "load_checkpoint",
-    "lpips_unavailable_reason",
+    "load_config_yaml",
+    "make_adam",
     "make_sampler",
     "make_scheduler",
     "parse_config",

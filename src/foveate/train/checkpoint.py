@@ -1,77 +1,95 @@
-"""Atomic checkpoints and the random-number-generator states that make a resume exact."""
+"""Checkpoints: loading and finding them, the store that writes a run's, and the RNG states of an exact resume."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from foveate.files import atomic_save
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
-    "atomic_save",
+    "CheckpointStore",
     "capture_rng",
     "find_latest_run",
-    "link_or_copy",
     "load_checkpoint",
     "resolve_checkpoint",
     "restore_rng",
 ]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+"""Version 2: the task's state (model, optimizers, schedulers, its own) under "task"."""
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or not a foveate checkpoint."""
 
 
-def atomic_save(state: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same directory, fsync, then rename over ``path``.
+class CheckpointStore:
+    """A run's ``checkpoints/``: ``latest.pt``, numbered ``step_*.pt`` (the newest ``keep``), ``best.pt``.
 
-    A crash or kill at any moment leaves either the previous file or the complete new one.
+    Every file is written atomically; ``latest.pt`` is a hard link to the newest numbered one
+    where the file system allows. Without a directory the store writes nothing but still
+    tracks the best record, so in-memory runs report it too.
+
+    Args:
+        directory: where the files go, or None.
+        keep: numbered checkpoints kept besides latest and best.
+        better: ``better(value, than)`` says whether a metric value beats the best so far.
+        metric: the key of the validation records to compare.
     """
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with temporary.open("wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
 
+    def __init__(
+        self, directory: Path | None, keep: int, better: Callable[[float, float | None], bool], metric: str
+    ) -> None:
+        self.directory = directory
+        self.keep = keep
+        self.better = better
+        self.metric = metric
+        self.best: dict[str, Any] | None = None
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """Make ``target`` an atomic alias of ``source`` (hard link, or a copy where links fail)."""
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(source, temporary)
-    except OSError:
-        atomic_save(torch.load(source, map_location="cpu", weights_only=True), target)
-        return
-    os.replace(temporary, target)
+    @property
+    def latest(self) -> Path | None:
+        return None if self.directory is None else self.directory / "latest.pt"
 
+    def save(self, state: dict[str, Any], step: int, numbered: bool = True) -> Path | None:
+        """Write ``latest.pt`` (and ``step_<step>.pt`` when ``numbered``); returns latest's path."""
+        if self.directory is None:
+            return None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if numbered and self.keep > 0:
+            path = atomic_save(state, self.directory / f"step_{step:08d}.pt")
+            _link_or_copy(path, self.latest)
+            for old in sorted(self.directory.glob("step_*.pt"))[: -self.keep]:
+                old.unlink(missing_ok=True)
+        else:
+            atomic_save(state, self.latest)
+        return self.latest
 
-def _fsync_directory(directory: Path) -> None:
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    def save_as(self, state: dict[str, Any], name: str) -> Path | None:
+        """Write ``<name>.pt`` beside the others (``nonfinite.pt``, for inspection)."""
+        if self.directory is None:
+            return None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return atomic_save(state, self.directory / f"{name}.pt")
+
+    def consider(self, record: dict[str, Any], state: Callable[[], dict[str, Any]]) -> bool:
+        """Keep ``record`` as the best if its metric beats the best so far, writing ``best.pt``."""
+        value = record.get(self.metric)
+        if value is None or not self.better(value, None if self.best is None else self.best[self.metric]):
+            return False
+        self.best = dict(record)
+        if record.get("step", 0) > 0:
+            self.save_as(state(), "best")
+        return True
 
 
 def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
@@ -81,10 +99,14 @@ def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") 
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt or not a torch file ({error})") from error
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a foveate checkpoint (format {CHECKPOINT_FORMAT})")
+    if not isinstance(state, dict) or "format" not in state:
+        raise CheckpointError(f"{path} is not a foveate checkpoint")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} has checkpoint format {state['format']}; this foveate reads format {CHECKPOINT_FORMAT}"
+        )
     return state
 
 
@@ -137,3 +159,15 @@ def restore_rng(state: dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` an atomic alias of ``source`` (a hard link, or a copy where links fail)."""
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        atomic_save(torch.load(source, map_location="cpu", weights_only=True), target)
+        return
+    os.replace(temporary, target)

@@ -1,24 +1,37 @@
-"""Typed configuration shared by every pipeline: training, sampling and optimisation.
+"""Typed configuration shared by every pipeline: the loop, the sampler and the optimiser.
 
 A pipeline's config is a dataclass that nests :class:`TrainConfig`, :class:`SamplingConfig`
-and :class:`OptimConfig` beside its own fields. :func:`parse_config` builds the command line
-from it (tyro), starting from a named preset; every run saves the resolved config as
-``config.yaml``, and a resumed run must match the one it continues.
+and :class:`OptimConfig` beside its own fields. The command line is built from it by tyro
+(:mod:`foveate.train.cli`): nested fields keep their section as a prefix (``--sampling.decay``,
+``--optim.lr``), so names never collide between sections, and the everyday flags are short
+(``--steps``, ``--batch-size``, ``--seed``, ``--name``, ``--resume``, ``--strategy``).
+
+The sampling section holds the engine's own strategy dataclasses (``--sampling.spatial.patch-size``):
+one definition and one set of defaults, those of :class:`foveate.sampling.Sampler`.
+Docstrings of fields here are ``--help`` text, so they are plain words.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import os
+import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+
+from foveate.files import atomic_write_text
+from foveate.sampling import STRATEGIES, Adaptive, ErrorWeighted, FailureBins, Sampler, Spatial, Strategy
+
+try:
+    from tyro.conf import arg
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError("foveate's training loop needs tyro: pip install 'foveate[train]'") from error
 
 __all__ = [
     "RESUME_EXEMPT",
+    "SHORT_RUN_SAMPLING",
     "ConfigMismatchError",
     "OptimConfig",
     "SamplingConfig",
@@ -27,23 +40,40 @@ __all__ = [
     "check_resume_compatible",
     "config_from_dict",
     "config_to_dict",
-    "parse_config",
+    "load_config_yaml",
     "save_config_yaml",
 ]
 
 Config = TypeVar("Config")
+StrategyName = Literal["uniform", "error_weighted", "spatial", "adaptive", "failure_bins"]
+assert set(typing.get_args(StrategyName)) == set(STRATEGIES), "StrategyName must list the engine's strategies"
+
+_ENGINE = inspect.signature(Sampler).parameters
+
+
+def _engine_default(name: str) -> Any:
+    """The :class:`~foveate.sampling.Sampler`'s default for ``name``: the one place defaults live."""
+    return _ENGINE[name].default
+
+
+SHORT = arg(prefix_name=False)
+"""Marks a field whose flag drops its section prefix (``--steps``, not ``--train.steps``)."""
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """The loop: budget, device, cadence of logging, validation and checkpoints."""
+    """The loop: budget, device, and the cadence of logs, validations and checkpoints."""
 
-    steps: int = 2000
-    """Optimiser steps in the whole run."""
-    batch_size: int = 65536
+    steps: Annotated[int, SHORT] = 2000
+    """Training steps in the whole run."""
+    batch_size: Annotated[int, SHORT] = 65536
     """Units (pixels, rays, ...) drawn per step."""
-    seed: int = 0
+    seed: Annotated[int, SHORT] = 0
     """Seeds the model's initialisation and the sampler's draws."""
+    name: Annotated[str | None, SHORT] = None
+    """Run name: the run directory is runs_dir/PIPELINE/NAME (default: derived from the config, dated)."""
+    resume: Annotated[str | None, SHORT] = None
+    """Continue a run: a checkpoint file, a run directory, or 'latest' (the newest run, or the one --name names)."""
     device: str = "auto"
     """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
     cpu_threads: int = 0
@@ -52,56 +82,73 @@ class TrainConfig:
     """Mixed precision on CUDA (bfloat16 where supported, else float16); ignored on CPU."""
     log_every: int = 25
     """Steps between progress updates, stats.jsonl lines and the non-finite loss check."""
-    validate_every: int = 250
-    """Steps between validations (0: only at the end)."""
+    validate_every: int = 0
+    """Steps between quick validations, the points of the learning curves (0: every 5% of the run)."""
+    full_validate_every: int = 0
+    """Steps between full validations, with images and every metric (0: only at the end)."""
     checkpoint_every: int = 1000
     """Steps between checkpoints (0: only at the end)."""
     keep_checkpoints: int = 2
     """Numbered checkpoints kept besides latest and best (0: latest and best only)."""
     sampler_stats_every: int = 100
     """Steps between snapshots of the sampler's stats in error_sampling_stats.json."""
-    name: str | None = None
-    """Run name: the run directory is runs_dir/<pipeline>/<name> (default: derived and dated)."""
+    max_minutes: float | None = None
+    """Stop (saving latest) after this much training time, in minutes."""
+    stop_at_target: bool = False
+    """Stop at the first validation that reaches the task's target, when it has one (a motion completed)."""
     runs_dir: str = "runs"
     """Root of all run directories."""
-    resume: str | None = None
-    """Continue a run: a checkpoint path, or 'latest' (the newest run, or the one --name names)."""
     progress: bool = True
     """Show a progress bar."""
     tensorboard: bool = True
     """Write TensorBoard event files under the run's tb/."""
 
+    def validation_interval(self) -> int:
+        """Steps between quick validations: validate_every, or every 5% of the run."""
+        return self.validate_every if self.validate_every > 0 else max(1, -(-self.steps // 20))
+
 
 @dataclasses.dataclass
 class SamplingConfig:
-    """How units are drawn: the foveate.sampling engine's strategy and its arguments."""
+    """How units are drawn: the sampling engine's strategy and the arguments every strategy shares."""
 
-    strategy: str = "error_weighted"
-    """uniform, error_weighted, spatial or adaptive."""
-    decay: float = 0.5
-    """EMA decay of each unit's error."""
-    update_frequency: int = 10
+    strategy: Annotated[StrategyName, SHORT] = "error_weighted"
+    """uniform, error_weighted, spatial, adaptive or failure_bins; its own arguments are in its section below."""
+    decay: float = _engine_default("decay")
+    """EMA decay of each unit's error: decay * old + (1 - decay) * new."""
+    update_frequency: int = _engine_default("update_frequency")
     """Steps between rebuilds of the sampling distribution."""
-    warmup_iterations: int = 50
-    """Steps drawn uniformly before the error map is used."""
-    min_error_weight: float = 0.1
-    """Floor of a unit's weight, as a fraction of the mean error."""
-    uniform_fraction: float = 0.25
-    """Share of every draw that is uniform."""
-    correction: str = "none"
-    """Importance weights: 'none', 'full' (unbiased 1/(N p)) or an exponent alpha in [0, 1]."""
-    weight_cap: float = 10.0
+    warmup_iterations: int = _engine_default("warmup_iterations")
+    """Steps drawn uniformly before the errors are used."""
+    min_error_weight: float = _engine_default("min_error_weight")
+    """A unit's weight is at least this fraction of the mean error."""
+    uniform_fraction: float = _engine_default("uniform_fraction")
+    """Share of the distribution that stays uniform."""
+    correction: str = _engine_default("correction")
+    """Importance weights: 'none', 'full' (unbiased, 1/(N p)) or an exponent alpha in [0, 1]."""
+    weight_cap: float = _engine_default("weight_cap")
     """Largest importance weight."""
-    patch_size: int = 16
-    """Tile side of the spatial strategy (and of adaptive's spatial component)."""
-    within: Literal["uniform", "proportional"] = "uniform"
-    """How the spatial strategy draws inside a tile."""
-    prior: str = "max"
-    """Error assumed for never-visited units: 'max' or a number."""
-    min_share: float = 0.1
-    """Adaptive: the least share a component keeps."""
-    progress_decay: float = 0.9
-    """Adaptive: EMA decay of each component's learning-progress score."""
+    stratified: bool = _engine_default("stratified")
+    """Draw one uniform per stratum instead of independent uniforms (less variance)."""
+    error_weighted: ErrorWeighted = dataclasses.field(default_factory=ErrorWeighted)
+    spatial: Spatial = dataclasses.field(default_factory=Spatial)
+    adaptive: Adaptive = dataclasses.field(default_factory=Adaptive)
+    failure_bins: FailureBins = dataclasses.field(default_factory=FailureBins)
+
+    def chosen(self) -> Strategy:
+        """The chosen strategy's dataclass (a fresh one for uniform, which has no arguments)."""
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {self.strategy!r}")
+        return getattr(self, self.strategy, None) or STRATEGIES[self.strategy]()
+
+    def correction_value(self) -> str | float:
+        """``correction`` as the engine takes it: 'none', 'full' or a float."""
+        if self.correction in ("none", "full"):
+            return self.correction
+        try:
+            return float(self.correction)
+        except ValueError:
+            raise ValueError(f"correction must be 'none', 'full' or a number, got {self.correction!r}") from None
 
 
 @dataclasses.dataclass
@@ -111,12 +158,15 @@ class OptimConfig:
     lr: float = 1e-2
     """Peak learning rate."""
     betas: tuple[float, float] = (0.9, 0.99)
+    """Adam's moment decays."""
     eps: float = 1e-15
+    """Adam's epsilon."""
     weight_decay: float = 0.0
+    """L2 penalty."""
     clip_grad_norm: float = 0.0
-    """Clip the gradient norm to this (0: no clipping)."""
+    """Clip each optimizer's gradient norm to this (0: no clipping)."""
     schedule: Literal["cosine", "step", "plateau", "none"] = "cosine"
-    """cosine: linear warm-up then cosine decay to final_lr_fraction (NeuS); step; plateau; none."""
+    """cosine: linear warm-up then cosine decay to final_lr_fraction (NeuS's); step; plateau; none."""
     warmup_steps: int = 0
     """Linear warm-up steps of the cosine schedule."""
     final_lr_fraction: float = 0.05
@@ -129,22 +179,37 @@ class OptimConfig:
     """Plateau schedule: validations without improvement before a decay."""
 
 
+SHORT_RUN_SAMPLING = {
+    "sampling__decay": 0.5,
+    "sampling__update_frequency": 10,
+    "sampling__warmup_iterations": 50,
+}
+"""Sampler settings for runs of a few thousand steps, in ``apply_changes`` form.
+
+The engine's defaults are RadFoam's (a 1000-step warm-up, rebuilds every 100 steps), made for
+runs of 20,000 steps; the image and NeRF presets start from these instead.
+"""
+
 RESUME_EXEMPT = frozenset(
-    {
-        "train.steps",
-        "train.device",
-        "train.cpu_threads",
-        "train.log_every",
-        "train.validate_every",
-        "train.checkpoint_every",
-        "train.keep_checkpoints",
-        "train.sampler_stats_every",
-        "train.name",
-        "train.runs_dir",
-        "train.resume",
-        "train.progress",
-        "train.tensorboard",
-    }
+    f"train.{name}"
+    for name in (
+        "steps",
+        "device",
+        "cpu_threads",
+        "log_every",
+        "validate_every",
+        "full_validate_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "sampler_stats_every",
+        "max_minutes",
+        "stop_at_target",
+        "name",
+        "runs_dir",
+        "resume",
+        "progress",
+        "tensorboard",
+    )
 )
 """Config keys a resumed run may change: they do not alter what is computed at a given step."""
 
@@ -156,14 +221,15 @@ class ConfigMismatchError(ValueError):
 def apply_changes(config: Config, changes: Mapping[str, Any]) -> Config:
     """Set ``section__field=value`` entries on a nested config dataclass, in place; returns it.
 
-    Presets are written this way (``preset("cpu", train__steps=600)``); an unknown field raises.
+    Presets are written this way (``train__steps=600``, ``sampling__spatial__patch_size=8``);
+    an unknown field raises.
     """
     for dotted, value in changes.items():
         target = config
         *parents, attribute = dotted.split("__")
         for parent in parents:
             target = getattr(target, parent)
-        if not hasattr(target, attribute):
+        if attribute not in {f.name for f in dataclasses.fields(target) if f.init}:
             raise AttributeError(f"unknown config field {dotted!r} ({type(target).__name__} has no {attribute!r})")
         setattr(target, attribute, value)
     return config
@@ -174,7 +240,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
         if isinstance(value, Path):
@@ -186,7 +252,9 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def config_from_dict(config_type: type[Config], data: Mapping[str, Any], where: str = "config") -> Config:
     """Rebuild a (nested) dataclass config from :func:`config_to_dict` output, rejecting unknown keys."""
-    hints = typing.get_type_hints(config_type)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a mapping for {config_type.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(config_type, include_extras=False)
     names = {f.name for f in dataclasses.fields(config_type) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -196,17 +264,28 @@ def config_from_dict(config_type: type[Config], data: Mapping[str, Any], where: 
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             value = config_from_dict(hint, value, f"{where}.{name}")
+        elif _is_path(hint) and isinstance(value, str):
+            value = Path(value)
         elif _is_tuple(hint) and isinstance(value, list):
             value = tuple(value)
         values[name] = value
-    return config_type(**values)
+    try:
+        return config_type(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {error}") from error
+
+
+def _union_args(hint: Any) -> tuple[Any, ...]:
+    origin = typing.get_origin(hint)
+    return typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
 
 
 def _is_tuple(hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_tuple(arg) for arg in typing.get_args(hint))
-    return origin is tuple or hint is tuple
+    return any(typing.get_origin(arg_) is tuple or arg_ is tuple for arg_ in _union_args(hint))
+
+
+def _is_path(hint: Any) -> bool:
+    return any(arg_ is Path for arg_ in _union_args(hint))
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -240,59 +319,18 @@ def save_config_yaml(config: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
     import yaml
 
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def load_config_yaml(config_type: type[Config], path: str | Path) -> Config:
+    """Read a config saved by :func:`save_config_yaml` (a run's config.yaml)."""
+    import yaml
+
     path = Path(path)
-    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def parse_config(
-    config_type: type[Config],
-    argv: Sequence[str],
-    *,
-    presets: Mapping[str, Config],
-    prog: str,
-    description: str,
-    saved_config: Callable[[Config], Mapping[str, Any] | None] | None = None,
-) -> Config:
-    """Build a config from the command line: ``--preset NAME`` picks the defaults, flags override.
-
-    ``saved_config`` (optional) maps a parsed config to the config stored in the checkpoint
-    it resumes, or ``None``; when given, flags then override the saved config instead of
-    the preset, so ``--resume latest`` alone continues with the original settings.
-    """
-    import tyro
-
-    argv = list(argv)
-    preset = _pop_option(argv, "--preset")
-    if preset is None:
-        preset = next(iter(presets))
-    if preset not in presets:
-        raise SystemExit(f"{prog}: unknown preset {preset!r}; choose from {', '.join(presets)}")
-    names = ", ".join(presets)
-    full_description = f"{description}\n\nPresets (--preset NAME, first is the default): {names}."
-    options = {"prog": prog, "description": full_description, "config": (tyro.conf.OmitArgPrefixes,)}
-    config = tyro.cli(config_type, default=copy.deepcopy(presets[preset]), args=argv, **options)
-    if saved_config is not None:
-        saved = saved_config(config)
-        if saved is not None:
-            resume = config.train.resume
-            config = tyro.cli(config_type, default=config_from_dict(config_type, saved), args=argv, **options)
-            config.train.resume = resume
-    return config
-
-
-def _pop_option(argv: list[str], flag: str) -> str | None:
-    """Remove ``flag VALUE`` or ``flag=VALUE`` from argv and return VALUE."""
-    for index, arg in enumerate(argv):
-        if arg == flag:
-            if index + 1 >= len(argv):
-                raise SystemExit(f"{flag} needs a value")
-            value = argv[index + 1]
-            del argv[index : index + 2]
-            return value
-        if arg.startswith(flag + "="):
-            del argv[index]
-            return arg.split("=", 1)[1]
-    return None
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from error
+    return config_from_dict(config_type, data or {}, where=str(path))

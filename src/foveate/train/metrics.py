@@ -2,18 +2,16 @@
 
 Large images are rendered and scored in bands of rows, so validation never holds a float
 copy of the whole image. PSNR is exact over the image; SSIM is the mean of the bands' SSIM
-(exactly the image's SSIM when it fits in one band). LPIPS needs backbone weights that a
-package download fetches at run time; where they are absent it is skipped with one note.
+(exactly the image's SSIM when it fits in one band).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
-__all__ = ["SSIM_MIN_SIDE", "ImageQuality", "lpips_unavailable_reason", "psnr_from_mse"]
+__all__ = ["SSIM_MIN_SIDE", "ImageQuality", "psnr_from_mse"]
 
 SSIM_MIN_SIDE = 11
 """SSIM's Gaussian window: bands (and images) smaller than this get no SSIM."""
@@ -52,15 +50,3 @@ class ImageQuality:
         if self.ssim_bands:
             metrics["ssim"] = float(self.ssim.compute())
         return metrics
-
-
-def lpips_unavailable_reason() -> str | None:
-    """None when LPIPS can run offline; otherwise why it is skipped."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        return "LPIPS skipped: torchvision (needed for its backbone) is not importable here"
-    weights = Path(torch.hub.get_dir()) / "checkpoints"
-    if not any(weights.glob("alexnet-*.pth")):
-        return f"LPIPS skipped: its AlexNet backbone weights are not in {weights} and cannot be downloaded offline"
-    return None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from foveate.files import atomic_write_json, atomic_write_text
 
 __all__ = ["RunLog"]
 
@@ -88,10 +89,9 @@ class RunLog:
         """Rewrite error_sampling_stats.json (atomically) with every snapshot so far."""
         if self.run_dir is None:
             return
-        path = self.run_dir / "error_sampling_stats.json"
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        temporary.write_text(json.dumps({"config": self.sampler_config, "history": self.sampler_history}, indent=1))
-        os.replace(temporary, path)
+        atomic_write_json(
+            self.run_dir / "error_sampling_stats.json", {"config": self.sampler_config, "history": self.sampler_history}
+        )
 
     def flush(self) -> None:
         if self.writer is not None:
@@ -128,6 +128,4 @@ def _truncate_jsonl(path: Path, last_step: int) -> None:
                 kept.append(line)
         except ValueError:
             continue
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(temporary, path)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))

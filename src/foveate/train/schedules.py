@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, TypeAlias
 
 import torch
 
 from .config import OptimConfig
 
-__all__ = ["cosine_factor", "make_scheduler"]
+__all__ = ["Scheduler", "cosine_factor", "make_scheduler"]
+
+Scheduler: TypeAlias = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
+"""A schedule the loop steps once per training step, or (plateau) once per validation."""
 
 
 def cosine_factor(step: int, total_steps: int, warmup_steps: int, final_fraction: float) -> float:
@@ -21,11 +25,15 @@ def cosine_factor(step: int, total_steps: int, warmup_steps: int, final_fraction
 
 
 def make_scheduler(
-    optimizer: torch.optim.Optimizer, config: OptimConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau:
+    optimizer: torch.optim.Optimizer,
+    config: OptimConfig,
+    total_steps: int,
+    mode: Literal["max", "min"] = "max",
+) -> Scheduler:
     """The schedule ``config.schedule`` names; all but plateau step once per optimiser step.
 
-    The plateau schedule steps at each validation with the metric being maximised.
+    The plateau schedule steps at each validation with the task's metric; ``mode`` says whether
+    that metric is maximised (PSNR) or minimised (a Chamfer distance).
     """
     if config.schedule == "cosine":
         if not 0.0 <= config.final_lr_fraction <= 1.0:
@@ -39,7 +47,7 @@ def make_scheduler(
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     if config.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=config.gamma, patience=config.plateau_patience
+            optimizer, mode=mode, factor=config.gamma, patience=config.plateau_patience
         )
     if config.schedule == "none":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)

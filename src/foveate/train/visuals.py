@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["display_size", "downsample_map", "normalise_log"]
+__all__ = ["density_image", "display_size", "downsample_map", "normalise_log"]
 
 
 def display_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -32,3 +33,15 @@ def normalise_log(values: torch.Tensor, floor_fraction: float = 1e-3) -> torch.T
     top = values.max().clamp(min=torch.finfo(torch.float32).tiny)
     logs = torch.log(values.clamp(min=top * floor_fraction) / top)
     return 1.0 + logs / -math.log(floor_fraction)
+
+
+def density_image(sampler: Any, step: int, max_side: int = 512) -> torch.Tensor | None:
+    """The sampler's distribution over its first image as an (H, W, 1) image in [0, 1], on a log scale.
+
+    None for flat populations and during warm-up (when draws ignore the distribution).
+    """
+    if len(sampler.shape) != 3 or sampler.in_warmup(step):
+        return None
+    height, width = sampler.shape[1], sampler.shape[2]
+    density = sampler.probabilities()[: height * width].view(height, width)
+    return normalise_log(downsample_map(density, max_side))[..., None]

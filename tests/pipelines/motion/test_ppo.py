@@ -33,15 +33,22 @@ def test_running_norm_matches_the_data():
 def test_ppo_improves_a_one_step_bandit():
     # Reward -|a - 0.7|^2: the policy mean must move towards 0.7.
     torch.manual_seed(0)
-    config = PPOConfig(hidden=(16,), init_std=0.5, epochs=4, minibatches=2, learning_rate=3e-3, adaptive_lr=False)
+    config = PPOConfig(hidden=(16,), init_std=0.5, epochs=4, minibatches=2, adaptive_lr=False)
     policy = ActorCritic(1, 1, config)
-    ppo = PPO(policy, config, torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
+
+    def minimize(loss):
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    ppo = PPO(policy, config, optimizer, torch.Generator().manual_seed(0))
     obs = torch.zeros(64, 1)
     for _ in range(60):
         rollout = Rollout(1, 64, 1, 1)
         act = policy.act(obs)
         reward = -(act.actions[:, 0] - 0.7).square()
         rollout.add(obs, act, policy.log_std.exp().detach(), reward, torch.ones(64))
-        metrics = ppo.update(rollout, torch.zeros(64))
+        metrics = ppo.update(rollout, torch.zeros(64), minimize)
     assert abs(float(policy.act(obs[:1], deterministic=True).actions) - 0.7) < 0.15
     assert set(metrics) >= {"policy_loss", "value_loss", "kl", "learning_rate", "action_std"}

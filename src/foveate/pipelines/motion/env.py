@@ -16,13 +16,18 @@ positions relative to the anchor (heading frame), ``dh`` the anchor height error
 up axis. An episode terminates (a failure) when the anchor height error, the anchor tilt error
 or any end effector's height error passes the robot's limit, and is cut (a time-out, not a
 failure) at the motion's last frame or after ``episode_frames`` frames.
+
+``state_dict`` / ``load_state_dict`` checkpoint the environments so that a resumed run steps
+on bit-exactly (MuJoCo's integration state of every MjData, and the frame counters).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
 from .reference import ReferenceMotion
 from .robots import ROBOTS, import_mujoco, load_model
@@ -31,6 +36,7 @@ __all__ = ["MotionTrackingEnv", "StepResult"]
 
 REWARD_WEIGHTS = (0.65, 0.1, 0.15, 0.1)
 REWARD_SCALES = (2.0, 0.1, 40.0, 10.0)
+STATE_VERSION = 1
 
 
 @dataclass
@@ -139,6 +145,61 @@ class MotionTrackingEnv:
             self._read(i)
         self.frames[env_ids] = start_frames
         self.elapsed[env_ids] = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot from which a fresh env of the same robot, reference and size continues bit-exactly.
+
+        ``physics`` is MuJoCo's integration state of every MjData (``mj_getState`` with
+        ``mjSTATE_INTEGRATION``: time, qpos, qvel, act, warm-start accelerations, controls,
+        applied forces, mocap poses, ...) as a float64 (num_envs, state_size) tensor; ``frames``
+        and ``elapsed`` are the reference frame and episode length of each env. Values are
+        torch tensors, ints and strings, so ``torch.load(..., weights_only=True)`` accepts it.
+        The kinematics the observations read are recomputed on load.
+        """
+        mujoco, model = self.mujoco, self.model
+        signature = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.zeros((self.num_envs, mujoco.mj_stateSize(model, signature)))
+        for i, data in enumerate(self.datas):
+            mujoco.mj_getState(model, data, physics[i], signature)
+        return {
+            "version": STATE_VERSION,
+            "robot": self.spec.name,
+            "num_frames": self.num_frames,
+            "physics": torch.from_numpy(physics),
+            "frames": torch.from_numpy(self.frames.copy()),
+            "elapsed": torch.from_numpy(self.elapsed.copy()),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; raises ValueError naming every field that does not fit this env."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported env state version {state.get('version')!r}, expected {STATE_VERSION}")
+        mujoco, model = self.mujoco, self.model
+        signature = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.ascontiguousarray(torch.as_tensor(state["physics"]).cpu().numpy(), dtype=np.float64)
+        if physics.ndim != 2:
+            raise ValueError(f"physics must have shape (num_envs, state_size), got {physics.shape}")
+        saved = {
+            "robot": state["robot"],
+            "num_envs": physics.shape[0],
+            "num_frames": state["num_frames"],
+            "state_size": physics.shape[1],
+        }
+        mine = {
+            "robot": self.spec.name,
+            "num_envs": self.num_envs,
+            "num_frames": self.num_frames,
+            "state_size": mujoco.mj_stateSize(model, signature),
+        }
+        differ = [f"{key} {saved[key]!r} (this env: {mine[key]!r})" for key in saved if saved[key] != mine[key]]
+        if differ:
+            raise ValueError(f"env state does not fit this env: {', '.join(differ)}")
+        for i, data in enumerate(self.datas):
+            mujoco.mj_setState(model, data, physics[i], signature)
+            mujoco.mj_kinematics(model, data)
+            self._read(i)
+        self.frames = torch.as_tensor(state["frames"]).cpu().numpy().astype(np.int64)
+        self.elapsed = torch.as_tensor(state["elapsed"]).cpu().numpy().astype(np.int64)
 
     def observations(self) -> np.ndarray:
         """(num_envs, observation_size) float32 observations of the current states."""

@@ -8,6 +8,7 @@ normalisation, value clipping, time-out bootstrapping, KL-adaptive learning rate
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,21 +20,30 @@ __all__ = ["PPO", "Act", "ActorCritic", "PPOConfig", "Rollout", "RunningNorm"]
 
 @dataclass
 class PPOConfig:
-    """PPO hyper-parameters (rsl_rl / BeyondMimic defaults, smaller networks for CPU)."""
+    """PPO (rsl_rl / BeyondMimic defaults, smaller networks for a CPU); the optimiser is the optim section."""
 
     hidden: tuple[int, ...] = (256, 128)
+    """Hidden widths of the actor and of the critic."""
     init_std: float = 0.5
-    learning_rate: float = 1e-3
+    """Initial standard deviation of the Gaussian policy."""
     adaptive_lr: bool = True
+    """Scale the learning rate by 1.5 to keep the KL divergence near desired_kl (rsl_rl's schedule)."""
     desired_kl: float = 0.01
+    """Target KL divergence per update of the adaptive learning rate."""
     gamma: float = 0.99
+    """Discount."""
     lam: float = 0.95
+    """GAE lambda."""
     clip: float = 0.2
+    """Clip range of the probability ratio and of the value change."""
     epochs: int = 5
+    """Passes over a rollout per iteration."""
     minibatches: int = 4
+    """Minibatches per pass."""
     value_coef: float = 1.0
+    """Weight of the value loss."""
     entropy_coef: float = 0.005
-    max_grad_norm: float = 1.0
+    """Weight of the entropy bonus."""
 
 
 class RunningNorm(nn.Module):
@@ -138,14 +148,27 @@ class Rollout:
 
 
 class PPO:
-    """Updates an :class:`ActorCritic` from a full :class:`Rollout`."""
+    """Updates an :class:`ActorCritic` from a full :class:`Rollout`.
 
-    def __init__(self, policy: ActorCritic, config: PPOConfig, generator: torch.Generator) -> None:
+    Args:
+        policy: the actor-critic.
+        config: PPO's hyper-parameters.
+        optimizer: the optimizer over ``policy``'s parameters; its learning rate is the initial one.
+        generator: shuffles the minibatches.
+    """
+
+    def __init__(
+        self, policy: ActorCritic, config: PPOConfig, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    ) -> None:
         self.policy, self.config, self.generator = policy, config, generator
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
-        self.learning_rate = config.learning_rate
+        self.optimizer = optimizer
+        self.learning_rate = optimizer.param_groups[0]["lr"]
 
-    def update(self, rollout: Rollout, last_values: torch.Tensor) -> dict[str, float]:
+    def update(
+        self, rollout: Rollout, last_values: torch.Tensor, minimize: Callable[[torch.Tensor], None]
+    ) -> dict[str, float]:
+        """Epochs of minibatch steps on the rollout; ``minimize(loss)`` takes one optimiser step (zero,
+        backward, clip, step). Returns the mean losses, KL, learning rate and action spread."""
         c = self.config
         advantages, returns = rollout.advantages(last_values, c.gamma, c.lam)
         flat = {
@@ -161,13 +184,13 @@ class PPO:
         flat["advantages"] = (flat["advantages"] - flat["advantages"].mean()) / (flat["advantages"].std() + 1e-8)
         total = flat["obs"].shape[0]
         size = total // c.minibatches
-        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0}
+        sums = {"loss": 0.0, "policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0}
         updates = 0
         for _ in range(c.epochs):
             order = torch.randperm(total, generator=self.generator)
             for start in range(0, size * c.minibatches, size):
                 batch = {k: v[order[start : start + size]] for k, v in flat.items()}
-                metrics = self._step(batch)
+                metrics = self._step(batch, minimize)
                 for key in sums:
                     sums[key] += metrics[key]
                 updates += 1
@@ -176,7 +199,7 @@ class PPO:
         result["action_std"] = float(self.policy.log_std.detach().exp().mean())
         return result
 
-    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _step(self, batch: dict[str, torch.Tensor], minimize: Callable[[torch.Tensor], None]) -> dict[str, float]:
         c = self.config
         dist = self.policy.distribution(batch["obs"])
         log_probs = dist.log_prob(batch["actions"]).sum(-1)
@@ -197,19 +220,22 @@ class PPO:
         value_loss = torch.max((values - batch["returns"]).square(), (clipped - batch["returns"]).square()).mean()
         entropy = dist.entropy().sum(-1).mean()
         loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm)
-        self.optimizer.step()
-        return {"policy_loss": float(policy_loss.detach()), "value_loss": float(value_loss.detach()),
-                "entropy": float(entropy.detach()), "kl": kl}
+        minimize(loss)
+        return {
+            "loss": float(loss.detach()),
+            "policy_loss": float(policy_loss.detach()),
+            "value_loss": float(value_loss.detach()),
+            "entropy": float(entropy.detach()),
+            "kl": kl,
+        }
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "learning_rate": self.learning_rate}
+        """The adaptive learning rate and the minibatch generator (the optimizer is saved by its owner)."""
+        return {"learning_rate": self.learning_rate, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
         self.learning_rate = float(state["learning_rate"])
+        self.generator.set_state(state["generator"])
 
 
 def _gaussian_kl(old_mean, old_std, mean, std) -> float:

@@ -90,8 +90,14 @@ def _walker_script() -> tuple[dict[str, float], list[Keyframe]]:
     flamingo_left = {"leg_left_joint": -95, "thigh_left_joint": -20, "foot_left_joint": 10}
     swing_back = {"thigh_joint": -70, "leg_joint": -30, "thigh_left_joint": -2}
     swing_mid = {"thigh_joint": -10, "leg_joint": -60, "thigh_left_joint": -2}
-    crouch = {"thigh_joint": -2, "thigh_left_joint": -2, "leg_joint": -50, "leg_left_joint": -50,
-              "foot_joint": 30, "foot_left_joint": 30}
+    crouch = {
+        "thigh_joint": -2,
+        "thigh_left_joint": -2,
+        "leg_joint": -50,
+        "leg_left_joint": -50,
+        "foot_joint": 30,
+        "foot_left_joint": 30,
+    }
     keys = [
         Keyframe(0.0, {}, "stand"),
         Keyframe(1.5, {}, "stand"),
@@ -142,11 +148,21 @@ class ReferenceMotion:
         """Write an ``.npz`` (arrays plus JSON metadata); written to a temp file, then renamed."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"version": FORMAT_VERSION, "robot": self.robot, "control_rate": self.control_rate,
-                "segments": self.segments}
+        meta = {
+            "version": FORMAT_VERSION,
+            "robot": self.robot,
+            "control_rate": self.control_rate,
+            "segments": self.segments,
+        }
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, qpos=self.qpos, qvel=self.qvel, body_pos=self.body_pos,
-                            assist=self.assist, meta=np.array(json.dumps(meta)))
+        np.savez_compressed(
+            tmp,
+            qpos=self.qpos,
+            qvel=self.qvel,
+            body_pos=self.body_pos,
+            assist=self.assist,
+            meta=np.array(json.dumps(meta)),
+        )
         tmp.replace(path)
 
     def assist_per_bin(self, frames_per_bin: int) -> list[float]:

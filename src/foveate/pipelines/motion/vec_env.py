@@ -5,10 +5,13 @@
 ``reset_envs(ids, start_frames)``, ``observations()``, and ``step(actions)`` returning rewards
 and terminated / time-out flags), and resets finished episodes in the same step (gymnasium's
 ``SAME_STEP`` autoreset) at start frames drawn by a :class:`~foveate.data.timeline.MotionCommandSampler`.
+Checkpointing (``state_dict`` / ``load_state_dict``) also needs the env's ``state_dict`` and
+``load_state_dict``.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +28,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError("the motion pipeline needs gymnasium: pip install 'foveate[motion]'") from error
 
 __all__ = ["TimelineVecEnv"]
+
+STATE_VERSION = 1
 
 
 class TimelineVecEnv(VectorEnv):
@@ -65,6 +70,31 @@ class TimelineVecEnv(VectorEnv):
         self._lengths[:] = 0
         return self.env.observations(), {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot to continue bit-exactly: the env, the command sampler, the running returns and lengths.
+
+        Values are torch tensors and plain Python values (``torch.load(..., weights_only=True)``
+        accepts them); the command's state is deep-copied, so stepping on does not change it.
+        After ``load_state_dict`` take the next observations from ``env.observations()``
+        instead of calling ``reset``.
+        """
+        return {
+            "version": STATE_VERSION,
+            "env": self.env.state_dict(),
+            "command": copy.deepcopy(self.command.state_dict()),
+            "returns": torch.from_numpy(self._returns.copy()),
+            "lengths": torch.from_numpy(self._lengths.copy()),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the env checks its part first and names what does not fit."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported vec env state version {state.get('version')!r}, expected {STATE_VERSION}")
+        self.env.load_state_dict(state["env"])
+        self.command.load_state_dict(state["command"])
+        self._returns = torch.as_tensor(state["returns"]).cpu().numpy().astype(np.float64)
+        self._lengths = torch.as_tensor(state["lengths"]).cpu().numpy().astype(np.int64)
+
     def step(self, actions):
         result = self.env.step(np.asarray(actions))
         terminated, time_out = result.terminated, result.time_out
@@ -81,8 +111,11 @@ class TimelineVecEnv(VectorEnv):
             info.update(
                 final_obs=final,
                 _final_obs=mask,
-                episode={"r": self._returns[done].copy(), "l": self._lengths[done].copy(),
-                         "failed": terminated[done].copy()},
+                episode={
+                    "r": self._returns[done].copy(),
+                    "l": self._lengths[done].copy(),
+                    "failed": terminated[done].copy(),
+                },
             )
             starts = self.command.resample(torch.from_numpy(done)).numpy()
             self.env.reset_envs(done, starts)

@@ -1,0 +1,63 @@
+"""The radiance field: fit a hash-grid NeRF to a multi-view scene, drawing rays by their error.
+
+``config`` holds the config and presets, ``task`` the task (per-ray loss, held-out views, the
+occupancy grid's hook), ``render`` the novel-view orbit of ``foveate render nerf``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..registry import PipelineSpec, register_pipeline, train_command
+from .config import PRESETS, FieldConfig, MarchConfig, NerfConfig, preset
+from .render import OrbitOptions, orbit_cameras, render_orbit
+from .task import RadianceFieldTask, scene_box, scene_of, split_views
+
+__all__ = [
+    "PRESETS",
+    "SPEC",
+    "FieldConfig",
+    "MarchConfig",
+    "NerfConfig",
+    "OrbitOptions",
+    "RadianceFieldTask",
+    "build_task",
+    "orbit_cameras",
+    "preset",
+    "render_orbit",
+    "scene_box",
+    "scene_of",
+    "split_views",
+    "train_main",
+]
+
+
+def build_task(config: NerfConfig, device: torch.device) -> RadianceFieldTask:
+    """Load the scene named by ``config.scene`` and build its field on ``device``."""
+    return RadianceFieldTask(scene_of(config), config, device)
+
+
+def run_name(config: NerfConfig) -> str:
+    return f"{Path(config.scene).name or 'scene'}-{config.sampling.strategy}"
+
+
+SPEC = register_pipeline(
+    PipelineSpec(
+        name="nerf",
+        task_type=RadianceFieldTask,
+        config_type=NerfConfig,
+        presets=PRESETS,
+        build_task=build_task,
+        run_name=run_name,
+        description="Fit a hash-grid radiance field to a multi-view scene, drawing rays by their error.",
+        render_options=OrbitOptions,
+    )
+)
+
+
+def train_main(argv: Sequence[str]) -> int:
+    """``foveate train nerf``."""
+    return train_command("nerf", argv)

@@ -1,0 +1,209 @@
+"""The radiance field's task: per-ray loss on training views, scores on held-out views.
+
+Units are the rays of the training images (sampler shape ``(images, H, W)``, row-major ids),
+gathered through the :class:`~foveate.data.handler.ErrorAwareDataHandler`; a ray's loss is its
+squared colour error, averaged over channels. Scenes store colours over black where a view is
+transparent (:class:`~foveate.data.scenes.Scene`), so the renderer composites over black too
+and no mask is needed. An occupancy grid, refreshed from the field's densities every few
+steps (a hook), lets the marcher skip empty space.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from foveate.data import Cameras, ErrorAwareDataHandler, Scene, load_scene
+from foveate.models import OccupancyGrid, RadianceField, render_rays
+from foveate.train import Hook, ImageQuality, Metric, Task, Validation, psnr_from_mse
+
+from .config import NerfConfig
+from .render import OrbitOptions
+
+__all__ = ["QUICK_RAYS", "RadianceFieldTask", "scene_box", "scene_of", "split_views", "to_uint8"]
+
+RENDER_CHUNK = 1 << 14
+"""Rays rendered per pass when rendering whole images (bounds the marcher's memory)."""
+QUICK_RAYS = 1 << 12
+"""Held-out rays of the fixed random subset a quick validation scores."""
+
+
+def scene_box(scene: Scene, scale: float = 1.0) -> torch.Tensor:
+    """``(2, 3)`` box around the region to reconstruct: the one bounding the scene's normalised
+    unit sphere (:attr:`~foveate.data.scenes.Scene.normalization`), scaled by ``scale`` about its centre."""
+    if scale <= 0:
+        raise ValueError(f"box scale must be positive, got {scale}")
+    normalization = scene.normalization
+    center = normalization[:3, 3]
+    half = normalization[:3, :3].norm(dim=1) * scale
+    return torch.stack((center - half, center + half)).to(torch.float32)
+
+
+def split_views(scene: Scene, every: int) -> tuple[list[int], list[int]]:
+    """Training and held-out view indices: the scene's train/val splits, or every ``every``-th view held out."""
+    if scene.splits.get("val"):
+        train = scene.splits.get("train") or [i for i in range(scene.num_views) if i not in scene.splits["val"]]
+        return list(train), list(scene.splits["val"])
+    if every < 2 or scene.num_views < 2:
+        raise ValueError(
+            f"cannot hold out every {every}-th of {scene.num_views} views; need val_every >= 2 and 2 views"
+        )
+    held_out = list(range(0, scene.num_views, every))
+    return [i for i in range(scene.num_views) if i not in held_out], held_out
+
+
+def scene_of(config: NerfConfig) -> Scene:
+    """The scene ``config.scene`` names, downsampled as configured."""
+    if not config.scene:
+        raise ValueError("no scene given: pass --scene DIR (a scene directory, e.g. from 'foveate data render')")
+    scene = load_scene(config.scene)
+    return scene.downsampled(config.downsample) if config.downsample > 1 else scene
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    return (image.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+
+
+class RadianceFieldTask(Task):
+    """A NeRF fit.
+
+    Args:
+        scene: the scene (all views); ``config`` says which are held out.
+        config: the pipeline's config (field, marching, validation).
+        device: where images, cameras and the model live.
+    """
+
+    name = "nerf"
+    metric = Metric("psnr", True, "held-out PSNR (dB)")
+    unit_noun = "rays"
+
+    def __init__(self, scene: Scene, config: NerfConfig, device: torch.device) -> None:
+        train_views, held_out = split_views(scene, config.val_every)
+        train, validation = scene.select(train_views), scene.select(held_out)
+        self.scene_name = Path(config.scene).name or "scene"
+        self.device = device
+        self.ssim = config.ssim
+        self.rays = ErrorAwareDataHandler(train, config.train.batch_size, device=device, gather_only=True)
+        self.unit_shape = self.rays.shape
+        self.val_colors = validation.images[: max(1, config.val_views)].to(device)
+        self.val_cameras = validation.cameras[: max(1, config.val_views)].to(device)
+        self.quick_rays = _fixed_subset(validation, QUICK_RAYS, device)
+        self.aabb = scene_box(scene, config.box_scale).to(device)
+        march = config.march
+        self.step_size = float((self.aabb[1] - self.aabb[0]).norm()) / march.samples_per_ray
+        self.max_samples = march.samples_per_ray
+        self.occupancy_every = march.occupancy_every
+        m = config.model
+        field = RadianceField(
+            self.aabb,
+            **m.encoding_arguments(1024),
+            geometry_features=m.geometry_features,
+            hidden=m.hidden,
+            direction_degree=m.direction_degree,
+            density_bias=m.density_bias,
+        )
+        grid = OccupancyGrid(
+            self.aabb,
+            resolution=march.occupancy_resolution,
+            step_size=self.step_size,
+            threshold=march.occupancy_threshold,
+            warmup_updates=march.occupancy_warmup,
+        )
+        self.model = nn.ModuleDict({"field": field, "occupancy": grid}).to(device)
+
+    @property
+    def field(self) -> RadianceField:
+        return self.model["field"]
+
+    @property
+    def occupancy(self) -> OccupancyGrid:
+        return self.model["occupancy"]
+
+    def describe(self) -> str:
+        views, height, width = self.unit_shape
+        return f"{self.scene_name} ({views} training views of {width} x {height})"
+
+    def hooks(self) -> list[Hook]:
+        return [Hook(self.occupancy_every, self.update_occupancy)]
+
+    def update_occupancy(self, step: int) -> None:
+        self.occupancy.update(self.field.density)
+
+    def colors(self, origins: torch.Tensor, directions: torch.Tensor, jitter: bool = False) -> torch.Tensor:
+        """``(B, 3)`` colours of rays, composited over black."""
+        rgb = render_rays(
+            self.field, origins, directions, self.aabb, self.step_size, self.max_samples, self.occupancy, jitter=jitter
+        ).rgb
+        return rgb.float()
+
+    def per_unit_loss(self, ids: torch.Tensor) -> torch.Tensor:
+        """Squared colour error of each ray (mean over RGB)."""
+        batch = self.rays.gather(ids)
+        rendered = self.colors(batch.rays[:, :3], batch.rays[:, 3:], jitter=True)
+        return (rendered - batch.rgb).square().mean(dim=1)
+
+    @torch.no_grad()
+    def render_view(self, cameras: Cameras, index: int) -> torch.Tensor:
+        """Camera ``index`` of ``cameras`` rendered by the model: ``(H, W, 3)`` in [0, 1]."""
+        origins, directions = cameras.image_rays(index)
+        origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)
+        colors = [
+            self.colors(origins[start : start + RENDER_CHUNK], directions[start : start + RENDER_CHUNK])
+            for start in range(0, origins.shape[0], RENDER_CHUNK)
+        ]
+        return torch.cat(colors).clamp(0.0, 1.0).view(cameras.height, cameras.width, 3)
+
+    def validate(self, full: bool) -> Validation:
+        """Quick: PSNR over a fixed random subset of held-out rays. Full: PSNR and SSIM over the scored
+        held-out views, with the first view's target, render and error."""
+        if not full:
+            origins, directions, target = self.quick_rays
+            chunks = zip(origins.split(RENDER_CHUNK), directions.split(RENDER_CHUNK), strict=True)
+            rendered = torch.cat([self.colors(o, d) for o, d in chunks])
+            return Validation({"psnr": float(psnr_from_mse((rendered.clamp(0, 1) - target).square().mean()))})
+        quality = ImageQuality(self.device, ssim=self.ssim)
+        images: dict[str, torch.Tensor] = {}
+        maps: dict[str, torch.Tensor] = {}
+        for index in range(len(self.val_cameras)):
+            prediction = self.render_view(self.val_cameras, index)
+            target = self.val_colors[index].to(torch.float32) / 255.0
+            quality.update(prediction, target)
+            if not images:
+                error = (prediction - target).square().mean(dim=2)
+                maps["error"] = error
+                images = {
+                    "target": target,
+                    "prediction": prediction,
+                    "error": (error / error.max().clamp(min=1e-12)).sqrt()[..., None],
+                }
+        return Validation(quality.compute(), images, maps)
+
+    def export(self, run_dir: Path) -> list[Path]:
+        """Each scored held-out view's render next to its ground truth, in ``renders/``."""
+        from PIL import Image
+
+        renders = run_dir / "renders"
+        renders.mkdir(parents=True, exist_ok=True)
+        written = []
+        for index in range(len(self.val_cameras)):
+            prediction = self.render_view(self.val_cameras, index)
+            side_by_side = torch.cat((to_uint8(prediction), self.val_colors[index]), dim=1)
+            written.append(renders / f"val_{index:03d}.png")
+            Image.fromarray(side_by_side.cpu().numpy()).save(written[-1])
+        return written
+
+    def render(self, options: OrbitOptions, out: Path, progress: bool = False) -> list[Path]:
+        """``foveate render nerf``: a novel-view orbit (gif, mp4) into ``out``."""
+        from .render import render_orbit
+
+        return render_orbit(self, options, out, progress)
+
+
+def _fixed_subset(scene: Scene, count: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Origins, directions and target colours of a fixed random subset of ``scene``'s rays."""
+    total = scene.num_rays
+    ids = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:count].sort().values
+    rays = ErrorAwareDataHandler(scene, 1, gather_only=True).gather(ids)
+    return rays.rays[:, :3].to(device), rays.rays[:, 3:].to(device), rays.rgb.to(device)

@@ -1,0 +1,153 @@
+"""Curve arithmetic and seed pooling: the one definition of every number a comparison reports.
+
+A curve is a list of ``[step, value, wall_seconds]`` rows, one per quick validation. From it:
+
+- **steps to reach** a target: the first crossing, interpolated linearly between the two
+  validations around it (:func:`crossing`), in steps or in training seconds;
+- **value at equal wall-clock**: the curve read at a given training time, linearly between
+  validations (:func:`value_at`);
+
+and over seeds (:func:`pool`), per variant: the final value's mean, spread and worst seed
+against the reference variant of the same seed, the steps and wall-clock to reach the target
+as ratios of the reference's own (medians over the seeds that got there), and the value at the
+shortest run's training time against the reference's at that time.
+
+The target is the task's absolute goal when it has one (a motion completed), else the
+reference's final curve value of the same seed ("uniform's final PSNR").
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RunRecord", "crossing", "pool", "value_at"]
+
+Curve = Sequence[Sequence[float]]
+
+
+@dataclass
+class RunRecord:
+    """One trained variant x seed, as a comparison keeps it (plain data: JSON and pickle friendly)."""
+
+    variant: str
+    seed: int
+    curve: list[list[float]]
+    final: dict[str, float]
+    train_seconds: float
+    steps: int
+    status: str
+    sampling: list[list[float]]
+    """``[step, normalized_entropy, top1pct_mass]`` rows from the sampler's stats."""
+    profiles: dict[str, list[list[float]]]
+    """1-D maps (per bin) over the curve's validations: name -> one row per validation."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        return cls(**data)
+
+
+def crossing(curve: Curve, target: float, higher_is_better: bool = True, column: int = 0) -> float | None:
+    """Where ``curve`` first reaches ``target``, interpolated in ``column`` (0: steps, 2: seconds).
+
+    None when it never does; the first point's own position when that one already does.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    previous = None
+    for row in curve:
+        if sign * row[1] >= sign * target:
+            if previous is None or row[1] == previous[1]:
+                return float(row[column])
+            fraction = (target - previous[1]) / (row[1] - previous[1])
+            return float(previous[column] + fraction * (row[column] - previous[column]))
+        previous = row
+    return None
+
+
+def value_at(curve: Curve, seconds: float) -> float | None:
+    """The curve's value after ``seconds`` of training, linearly between validations.
+
+    None when the curve starts after ``seconds``; the last value when it ends before.
+    """
+    previous = None
+    for _, value, wall in curve:
+        if wall >= seconds:
+            if previous is None:
+                return float(value) if wall == seconds else None
+            wall_before, value_before = previous
+            fraction = (seconds - wall_before) / (wall - wall_before) if wall > wall_before else 1.0
+            return float(value_before + fraction * (value - value_before))
+        previous = (wall, value)
+    return None if previous is None else float(previous[1])
+
+
+def pool(
+    records: Sequence[RunRecord], reference: str, higher_is_better: bool = True, target: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per variant, the pooled numbers over seeds (see the module docstring); paired by seed with ``reference``.
+
+    Seeds without a ``reference`` run are left out of the paired numbers.
+    """
+    by_seed = {r.seed: r for r in records if r.variant == reference}
+    if not by_seed:
+        raise ValueError(f"no {reference!r} run to compare against")
+    sign = 1.0 if higher_is_better else -1.0
+    pooled: dict[str, dict[str, Any]] = {}
+    for variant in dict.fromkeys(r.variant for r in records):
+        runs = [r for r in records if r.variant == variant and r.seed in by_seed]
+        finals = [r.curve[-1][1] for r in runs]
+        deltas, steps, walls, at_equal, times = [], [], [], [], []
+        for run in runs:
+            base = by_seed[run.seed]
+            goal = base.curve[-1][1] if target is None else target
+            deltas.append(run.curve[-1][1] - base.curve[-1][1])
+            times.append(run.train_seconds / max(base.train_seconds, 1e-12))
+            reached = crossing(run.curve, goal, higher_is_better, 0)
+            base_reached = crossing(base.curve, goal, higher_is_better, 0)
+            steps.append(_ratio(reached, base_reached))
+            walls.append(
+                _ratio(crossing(run.curve, goal, higher_is_better, 2), crossing(base.curve, goal, higher_is_better, 2))
+            )
+            shortest = min(r.train_seconds for r in records if r.seed == run.seed)
+            mine, theirs = value_at(run.curve, shortest), value_at(base.curve, shortest)
+            at_equal.append(None if mine is None or theirs is None else mine - theirs)
+        equal = [d for d in at_equal if d is not None]
+        pooled[variant] = {
+            "seeds": [r.seed for r in runs],
+            "final_mean": statistics.fmean(finals),
+            "final_std": statistics.pstdev(finals),
+            "final_per_seed": finals,
+            "delta_mean": statistics.fmean(deltas),
+            "delta_worst": min(deltas, key=lambda d: sign * d),
+            "steps_to_reach": [None if s is None else round(s[0], 3) for s in steps],
+            "steps_median": _median_reached([None if s is None else s[0] for s in steps]),
+            "steps_ratio_median": _median_reached([None if s is None else s[1] for s in steps]),
+            "wall_ratio_median": _median_reached([None if w is None else w[1] for w in walls]),
+            "reached": sum(s is not None for s in steps),
+            "train_time_ratio_median": statistics.median(times),
+            "equal_wall_delta_mean": statistics.fmean(equal) if equal else None,
+            "equal_wall_delta_worst": min(equal, key=lambda d: sign * d) if equal else None,
+        }
+    return pooled
+
+
+def _ratio(value: float | None, reference: float | None) -> tuple[float, float | None] | None:
+    """``(value, value / reference)``; the ratio is None when the reference never got there."""
+    if value is None:
+        return None
+    if reference is None:
+        return value, None
+    return value, value / reference if reference > 0 else (1.0 if value == 0 else None)
+
+
+def _median_reached(values: Sequence[float | None]) -> float | None:
+    """Median with 'not reached' counted as +infinity; None when the median itself is not reached."""
+    if not values:
+        return None
+    middle = statistics.median(float("inf") if v is None else v for v in values)
+    return None if middle == float("inf") else middle
