@@ -1,184 +1,163 @@
-"""Error-guided ray sampling on rendered scenes, several seeds: `foveate compare nerf` per seed, aggregated.
+"""Error-guided ray sampling on rendered scenes: `foveate compare nerf` per scene, over seeds, in one table.
 
-For every scene and seed, the radiance field is trained once per strategy with the same
-initialisation and budget (``foveate.report.compare_nerf``); reported per scene and strategy:
-final validation PSNR (equal steps), its paired difference to uniform (mean / worst seed), and the
-steps and training time at which the strategy first reaches uniform's final PSNR, as fractions of
-uniform's (medians over the seeds that got there).
+For every scene the radiance field is trained once per variant and seed with the same
+initialisation and budget (:func:`foveate.report.compare`); every number comes from
+:mod:`foveate.report.pooling` (see ``benchmarks/image_fields.py``).
 
 Render the scenes first (Mitsuba 3), then run:
 
     for s in bunny cornell; do
-        foveate data render --out scenes/${s}64 --scene $s --views 48 --val-views 4 --test-views 0 \
+        foveate data render --out scenes/${s}64 --scene $s --views 48 --val-views 4 --test-views 0 \\
             --width 64 --height 64 --spp 32
     done
     nice -n 10 python benchmarks/nerf_fields.py --scenes scenes/bunny64 scenes/cornell64 --seeds 3 --steps 600
+
+``--summarise DIR ...`` trains nothing: it pools the runs earlier invocations left, their
+``<scene>/report.json`` (or, from before the script used the library, ``<scene>/seed*/report.json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import shlex
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
-from foveate.report.compare_nerf import NerfCompareConfig, run_nerf_comparison
 
-from foveate.pipelines.nerf import preset
-
-
-def summarise(reports: list[dict]) -> dict[str, dict]:
-    """Per strategy: final PSNR mean/std, paired delta to uniform, fractions to reach uniform's final."""
-    summary = {}
-    for name in reports[0]["strategies"]:
-        finals = [r["strategies"][name]["final_psnr"] for r in reports]
-        deltas = [r["strategies"][name]["final_psnr"] - r["uniform_final_psnr"] for r in reports]
-        steps = [
-            r["strategies"][name]["steps_to_uniform_final"] / r["steps"]
-            for r in reports
-            if r["strategies"][name]["steps_to_uniform_final"] is not None
-        ]
-        walls = [
-            r["strategies"][name]["wall_to_uniform_final"] / r["strategies"]["uniform"]["train_seconds"]
-            for r in reports
-            if r["strategies"][name]["wall_to_uniform_final"] is not None
-        ]
-        times = [r["strategies"][name]["train_seconds"] / r["strategies"]["uniform"]["train_seconds"] for r in reports]
-        equal_wall = [
-            r["strategies"][name]["psnr_at_equal_wall"] - r["strategies"]["uniform"]["psnr_at_equal_wall"]
-            for r in reports
-        ]
-        summary[name] = {
-            "final_psnr_mean": statistics.mean(finals),
-            "final_psnr_std": statistics.pstdev(finals),
-            "delta_mean": statistics.mean(deltas),
-            "delta_worst": min(deltas),
-            "steps_to_uniform_final": statistics.median(steps) if steps else None,
-            "wall_to_uniform_final": statistics.median(walls) if walls else None,
-            "reached": len(steps),
-            "seeds": len(reports),
-            "train_time_vs_uniform": statistics.median(times),
-            "equal_wall_delta_mean": statistics.mean(equal_wall),
-            "equal_wall_delta_worst": min(equal_wall),
-        }
-    return summary
+from foveate.pipelines import get_pipeline
+from foveate.pipelines.nerf import RadianceFieldTask, preset
+from foveate.report import RunRecord, compare, summary_table
+from foveate.report.compare import build_report, machine
 
 
-def table(results: dict[str, dict]) -> list[str]:
-    lines = [
-        "| scene | strategy | final val PSNR (dB) | delta vs uniform: mean / worst (dB) | steps to uniform's final "
-        "| training time to uniform's final | reached | training time vs uniform "
-        "| PSNR at equal wall-clock, delta vs uniform: mean / worst (dB) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for scene, summary in results.items():
-        for name, s in summary.items():
-            steps = "not reached" if s["steps_to_uniform_final"] is None else f"{s['steps_to_uniform_final']:.2f}x"
-            wall = "not reached" if s["wall_to_uniform_final"] is None else f"{s['wall_to_uniform_final']:.2f}x"
-            lines.append(
-                f"| {scene} | {name} | {s['final_psnr_mean']:.2f} ± {s['final_psnr_std']:.2f} "
-                f"| {s['delta_mean']:+.2f} / {s['delta_worst']:+.2f} | {steps} | {wall} | {s['reached']}/{s['seeds']} "
-                f"| {s['train_time_vs_uniform']:.2f}x "
-                f"| {s['equal_wall_delta_mean']:+.2f} / {s['equal_wall_delta_worst']:+.2f} |"
-            )
-    return lines
+def run(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]:
+    spec = get_pipeline("nerf")
+    reports = {}
+    for scene in args.scenes:
+        config = preset(
+            args.preset,
+            scene=scene,
+            val_views=args.val_views,
+            train__steps=args.steps,
+            train__seed=args.first_seed,
+            train__progress=False,
+            train__tensorboard=False,
+        )
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        out = Path(args.out) / Path(scene).name
+        reports[Path(scene).name] = compare(
+            spec, config, args.strategies, seeds, out, workers=args.workers, command=command
+        ).report
+    return reports
 
 
-def summarise_saved(directories: list[Path]) -> dict[str, dict]:
-    """Summaries from the ``<scene>/seed*/report.json`` files earlier runs left in ``directories``."""
-    by_scene: dict[str, list[dict]] = {}
+def summarise(directories: list[Path], command: str) -> dict[str, dict[str, Any]]:
+    """Reports by scene from the runs earlier invocations left in ``directories``."""
+    by_scene: dict[str, list[RunRecord]] = {}
+    sources: dict[str, list[str]] = {}
     for directory in directories:
-        for path in sorted(directory.glob("*/seed*/report.json")):
-            by_scene.setdefault(path.parent.parent.name, []).append(json.loads(path.read_text()))
+        for path in sorted(directory.glob("*/report.json")):
+            data = json.loads(path.read_text())
+            by_scene.setdefault(path.parent.name, []).extend(RunRecord.from_dict(r) for r in data["runs"])
+            sources.setdefault(path.parent.name, []).append(data.get("command", ""))
+        for path in sorted(directory.glob("*/seed*/report.json")):  # written before the library pooled
+            data = json.loads(path.read_text())
+            by_scene.setdefault(path.parent.parent.name, []).extend(
+                RunRecord(
+                    name,
+                    data["seed"],
+                    run["curve"],
+                    {"psnr": run["final_psnr"]},
+                    run["train_seconds"],
+                    data["steps"],
+                    "completed",
+                    [],
+                    {},
+                )
+                for name, run in data["strategies"].items()
+            )
     if not by_scene:
-        raise SystemExit(f"no <scene>/seed*/report.json under {', '.join(map(str, directories))}")
-    return {scene: summarise(reports) for scene, reports in by_scene.items()}
+        raise SystemExit(
+            f"no <scene>/report.json or <scene>/seed*/report.json under {', '.join(map(str, directories))}"
+        )
+    task = RadianceFieldTask
+    return {
+        scene: build_report(
+            records,
+            pipeline="nerf",
+            source=scene,
+            metric=task.metric,
+            unit_noun=task.unit_noun,
+            step_noun=task.step_noun,
+            steps=max(r.steps for r in records),
+            batch=None,
+            machine=machine(),
+            command=command,
+            pooled_from=[str(d) for d in directories],
+            original_commands=sources.get(scene, []),
+        )
+        for scene, records in by_scene.items()
+    }
+
+
+def markdown(reports: dict[str, dict[str, Any]], command: str, seconds: float | None) -> str:
+    lines = [
+        "# Radiance fields: error-guided ray sampling on rendered scenes",
+        "",
+        f"Command: `{command}`" + ("" if seconds is None else f" ({seconds / 60:.1f} min)") + "  ",
+        f"Machine: {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; {time.strftime('%Y-%m-%d')}.",
+        "",
+        "Numbers from foveate.report.pooling: final held-out PSNR (mean ± spread over seeds), paired with "
+        "uniform of the same seed (mean / worst seed); steps and training time to uniform's final, interpolated "
+        "between validations, as ratios of uniform's own (medians over the seeds that reached it); PSNR at the "
+        "shortest run's training time against uniform's.",
+        "",
+    ]
+    for index, (scene, report) in enumerate(reports.items()):
+        table = summary_table(report, label=scene)
+        lines += table if index == 0 else table[2:]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenes", nargs="+", help="scene directories (Blender or NeuS format)")
+    parser.add_argument("--scenes", nargs="+", help="scene directories")
     parser.add_argument("--strategies", nargs="+", default=["uniform", "error_weighted", "spatial", "adaptive"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed ... first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--val-views", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="training processes in parallel")
     parser.add_argument("--out", default="benchmarks/results/nerf_fields")
     parser.add_argument(
         "--summarise",
         nargs="+",
         type=Path,
         metavar="DIR",
-        help="train nothing: pool the seed reports earlier runs left in these directories",
+        help="train nothing: pool the runs earlier invocations left in these directories",
     )
     args = parser.parse_args()
-    if args.summarise:
-        results = summarise_saved(args.summarise)
-        lines = [
-            "# Radiance fields: error-guided ray sampling on rendered scenes (pooled runs)",
-            "",
-            f"Pooled from {', '.join(f'`{d}`' for d in args.summarise)} by "
-            f"`python benchmarks/nerf_fields.py --summarise {' '.join(map(str, args.summarise))} --out {args.out}`; "
-            "each run's command and machine are in its own summary.md and report.json files.",
-            "",
-            *table(results),
-        ]
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.md").write_text("\n".join(lines) + "\n")
-        (out / "summary.json").write_text(json.dumps(results, indent=1))
-        print("\n".join(lines))
-        return
-    if not args.scenes:
-        parser.error("pass --scenes (or --summarise)")
-    if "uniform" not in args.strategies:
-        parser.error("include uniform: the other strategies are measured against it")
-    out = Path(args.out)
+    command = shlex.join(["python", "benchmarks/nerf_fields.py", *sys.argv[1:]])
     started = time.perf_counter()
-    results = {}
-    for scene in args.scenes:
-        reports = []
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            run = preset(
-                args.preset,
-                scene=scene,
-                val_views=args.val_views,
-                train__steps=args.steps,
-                train__seed=seed,
-                train__progress=False,
-            )
-            seed_out = out / Path(scene).name / f"seed{seed}"
-            compare = NerfCompareConfig(strategies=tuple(args.strategies), out=str(seed_out), run=run)
-            report, _ = run_nerf_comparison(compare)
-            reports.append(report)
-            print(
-                f"{scene} seed {seed}: "
-                + ", ".join(f"{k} {v['final_psnr']:.2f} dB" for k, v in report["strategies"].items()),
-                flush=True,
-            )
-        results[Path(scene).name] = summarise(reports)
-    minutes = (time.perf_counter() - started) / 60
-    lines = [
-        "# Radiance fields: error-guided ray sampling on rendered scenes",
-        "",
-        f"Command: `python benchmarks/nerf_fields.py --scenes {' '.join(args.scenes)} --strategies "
-        f"{' '.join(args.strategies)} --seeds {args.seeds} --first-seed {args.first_seed} --steps {args.steps} "
-        f"--out {args.out}` "
-        f"({minutes:.1f} min)  ",
-        f"Machine: {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; "
-        f"{time.strftime('%Y-%m-%d')}.  ",
-        f"Preset `{args.preset}`, {args.steps} steps, {args.val_views} held-out views, {args.seeds} seeds. "
-        "Equal wall-clock: each seed's shortest run's training time, read linearly between validations.",
-        "",
-        *table(results),
-    ]
+    if args.summarise:
+        reports, seconds = summarise(args.summarise, command), None
+    else:
+        if not args.scenes:
+            parser.error("pass --scenes (or --summarise)")
+        if "uniform" not in args.strategies:
+            parser.error("include uniform: the other strategies are measured against it")
+        reports, seconds = run(args, command), time.perf_counter() - started
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    (out / "summary.json").write_text(json.dumps(results, indent=1))
-    print("\n".join(lines))
+    text = markdown(reports, command, seconds)
+    (out / "summary.md").write_text(text)
+    (out / "summary.json").write_text(json.dumps({k: r["variants"] for k, r in reports.items()}, indent=1))
+    print(text)
 
 
 if __name__ == "__main__":

@@ -71,8 +71,10 @@ def measure(args: argparse.Namespace, strategy: str) -> dict:
     batch_size = config.train.batch_size
     device = select_device(config.train.device)
     seed_everything(0)
-    task = module.build_task(config, device)
+    task = module.SPEC.task_type.from_config(config, device)
     trainer = Trainer(task, config, device=device, run_dir=None)
+    if not task.draws_units:
+        raise SystemExit(f"step_time.py measures pipelines that draw a batch of units each step, not {task.name}")
     for _ in range(args.warmup):
         trainer.train_step()
     step_times = _timed(device, trainer.train_step, args.steps)
@@ -89,12 +91,7 @@ def measure(args: argparse.Namespace, strategy: str) -> dict:
     fixed = sampler.sample(batch_size, trainer.step)
 
     def step_without_sampler() -> None:
-        trainer.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=trainer.amp_dtype, enabled=trainer.amp_dtype is not None):
-            per_unit = task.per_unit_loss(fixed.ids)
-        trainer.scaler.scale((fixed.weights * per_unit.float()).mean()).backward()
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
+        task.training_step(fixed, trainer.step, trainer.optimization)
 
     bare_times = _timed(device, step_without_sampler, args.steps)
     step = statistics.median(step_times)

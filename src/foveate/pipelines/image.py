@@ -34,7 +34,7 @@ from foveate.train.config import SHORT_RUN_SAMPLING
 
 from .registry import PipelineSpec, register_pipeline, train_command
 
-__all__ = ["PRESETS", "SPEC", "FieldConfig", "ImageConfig", "ImageFieldTask", "build_task", "preset", "train_main"]
+__all__ = ["PRESETS", "SPEC", "FieldConfig", "ImageConfig", "ImageFieldTask", "preset", "train_main"]
 
 RENDER_CHUNK = 1 << 18
 """Pixels evaluated per forward pass when rendering the whole image."""
@@ -131,6 +131,16 @@ class ImageFieldTask(Task):
         subset = torch.randperm(photo.num_pixels, generator=torch.Generator().manual_seed(0))[:QUICK_PIXELS]
         self.quick_ids = subset.sort().values.to(device)
 
+    @classmethod
+    def from_config(cls, config: ImageConfig, device: torch.device) -> ImageFieldTask:
+        """Load the photo ``config.image`` names and build its field on ``device``."""
+        return cls(load_photo(config.image), config.model, device, ssim=config.ssim)
+
+    @classmethod
+    def run_name(cls, config: ImageConfig) -> str:
+        stem = Path(config.image).stem if Path(config.image).suffix else config.image
+        return f"{stem}-{config.sampling.strategy}"
+
     def describe(self) -> str:
         return f"{Path(self.photo.name).name} ({self.photo.width} x {self.photo.height})"
 
@@ -212,31 +222,13 @@ def _pool(image: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(image[None], factor, ceil_mode=True, count_include_pad=False)[0]
 
 
-def build_task(config: ImageConfig, device: torch.device) -> ImageFieldTask:
-    """Load the photo named by ``config.image`` and build its field on ``device``."""
-    return ImageFieldTask(load_photo(config.image), config.model, device, ssim=config.ssim)
-
-
-def run_name(config: ImageConfig) -> str:
-    stem = Path(config.image).stem if Path(config.image).suffix else config.image
-    return f"{stem}-{config.sampling.strategy}"
-
-
 def preset(name: str, **overrides: object) -> ImageConfig:
     """A copy of the named preset with ``section__field=value`` overrides applied."""
     return apply_changes(copy.deepcopy(PRESETS[name].config), overrides)
 
 
 SPEC = register_pipeline(
-    PipelineSpec(
-        name="image",
-        task_type=ImageFieldTask,
-        config_type=ImageConfig,
-        presets=PRESETS,
-        build_task=build_task,
-        run_name=run_name,
-        description="Fit a photograph with a hash-grid neural field, drawing pixels by their error.",
-    )
+    PipelineSpec("image", ImageConfig, ImageFieldTask, PRESETS, "Fit a photograph with a hash-grid neural field.")
 )
 
 

@@ -4,9 +4,9 @@ A pipeline registers a :class:`PipelineSpec`: its config type with named presets
 build its task, and optionally render options. ``foveate train NAME``, ``foveate compare NAME``
 and ``foveate render NAME`` are then built from the spec; nothing else needs writing::
 
-    SPEC = register_pipeline(PipelineSpec(
-        name="image", config_type=ImageConfig, presets=PRESETS, build_task=build_task,
-        run_name=run_name, description="Fit a photograph with a hash-grid neural field."))
+    SPEC = register_pipeline(
+        PipelineSpec("image", ImageConfig, ImageFieldTask, PRESETS, "Fit a photograph with a hash-grid neural field.")
+    )
 """
 
 from __future__ import annotations
@@ -39,20 +39,6 @@ from foveate.train import (
     select_device,
 )
 
-__all__ = [
-    "USAGE_ERRORS",
-    "PipelineSpec",
-    "RenderOptions",
-    "available_pipelines",
-    "get_pipeline",
-    "load_run",
-    "one_line",
-    "register_pipeline",
-    "render_command",
-    "run_pipeline",
-    "train_command",
-]
-
 STRATEGY_VARIANTS = {
     name: {"sampling__strategy": name} for name in ("uniform", "error_weighted", "spatial", "adaptive")
 }
@@ -70,11 +56,9 @@ class PipelineSpec:
     Attributes:
         name: the registered name (``foveate train NAME``, ``runs/NAME/``).
         config_type: a dataclass with ``train``, ``sampling`` and ``optim`` sections.
-        task_type: the :class:`~foveate.train.Task` subclass ``build_task`` returns (its metric
-            and nouns are read from the class).
+        task_type: the :class:`~foveate.train.Task` subclass; ``task_type.from_config(config, device)``
+            builds a task, and its metric and nouns are read from the class.
         presets: named configs; the first is the default; a ``tiny`` one runs in seconds on a CPU.
-        build_task: ``(config, device) -> Task``.
-        run_name: ``config -> str``, the default run name (a date is appended).
         description: one line for ``--help``.
         variants: what ``foveate compare`` can train side by side: a name and the config changes
             it makes (``apply_changes`` form); the first ``default_variants`` are compared by default.
@@ -86,8 +70,6 @@ class PipelineSpec:
     config_type: type
     task_type: type[Task]
     presets: Mapping[str, Preset]
-    build_task: Callable[[Any, torch.device], Task]
-    run_name: Callable[[Any], str]
     description: str
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(STRATEGY_VARIANTS))
     default_variants: int = 4
@@ -158,11 +140,12 @@ def run_pipeline(
 
     ``in_memory=True`` writes no run directory (comparisons and tests).
     """
-    trainer = _trainer(spec, config, console=console, in_memory=in_memory)
+    trainer = make_trainer(spec, config, console=console, in_memory=in_memory)
     return trainer.fit(), trainer
 
 
-def _trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_memory: bool = False) -> Trainer:
+def make_trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_memory: bool = False) -> Trainer:
+    """The trainer :func:`run_pipeline` runs: device, threads, seeds, the run directory (or a resume) and the task."""
     device = select_device(config.train.device)
     if config.train.cpu_threads > 0:
         torch.set_num_threads(config.train.cpu_threads)
@@ -171,7 +154,7 @@ def _trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_memory:
         resume_from = resolve_checkpoint(config.train.resume, _pipeline_dir(spec, config), config.train.name)
         run_dir = resume_from.parent.parent
     elif not in_memory:
-        name = config.train.name or f"{spec.run_name(config)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = config.train.name or f"{spec.task_type.run_name(config)}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = _pipeline_dir(spec, config) / name
         if (run_dir / "checkpoints" / "latest.pt").exists():
             raise CheckpointError(
@@ -179,7 +162,7 @@ def _trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_memory:
                 "or choose another --name"
             )
     seed_everything(config.train.seed)
-    task = spec.build_task(config, device)
+    task = spec.task_type.from_config(config, device)
     return Trainer(
         task, config, device=device, run_dir=None if in_memory else run_dir, resume_from=resume_from, console=console
     )
@@ -239,7 +222,7 @@ def load_run(run: Path, which: str = "auto", device: str = "auto", expect: str |
     config = config_from_dict(spec.config_type, state["config"], where=str(path))
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=device, progress=False))
     seed_everything(config.train.seed)
-    task = spec.build_task(config, select_device(device))
+    task = spec.task_type.from_config(config, select_device(device))
     return Trainer(task, config, device=select_device(device), run_dir=None, resume_from=path)
 
 

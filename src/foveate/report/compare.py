@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import platform
 import shlex
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,7 +34,7 @@ from tyro.conf import arg
 from foveate.files import atomic_write_json
 from foveate.pipelines import PipelineSpec, get_pipeline, run_pipeline
 from foveate.pipelines.registry import USAGE_ERRORS, one_line
-from foveate.train import Metric, Preset, parse_config
+from foveate.train import Metric, Preset, config_to_dict, parse_config
 from foveate.train.visuals import downsample_map
 
 from .plots import plot_curves, plot_images, plot_maps, plot_profiles, plot_sampling
@@ -136,34 +137,70 @@ def compare(
     for variant in variants:
         spec.with_variant(copy.deepcopy(config), variant)  # an unknown name fails here, before any training
     jobs = [(spec.name, config, variant, seed) for seed in seeds for variant in variants]
+    metric = spec.task_type.metric.name
+    outcomes = []
+
+    def finished(outcome: tuple[RunRecord, Artefacts, str]) -> None:
+        record = outcome[0]
+        outcomes.append(outcome)
+        print(
+            f"[{len(outcomes)}/{len(jobs)}] {record.variant} seed {record.seed}: {metric} {record.curve[-1][1]:.4g} "
+            f"after {record.curve[-1][0]:.0f} {spec.task_type.step_noun}, {record.train_seconds:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as executor:
-            outcomes = list(executor.map(train_variant, *zip(*jobs, strict=True)))
+            for future in as_completed([executor.submit(train_variant, *job) for job in jobs]):
+                finished(future.result())
     else:
-        outcomes = [train_variant(*job) for job in jobs]
+        for job in jobs:
+            finished(train_variant(*job))
+    order = {(variant, seed): index for index, (_, _, variant, seed) in enumerate(jobs)}
+    outcomes.sort(key=lambda outcome: order[outcome[0].variant, outcome[0].seed])
     records = [record for record, _, _ in outcomes]
     artefacts: dict[str, Artefacts] = {}
     for record, artefact, _ in outcomes:
         artefacts.setdefault(record.variant, artefact)
     task = spec.task_type
     report = build_report(
-        spec.name, outcomes[0][2], task.metric, task.unit_noun, task.step_noun, config, records, command
+        records,
+        pipeline=spec.name,
+        source=outcomes[0][2],
+        metric=task.metric,
+        unit_noun=task.unit_noun,
+        step_noun=task.step_noun,
+        steps=config.train.steps,
+        batch=f"{config.train.batch_size} {task.unit_noun}" if task.draws_units else None,
+        machine=machine(config.train.device),
+        command=command,
+        config=config_to_dict(config),
     )
     write_report(out, report, records, artefacts)
     return Comparison(report, records, artefacts)
 
 
 def build_report(
+    records: Sequence[RunRecord],
+    *,
     pipeline: str,
     source: str,
     metric: Metric,
     unit_noun: str,
     step_noun: str,
-    config: Any,
-    records: Sequence[RunRecord],
+    steps: int,
+    batch: str | None,
+    machine: dict[str, Any],
     command: str,
+    config: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """The content of report.json: what was compared, the pooled numbers, every run, the machine."""
+    """The content of report.json: what was compared, the pooled numbers, every run, the machine.
+
+    The reference is uniform when it was trained, else the first variant; ``batch`` says what
+    one step trains on (``16384 pixels``), or None when the task draws its own units.
+    """
     variants = list(dict.fromkeys(r.variant for r in records))
     reference = "uniform" if "uniform" in variants else variants[0]
     return {
@@ -172,24 +209,19 @@ def build_report(
         "metric": dataclasses.asdict(metric),
         "unit_noun": unit_noun,
         "step_noun": step_noun,
-        "steps": config.train.steps,
-        "batch_size": config.train.batch_size,
+        "steps": steps,
+        "batch": batch,
         "seeds": sorted({r.seed for r in records}),
         "reference": reference,
         "target": "absolute" if metric.target is not None else f"{reference}'s final value",
-        "variants": pool(records, reference, metric.higher_is_better, metric.target),
+        "variants": pool(records, reference, metric.higher_is_better, metric.target, metric.name),
         "runs": [r.to_dict() for r in records],
-        "machine": machine(config.train.device),
+        "machine": machine,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": command,
-        "config": _plain_config(config),
+        **extra,
+        "config": config,
     }
-
-
-def _plain_config(config: Any) -> Any:
-    from foveate.train import config_to_dict
-
-    return config_to_dict(config)
 
 
 def machine(device: str = "auto") -> dict[str, Any]:
@@ -286,12 +318,10 @@ def pool_saved(reports: Sequence[Path], out: Path, command: str = "") -> dict[st
         file = path / "report.json" if path.is_dir() else path
         if not file.is_file():
             raise FileNotFoundError(f"no report.json at {path}")
-        import json
-
         loaded.append(json.loads(file.read_text()))
     first = loaded[0]
     for other in loaded[1:]:
-        for key in ("pipeline", "metric", "steps", "batch_size"):
+        for key in ("pipeline", "metric", "steps", "batch"):
             if other[key] != first[key]:
                 raise ValueError(f"cannot pool comparisons with different {key}: {first[key]!r} and {other[key]!r}")
     records = [RunRecord.from_dict(run) for report in loaded for run in report["runs"]]
@@ -300,25 +330,17 @@ def pool_saved(reports: Sequence[Path], out: Path, command: str = "") -> dict[st
         if (record.variant, record.seed) in seen:
             raise ValueError(f"{record.variant} seed {record.seed} appears in more than one report")
         seen.add((record.variant, record.seed))
-    metric = Metric(**first["metric"])
-    variants = list(dict.fromkeys(r.variant for r in records))
-    reference = "uniform" if "uniform" in variants else variants[0]
-    report = {
-        **{k: first[k] for k in ("pipeline", "source", "metric", "unit_noun", "step_noun", "steps", "batch_size")},
-        "seeds": sorted({r.seed for r in records}),
-        "reference": reference,
-        "target": "absolute" if metric.target is not None else f"{reference}'s final value",
-        "variants": pool(records, reference, metric.higher_is_better, metric.target),
-        "runs": [r.to_dict() for r in records],
-        "machine": first["machine"],
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": command,
-        "pooled_from": [
+    report = build_report(
+        records,
+        **{k: first[k] for k in ("pipeline", "source", "unit_noun", "step_noun", "steps", "batch", "machine")},
+        metric=Metric(**first["metric"]),
+        command=command,
+        config=first["config"],
+        pooled_from=[
             {"path": str(p), "command": r.get("command", ""), "date": r.get("date")}
             for p, r in zip(reports, loaded, strict=True)
         ],
-        "config": first["config"],
-    }
+    )
     write_report(out, report, records)
     return report
 
@@ -428,10 +450,8 @@ def compare_command(
     except USAGE_ERRORS as error:
         console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False)
         return 2
-    print(
-        f"{report['source']}: {report['steps']} {report['step_noun']} x {report['batch_size']} "
-        f"{report['unit_noun']}, seeds {report['seeds']}, {time.perf_counter() - started:.0f} s in all"
-    )
+    budget = f"{report['steps']} {report['step_noun']}" + (f" x {report['batch']}" if report["batch"] else "")
+    print(f"{report['source']}: {budget}, seeds {report['seeds']}, {time.perf_counter() - started:.0f} s in all")
     for line in headline(report):
         print(line)
     print(f"report: {options.out / 'report.md'}")
@@ -450,7 +470,3 @@ def demo_main(argv: Sequence[str]) -> int:
         "tiny": Preset("seconds, for a smoke test", preset("tiny")),
     }
     return compare_command("image", argv, presets=presets, prog="foveate demo", default_out="runs/demo")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(compare_command(sys.argv[1], sys.argv[2:]))

@@ -166,7 +166,8 @@ def plot_sampling(histories: Mapping[str, Sequence[Sequence[float]]], path: Path
     top.set(title="probability mass of the top 1% of units", xlabel=step_noun)
     for axis in (entropy, top):
         axis.grid(alpha=0.3)
-    entropy.legend(fontsize=8)
+    if entropy.get_legend_handles_labels()[0]:
+        entropy.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

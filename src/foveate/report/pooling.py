@@ -87,11 +87,18 @@ def value_at(curve: Curve, seconds: float) -> float | None:
 
 
 def pool(
-    records: Sequence[RunRecord], reference: str, higher_is_better: bool = True, target: float | None = None
+    records: Sequence[RunRecord],
+    reference: str,
+    higher_is_better: bool = True,
+    target: float | None = None,
+    metric: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per variant, the pooled numbers over seeds (see the module docstring); paired by seed with ``reference``.
 
-    Seeds without a ``reference`` run are left out of the paired numbers.
+    Final values are each run's full validation of ``metric`` where it has one (a whole image
+    rather than the curve's fixed subset), else the curve's last point; steps to reach the
+    target are read on the curves, so the target is the reference's last curve value. Seeds
+    without a ``reference`` run are left out.
     """
     by_seed = {r.seed: r for r in records if r.variant == reference}
     if not by_seed:
@@ -100,12 +107,12 @@ def pool(
     pooled: dict[str, dict[str, Any]] = {}
     for variant in dict.fromkeys(r.variant for r in records):
         runs = [r for r in records if r.variant == variant and r.seed in by_seed]
-        finals = [r.curve[-1][1] for r in runs]
+        finals = [_final(r, metric) for r in runs]
         deltas, steps, walls, at_equal, times = [], [], [], [], []
         for run in runs:
             base = by_seed[run.seed]
             goal = base.curve[-1][1] if target is None else target
-            deltas.append(run.curve[-1][1] - base.curve[-1][1])
+            deltas.append(_final(run, metric) - _final(base, metric))
             times.append(run.train_seconds / max(base.train_seconds, 1e-12))
             reached = crossing(run.curve, goal, higher_is_better, 0)
             base_reached = crossing(base.curve, goal, higher_is_better, 0)
@@ -134,6 +141,10 @@ def pool(
             "equal_wall_delta_worst": min(equal, key=lambda d: sign * d) if equal else None,
         }
     return pooled
+
+
+def _final(record: RunRecord, metric: str | None) -> float:
+    return float(record.final.get(metric, record.curve[-1][1])) if metric else float(record.curve[-1][1])
 
 
 def _ratio(value: float | None, reference: float | None) -> tuple[float, float | None] | None:

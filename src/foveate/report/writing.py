@@ -10,8 +10,8 @@ from foveate.files import atomic_write_text
 __all__ = ["summary_table", "write_markdown"]
 
 
-def _format(value: float | None, pattern: str, missing: str = "n/a") -> str:
-    return missing if value is None else format(value, pattern)
+def _format(value: float | None, pattern: str, missing: str = "n/a", suffix: str = "") -> str:
+    return missing if value is None else format(value, pattern) + suffix
 
 
 def summary_table(report: dict[str, Any], label: str | None = None) -> list[str]:
@@ -38,11 +38,13 @@ def summary_table(report: dict[str, Any], label: str | None = None) -> list[str]
         if variant != reference and result["equal_wall_delta_mean"] is not None:
             equal = f"{result['equal_wall_delta_mean']:+.2f} / {result['equal_wall_delta_worst']:+.2f}"
         steps = _reach(result["steps_ratio_median"], result["steps_median"], result["reached"])
-        wall = _format(result["wall_ratio_median"], ".2f", "not reached" if not result["reached"] else "n/a")
+        wall = (
+            "not reached" if result["steps_median"] is None else _format(result["wall_ratio_median"], ".2f", suffix="x")
+        )
         prefix = f"| {label} " if label is not None else ""
         lines.append(
             f"{prefix}| {variant} | {result['final_mean']:.2f}{spread} | {paired} | {steps} | {wall} | "
-            f"{result['reached']}/{len(result['seeds'])} | {equal} | {result['train_time_ratio_median']:.2f} |"
+            f"{result['reached']}/{len(result['seeds'])} | {equal} | {result['train_time_ratio_median']:.2f}x |"
         )
     return lines
 
@@ -62,19 +64,21 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     lines = [
         f"# Sampling variants: {report['pipeline']} on {report['source']}",
         "",
-        f"{report['steps']} {report['step_noun']} of {report['batch_size']} {report['unit_noun']} each, "
+        f"{report['steps']} {report['step_noun']}" + (f" of {report['batch']} each" if report["batch"] else "") + ", "
         f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, on {machine['device']} "
         f"({machine['cpus']} CPUs, {machine['torch_threads']} torch threads, torch {machine['torch']}), "
         f"{report['date']}.",
         f"Command: `{report['command']}`" if report.get("command") else "",
         "",
         "Every variant of a seed trains the same model from the same initialisation; only the sampler differs. "
-        f"Numbers are over seeds: the final value's mean (± spread between seeds); its difference to {reference} "
-        "of the same seed (mean, and the worst seed); the steps and training time at which the curve first reaches "
+        "Numbers are over seeds: the final value (a full validation) as mean ± spread between seeds; its difference "
+        f"to {reference} of the same seed (mean, and the worst seed); the steps and training time at which the curve "
+        "first reaches "
         + ("the task's target" if metric["target"] is not None else f"{reference}'s final value")
-        + f", interpolated between validations, as ratios of {reference}'s own (medians over the seeds that got "
-        "there, steps in brackets); the value at the shortest run's training time against "
-        f"{reference}'s at that time. Curves are quick validations; wall-clock counts training only.",
+        + f" on its curve, interpolated between validations, as ratios of {reference}'s own (medians over the seeds, "
+        "a seed that never got there counting as never; steps in brackets); the curve's value at the shortest run's "
+        f"training time against {reference}'s at that time. Curves are quick validations (a fixed subset where the "
+        "task has one); wall-clock counts training only.",
         "",
         *summary_table(report),
         "",

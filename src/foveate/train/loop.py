@@ -44,7 +44,8 @@ class TrainResult:
     ``history`` holds the quick validations (the curve: ``step``, ``wall_seconds``, metrics),
     ``full_history`` the full ones; ``final`` is the last full validation, images and maps included;
     ``profiles`` the 1-D maps of the curve's validations (a motion's success per bin), one row each;
-    ``sampler_history`` the snapshots of the sampler's stats.
+    ``sampler_history`` the snapshots of the sampler's stats; ``exported`` the files the task's
+    export wrote when the run ended.
     """
 
     status: str
@@ -58,6 +59,7 @@ class TrainResult:
     checkpoint: Path | None = None
     profiles: dict[str, list[list[float]]] = field(default_factory=dict)
     sampler_history: list[dict[str, Any]] = field(default_factory=list)
+    exported: list[Path] = field(default_factory=list)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -190,6 +192,7 @@ class Trainer:
         self.full_history: list[dict[str, Any]] = []
         self.profiles: dict[str, list[list[float]]] = {}
         self.final: Validation | None = None
+        self.exported: list[Path] = []
         self._nonfinite_at = torch.full((), -1, dtype=torch.int64, device=device)
         self._resumed_step: int | None = None
         if resume_from is not None:
@@ -288,6 +291,7 @@ class Trainer:
             self.checkpoints.latest,
             self.profiles,
             log.sampler_history,
+            self.exported,
         )
 
     def train_step(self) -> StepOutput:
@@ -353,6 +357,8 @@ class Trainer:
         if status == "nonfinite":
             return self._stop_nonfinite(int(self._nonfinite_at))
         if status in ("completed", "target"):
+            if not log.sampler_history or log.sampler_history[-1]["step"] != self.step:
+                log.sampler_stats(self.step, self.sampler.stats(), self.sampler.config)
             if not self.history or self.history[-1]["step"] != self.step:
                 self._validate(log, curve=True)
             if self.task.quick_validation and (not self.full_history or self.full_history[-1]["step"] != self.step):
@@ -362,7 +368,7 @@ class Trainer:
         if self.run_dir is not None and status in ("completed", "target"):
             self.task.model.eval()
             with torch.no_grad():
-                self.task.export(self.run_dir)
+                self.exported = self.task.export(self.run_dir)
         return self._summary(status, saved)
 
     def _validate(self, log: RunLog, curve: bool) -> bool:

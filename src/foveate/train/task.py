@@ -230,6 +230,16 @@ class Task:
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, Scheduler]
 
+    @classmethod
+    def from_config(cls, config: Any, device: torch.device) -> Task:
+        """Build the task a pipeline config describes (load its data, make its model) on ``device``."""
+        raise NotImplementedError(f"{cls.__name__} must implement from_config")
+
+    @classmethod
+    def run_name(cls, config: Any) -> str:
+        """The default name of a run of ``config`` (a date is appended): the pipeline and strategy."""
+        return f"{cls.name}-{config.sampling.strategy}"
+
     def bind(self, sampler: Sampler) -> None:
         """Receive the loop's sampler (called once, before training and before any state is loaded)."""
         self.sampler = sampler

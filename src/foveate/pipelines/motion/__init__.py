@@ -17,35 +17,20 @@ its steps, the motion timeline's bins its units. Modules (MuJoCo and gymnasium c
 
 from __future__ import annotations
 
-import torch
-
 from ..registry import PipelineSpec, register_pipeline
 from .config import PRESETS, VARIANTS, MotionConfig, preset
 from .task import MotionTask
 
-__all__ = ["PRESETS", "SPEC", "VARIANTS", "MotionConfig", "MotionTask", "build_task", "preset"]
-
-
-def build_task(config: MotionConfig, device: torch.device) -> MotionTask:
-    return MotionTask(config, device)
-
-
-def run_name(config: MotionConfig) -> str:
-    variant = config.sampling.strategy
-    if variant == "failure_bins":
-        variant = config.sampling.failure_bins.form
-    return f"{config.robot}-{variant}-s{config.train.seed}"
+__all__ = ["PRESETS", "SPEC", "VARIANTS", "MotionConfig", "MotionTask", "preset"]
 
 
 SPEC = register_pipeline(
     PipelineSpec(
-        name="motion",
-        config_type=MotionConfig,
-        task_type=MotionTask,
-        presets=PRESETS,
-        build_task=build_task,
-        run_name=run_name,
-        description="Track a reference motion with PPO on MuJoCo, starting episodes in the timeline bins that fail.",
+        "motion",
+        MotionConfig,
+        MotionTask,
+        PRESETS,
+        "Track a reference motion with PPO on MuJoCo (BeyondMimic).",
         variants=VARIANTS,
         default_variants=3,
     )

@@ -99,6 +99,16 @@ class MotionTask(Task):
         self.generator = torch.Generator().manual_seed(seed)
         self.env_steps = 0
 
+    @classmethod
+    def from_config(cls, config: MotionConfig, device: torch.device) -> MotionTask:
+        return cls(config, device)
+
+    @classmethod
+    def run_name(cls, config: MotionConfig) -> str:
+        sampling = config.sampling
+        variant = sampling.failure_bins.form if sampling.strategy == "failure_bins" else sampling.strategy
+        return f"{config.robot}-{variant}-s{config.train.seed}"
+
     @staticmethod
     def _reference(config: MotionConfig) -> ReferenceMotion:
         if config.reference is None:

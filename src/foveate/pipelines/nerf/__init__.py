@@ -7,9 +7,6 @@ occupancy grid's hook), ``render`` the novel-view orbit of ``foveate render nerf
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-
-import torch
 
 from ..registry import PipelineSpec, register_pipeline, train_command
 from .config import PRESETS, FieldConfig, MarchConfig, NerfConfig, preset
@@ -24,7 +21,6 @@ __all__ = [
     "NerfConfig",
     "OrbitOptions",
     "RadianceFieldTask",
-    "build_task",
     "orbit_cameras",
     "preset",
     "render_orbit",
@@ -35,24 +31,13 @@ __all__ = [
 ]
 
 
-def build_task(config: NerfConfig, device: torch.device) -> RadianceFieldTask:
-    """Load the scene named by ``config.scene`` and build its field on ``device``."""
-    return RadianceFieldTask(scene_of(config), config, device)
-
-
-def run_name(config: NerfConfig) -> str:
-    return f"{Path(config.scene).name or 'scene'}-{config.sampling.strategy}"
-
-
 SPEC = register_pipeline(
     PipelineSpec(
-        name="nerf",
-        task_type=RadianceFieldTask,
-        config_type=NerfConfig,
-        presets=PRESETS,
-        build_task=build_task,
-        run_name=run_name,
-        description="Fit a hash-grid radiance field to a multi-view scene, drawing rays by their error.",
+        "nerf",
+        NerfConfig,
+        RadianceFieldTask,
+        PRESETS,
+        "Fit a hash-grid radiance field to a multi-view scene.",
         render_options=OrbitOptions,
     )
 )

@@ -113,6 +113,15 @@ class RadianceFieldTask(Task):
         )
         self.model = nn.ModuleDict({"field": field, "occupancy": grid}).to(device)
 
+    @classmethod
+    def from_config(cls, config: NerfConfig, device: torch.device) -> RadianceFieldTask:
+        """Load the scene ``config.scene`` names and build its field on ``device``."""
+        return cls(scene_of(config), config, device)
+
+    @classmethod
+    def run_name(cls, config: NerfConfig) -> str:
+        return f"{Path(config.scene).name or 'scene'}-{config.sampling.strategy}"
+
     @property
     def field(self) -> RadianceField:
         return self.model["field"]
