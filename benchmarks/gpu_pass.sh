@@ -14,7 +14,7 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 
-python3 -m pytest -q -x tests/sampling tests/data tests/models 2>&1 | tee "$out/cuda_tests.log"
+python3 -m pytest -q -x tests/sampling tests/data tests/models tests/train 2>&1 | tee "$out/cuda_tests.log"
 python3 benchmarks/sampler.py --devices cuda --json "$out/sampler_cuda.json" 2>&1 | tee "$out/sampler.log"
 python3 benchmarks/step_time.py image --out "$out" 2>&1 | tee "$out/image_step_time.log"
 python3 benchmarks/handler_memory.py --log2-rays 28 --device cuda --json "$out/handler_cuda.json" 2>&1 | tee "$out/handler.log"

@@ -125,8 +125,9 @@ def markdown(reports: dict[str, dict[str, Any]], command: str, seconds: float | 
         "",
         "Numbers from foveate.report.pooling: final PSNR at equal steps (mean ± spread over seeds); its "
         "difference to uniform of the same seed (mean / worst seed); steps and training time to uniform's "
-        "final PSNR, interpolated between validations, as ratios of uniform's own (medians over the seeds "
-        "that reached it; steps in brackets); PSNR at the shortest run's training time against uniform's.",
+        "final PSNR, interpolated between validations, as ratios of uniform's own (medians over the seeds, a seed "
+        "that never reached it counting as never; steps in brackets); PSNR at the shortest run's training time "
+        "against uniform's.",
         "",
     ]
     for index, (setting, report) in enumerate(reports.items()):

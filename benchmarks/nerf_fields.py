@@ -113,8 +113,8 @@ def markdown(reports: dict[str, dict[str, Any]], command: str, seconds: float | 
         "",
         "Numbers from foveate.report.pooling: final held-out PSNR (mean ± spread over seeds), paired with "
         "uniform of the same seed (mean / worst seed); steps and training time to uniform's final, interpolated "
-        "between validations, as ratios of uniform's own (medians over the seeds that reached it); PSNR at the "
-        "shortest run's training time against uniform's.",
+        "between validations, as ratios of uniform's own (medians over the seeds, a seed that never reached it "
+        "counting as never); PSNR at the shortest run's training time against uniform's.",
         "",
     ]
     for index, (scene, report) in enumerate(reports.items()):

@@ -173,7 +173,7 @@ def compare(
         step_noun=task.step_noun,
         steps=config.train.steps,
         batch=f"{config.train.batch_size} {task.unit_noun}" if task.draws_units else None,
-        machine=machine(config.train.device),
+        machine=machine(config.train.device, config.train.cpu_threads),
         command=command,
         config=config_to_dict(config),
     )
@@ -224,13 +224,13 @@ def build_report(
     }
 
 
-def machine(device: str = "auto") -> dict[str, Any]:
-    """What the numbers were measured on."""
+def machine(device: str = "auto", threads: int = 0) -> dict[str, Any]:
+    """What the numbers were measured on; ``threads`` is the runs' torch threads (0: torch's default)."""
     cuda = (device in ("auto", "cuda") and torch.cuda.is_available()) or device.startswith("cuda")
     return {
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads or torch.get_num_threads(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -269,11 +269,13 @@ def write_report(
     for name in sorted({name for r in first for name in r.profiles}):
         profiles = {r.variant: ([row[0] for row in r.curve], r.profiles[name]) for r in first if name in r.profiles}
         path = out / f"{name}_over_time.png"
+        unit = report["unit_noun"].removesuffix("s")
         plot_profiles(
             profiles,
             path,
-            title=f"{name} per {report['unit_noun'][:-1]} at each validation (seed {report['seeds'][0]})",
+            title=f"{name} per {unit} at each validation (seed {report['seeds'][0]})",
             step_noun=report["step_noun"],
+            unit=unit,
         )
         figures.setdefault("profiles", []).append(path.name)
     if artefacts:
@@ -417,13 +419,17 @@ def compare_command(
     presets: dict[str, Preset] | None = None,
     prog: str | None = None,
     default_out: str | None = None,
+    command: str | None = None,
 ) -> int:
-    """``foveate compare NAME [options]``: train the variants, print the headline, point at the report."""
+    """``foveate compare NAME [options]``: train the variants, print the headline, point at the report.
+
+    ``command`` is recorded in the report (default: ``prog`` and ``argv``, as typed).
+    """
     from rich.console import Console
 
     console = Console(stderr=True)
     prog = prog or f"foveate compare {name}"
-    command = shlex.join([*prog.split(), *argv])
+    command = command or shlex.join([*prog.split(), *argv])
     try:
         spec = get_pipeline(name)
         config, options = parse_config(

@@ -22,14 +22,15 @@ def _pyplot() -> Any:
     return plt
 
 
-def _band(
-    curves: Sequence[Sequence[Sequence[float]]], column: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """x (mean over seeds), and the mean, min and max values, over the validations all seeds share."""
-    length = min(len(c) for c in curves)
-    rows = np.array([[row for row in c[:length]] for c in curves], dtype=np.float64)
-    values = rows[:, :, 1]
-    return rows[:, :, column].mean(axis=0), values.mean(axis=0), values.min(axis=0), values.max(axis=0)
+def _band(curves: Sequence[Sequence[Sequence[float]]], column: int) -> tuple[np.ndarray, ...]:
+    """The seeds' curves on the union of their positions (``column``: 0 steps, 2 seconds): x, mean, min, max.
+
+    A seed whose run ended early (it stopped at the task's target) holds its last value.
+    """
+    rows = [np.asarray(c, dtype=np.float64) for c in curves]
+    x = np.unique(np.concatenate([r[:, column] for r in rows]))
+    values = np.stack([np.interp(x, r[:, column], r[:, 1]) for r in rows])
+    return x, values.mean(axis=0), values.min(axis=0), values.max(axis=0)
 
 
 def plot_curves(
@@ -108,26 +109,42 @@ def plot_maps(maps: Mapping[str, np.ndarray], path: Path, *, title: str, label: 
 
 
 def plot_profiles(
-    profiles: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]], path: Path, *, title: str, step_noun: str
+    profiles: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]],
+    path: Path,
+    *,
+    title: str,
+    step_noun: str,
+    unit: str = "unit",
 ) -> None:
     """Per variant, a per-unit quantity over the validations as a heatmap (units up, steps across).
 
-    ``profiles`` maps a variant to ``(steps, rows)``, one row of per-unit values per validation.
+    ``profiles`` maps a variant to ``(steps, rows)``, one row of per-unit values per validation;
+    every panel shares one colour scale, from 0 to the largest value.
     """
     plt = _pyplot()
     names = list(profiles)
-    figure, axes = plt.subplots(1, len(names), figsize=(3.8 * len(names) + 0.8, 3.2), dpi=120, squeeze=False)
+    top = max((float(np.max(rows)) for _, rows in profiles.values() if len(rows)), default=1.0) or 1.0
+    figure, axes = plt.subplots(
+        1, len(names), figsize=(3.8 * len(names) + 0.8, 3.4), dpi=120, squeeze=False, layout="constrained"
+    )
     image = None
     for axis, name in zip(axes[0], names, strict=True):
         steps, rows = profiles[name]
         grid = np.asarray(rows, dtype=np.float64).T
         extent = (steps[0] - 0.5, steps[-1] + 0.5, -0.5, grid.shape[0] - 0.5)
         image = axis.imshow(
-            grid, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1, extent=extent, interpolation="nearest"
+            grid,
+            aspect="auto",
+            origin="lower",
+            cmap="viridis",
+            vmin=0,
+            vmax=top,
+            extent=extent,
+            interpolation="nearest",
         )
         axis.set_title(name)
         axis.set_xlabel(step_noun)
-        axis.set_ylabel("unit")
+        axis.set_ylabel(unit)
     if image is not None:
         figure.colorbar(image, ax=axes[0].tolist(), shrink=0.85)
     figure.suptitle(title)

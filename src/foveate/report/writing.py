@@ -75,7 +75,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         f"to {reference} of the same seed (mean, and the worst seed); the steps and training time at which the curve "
         "first reaches "
         + ("the task's target" if metric["target"] is not None else f"{reference}'s final value")
-        + f" on its curve, interpolated between validations, as ratios of {reference}'s own (medians over the seeds, "
+        + f", interpolated between validations, as ratios of {reference}'s own (medians over the seeds, "
         "a seed that never got there counting as never; steps in brackets); the curve's value at the shortest run's "
         f"training time against {reference}'s at that time. Curves are quick validations (a fixed subset where the "
         "task has one); wall-clock counts training only.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def report_main(argv: Sequence[str]) -> int:
     parser.add_argument("directory", type=Path, help="a comparison's directory (holding report.json)")
     args = parser.parse_args(list(argv))
     return compare_command(
-        "motion", ["--pool", str(args.directory), "--out", str(args.directory)], prog="foveate motion report"
+        "motion",
+        ["--pool", str(args.directory), "--out", str(args.directory)],
+        prog="foveate motion report",
+        command=shlex.join(["foveate", "motion", "report", *argv]),
     )
 
 
