@@ -14,7 +14,7 @@ from collections.abc import Sequence
 # "command" or "command sub" -> ("module", "function", "one-line help"); each function takes the
 # remaining argv (a list of str) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("foveate.report.compare", "demo_main", "a few-minute comparison on a bundled photo"),
+    "demo": ("foveate.report.compare", "demo_main", "uniform against error-guided pixels on a bundled photo"),
     "motion train": ("foveate.pipelines.motion.commands", "train_main", "alias of 'foveate train motion'"),
     "motion ablate": ("foveate.pipelines.motion.commands", "ablate_main", "alias of 'foveate compare motion'"),
     "motion report": ("foveate.pipelines.motion.commands", "report_main", "rebuild a motion comparison's report"),
@@ -74,6 +74,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             module_name, function_name, _ = COMMANDS[name]
             function = getattr(importlib.import_module(module_name), function_name)
             return int(function(args[words:]) or 0)
+    group = {name: text for name, (_, _, text) in COMMANDS.items() if name.split()[0] == args[0] and " " in name}
+    if group:
+        width = max(len(name) for name in group)
+        usage = "\n".join(
+            [f"usage: foveate {args[0]} <command> [options]", "", "commands:"]
+            + [f"  {name.ljust(width)}  {text}" for name, text in group.items()]
+        )
+        asked = args[1:2] in (["-h"], ["--help"])
+        print(
+            usage if asked else f"foveate: unknown command {' '.join(args[:2])!r}\n\n{usage}",
+            file=sys.stdout if asked else sys.stderr,
+        )
+        return 0 if asked else 2
     print(f"foveate: unknown command {' '.join(args[:2])!r}\n\n{_usage()}", file=sys.stderr)
     return 2
 

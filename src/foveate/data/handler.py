@@ -13,7 +13,6 @@ its host synchronisation at every update.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from foveate.files import atomic_write_json
 from foveate.sampling import Layout, Sampler
 
 from .cameras import Cameras, DownsampleSchedule
@@ -88,7 +88,7 @@ class ErrorAwareDataHandler:
     """Training rays of a scene, drawn uniformly or by the error of each ray.
 
     Args:
-        dataset: a :class:`~foveate.data.scenes.Scene`, a scene directory (Blender or NeuS), or
+        dataset: a :class:`~foveate.data.scenes.Scene`, a scene directory (any format load_scene reads), or
             RadFoam's ``dataset_args`` (the scene is read from ``data_path / scene``).
         rays_per_batch: rays per batch.
         sampler_config: arguments of the :class:`~foveate.sampling.Sampler` (strategy, decay,
@@ -296,7 +296,7 @@ class ErrorAwareDataHandler:
 
     def write_stats(self, path: str | Path) -> None:
         """Write :meth:`stats` as JSON (the seed's ``error_sampling_stats.json``)."""
-        Path(path).write_text(json.dumps(self.stats(), indent=2))
+        atomic_write_json(path, self.stats(), indent=2)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from foveate.sampling import Layout
+
 __all__ = [
     "BUNDLED_PHOTOS",
     "MAX_PIXELS",
@@ -118,10 +120,8 @@ def pixel_points(ids: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
     Both axes share one scale, so grid cells stay square on non-square images.
     """
-    scale = 1.0 / max(height, width)
-    y = torch.div(ids, width, rounding_mode="floor")
-    x = ids - y * width
-    return torch.stack((x, y), dim=1).to(torch.float32).add_(0.5).mul_(scale)
+    _, y, x = Layout((1, height, width)).unravel(ids)
+    return torch.stack((x, y), dim=1).to(torch.float32).add_(0.5).mul_(1.0 / max(height, width))
 
 
 def load_photo(source: str | Path, *, max_pixels: int = MAX_PIXELS) -> Photo:
