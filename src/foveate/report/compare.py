@@ -77,6 +77,8 @@ def train_variant(pipeline: str, config: Any, variant: str, seed: int) -> tuple[
     config.train.seed = seed
     config.train.resume = None
     result, trainer = run_pipeline(spec, config, in_memory=True)
+    if result.status == "interrupted":
+        raise KeyboardInterrupt(f"{variant} (seed {seed}) was interrupted")
     if result.status not in ("completed", "target"):
         raise RuntimeError(f"{variant} (seed {seed}) did not finish: {result.message}")
     metric = trainer.task.metric.name
@@ -456,6 +458,9 @@ def compare_command(
     except USAGE_ERRORS as error:
         console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False)
         return 2
+    except KeyboardInterrupt:
+        console.print(f"[yellow]{prog}: interrupted; no report written (comparisons run in memory)[/]")
+        return 130
     budget = f"{report['steps']} {report['step_noun']}" + (f" x {report['batch']}" if report["batch"] else "")
     print(f"{report['source']}: {budget}, seeds {report['seeds']}, {time.perf_counter() - started:.0f} s in all")
     for line in headline(report):
