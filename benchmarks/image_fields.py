@@ -30,7 +30,7 @@ import torch
 
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.image import ImageFieldTask, preset
-from foveate.report import RunRecord, compare, summary_table
+from foveate.report import RunRecord, compare, settings_markdown
 from foveate.report.compare import build_report, machine
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -106,34 +106,14 @@ def summarise(path: Path, command: str) -> dict[str, dict[str, Any]]:
             step_noun=task.step_noun,
             steps=max(r.steps for r in records),
             batch=None,
-            machine=machine(),
+            machine=machine(
+                threads=1
+            ),  # the runs ran one torch thread each (the script's and the cpu preset's setting)
             command=command,
             pooled_from=str(path),
             original_command=data.get("command"),
         )
     return reports
-
-
-def markdown(reports: dict[str, dict[str, Any]], command: str, seconds: float | None) -> str:
-    first = next(iter(reports.values()))
-    lines = [
-        "# Image fields: error-guided pixel sampling on bundled photos",
-        "",
-        f"Command: `{command}`" + ("" if seconds is None else f" ({seconds / 60:.1f} min)") + "  ",
-        f"Machine: {first['machine']['platform']}, {first['machine']['torch_threads']} torch thread(s), "
-        f"torch {first['machine']['torch']}; {time.strftime('%Y-%m-%d')}.",
-        "",
-        "Numbers from foveate.report.pooling: final PSNR at equal steps (mean ± spread over seeds); its "
-        "difference to uniform of the same seed (mean / worst seed); steps and training time to uniform's "
-        "final PSNR, interpolated between validations, as ratios of uniform's own (medians over the seeds, a seed "
-        "that never reached it counting as never; steps in brackets); PSNR at the shortest run's training time "
-        "against uniform's.",
-        "",
-    ]
-    for index, (setting, report) in enumerate(reports.items()):
-        table = summary_table(report, label=setting)
-        lines += table if index == 0 else table[2:]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = None if args.summarise else time.perf_counter() - started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    text = markdown(reports, command, seconds)
+    text = settings_markdown("Image fields: error-guided pixel sampling on bundled photos", reports, command, seconds)
     (out / "summary.md").write_text(text)
     (out / "summary.json").write_text(json.dumps({k: r["variants"] for k, r in reports.items()}, indent=1))
     print(text)

@@ -26,11 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.nerf import RadianceFieldTask, preset
-from foveate.report import RunRecord, compare, summary_table
+from foveate.report import RunRecord, compare, settings_markdown
 from foveate.report.compare import build_report, machine
 
 
@@ -95,32 +93,15 @@ def summarise(directories: list[Path], command: str) -> dict[str, dict[str, Any]
             step_noun=task.step_noun,
             steps=max(r.steps for r in records),
             batch=None,
-            machine=machine(),
+            machine=machine(
+                threads=1
+            ),  # the runs ran one torch thread each (the script's and the cpu preset's setting)
             command=command,
             pooled_from=[str(d) for d in directories],
             original_commands=sources.get(scene, []),
         )
         for scene, records in by_scene.items()
     }
-
-
-def markdown(reports: dict[str, dict[str, Any]], command: str, seconds: float | None) -> str:
-    lines = [
-        "# Radiance fields: error-guided ray sampling on rendered scenes",
-        "",
-        f"Command: `{command}`" + ("" if seconds is None else f" ({seconds / 60:.1f} min)") + "  ",
-        f"Machine: {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; {time.strftime('%Y-%m-%d')}.",
-        "",
-        "Numbers from foveate.report.pooling: final held-out PSNR (mean ± spread over seeds), paired with "
-        "uniform of the same seed (mean / worst seed); steps and training time to uniform's final, interpolated "
-        "between validations, as ratios of uniform's own (medians over the seeds, a seed that never reached it "
-        "counting as never); PSNR at the shortest run's training time against uniform's.",
-        "",
-    ]
-    for index, (scene, report) in enumerate(reports.items()):
-        table = summary_table(report, label=scene)
-        lines += table if index == 0 else table[2:]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -154,7 +135,7 @@ def main() -> None:
         reports, seconds = run(args, command), time.perf_counter() - started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    text = markdown(reports, command, seconds)
+    text = settings_markdown("Radiance fields: error-guided ray sampling on rendered scenes", reports, command, seconds)
     (out / "summary.md").write_text(text)
     (out / "summary.json").write_text(json.dumps({k: r["variants"] for k, r in reports.items()}, indent=1))
     print(text)

@@ -2,7 +2,7 @@
 
 from .compare import Comparison, compare, compare_command, headline, pool_saved
 from .pooling import RunRecord, crossing, pool, value_at
-from .writing import summary_table, write_markdown
+from .writing import settings_markdown, summary_table, write_markdown
 
 __all__ = [
     "Comparison",
@@ -13,6 +13,7 @@ __all__ = [
     "headline",
     "pool",
     "pool_saved",
+    "settings_markdown",
     "summary_table",
     "value_at",
     "write_markdown",

@@ -7,7 +7,7 @@ from typing import Any
 
 from foveate.files import atomic_write_text
 
-__all__ = ["summary_table", "write_markdown"]
+__all__ = ["settings_markdown", "summary_table", "write_markdown"]
 
 
 def _format(value: float | None, pattern: str, missing: str = "n/a", suffix: str = "") -> str:
@@ -89,3 +89,28 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     for source in report.get("pooled_from", []):
         lines.append(f"- pooled from `{source['path']}` ({source['date']}): `{source['command']}`")
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def settings_markdown(title: str, reports: dict[str, dict[str, Any]], command: str, seconds: float | None) -> str:
+    """One Markdown summary of comparisons over several settings (photos, scenes): a row per setting and variant."""
+    first = next(iter(reports.values()))
+    machine = first["machine"]
+    reference = first["reference"]
+    lines = [
+        f"# {title}",
+        "",
+        f"Command: `{command}`" + ("" if seconds is None else f" ({seconds / 60:.1f} min)") + "  ",
+        f"Machine: {machine['platform']}, {machine['torch_threads']} torch thread(s), torch {machine['torch']}; "
+        f"{first['date']}.",
+        "",
+        "Numbers from foveate.report.pooling: the final value of a full validation (mean ± spread over seeds); its "
+        f"difference to {reference} of the same seed (mean / worst seed); steps and training time at which the curve "
+        f"first reaches {reference}'s final value, interpolated between validations, as ratios of {reference}'s own "
+        "(medians over the seeds, a seed that never reached it counting as never; steps in brackets); the curve's "
+        f"value at the shortest run's training time against {reference}'s.",
+        "",
+    ]
+    for index, (setting, report) in enumerate(reports.items()):
+        table = summary_table(report, label=setting)
+        lines += table if index == 0 else table[2:]
+    return "\n".join(lines) + "\n"
