@@ -1,17 +1,25 @@
 """Start phases on a motion timeline, drawn where episodes fail (BeyondMimic, arXiv 2508.08241).
 
 A reference motion of ``num_frames`` frames plays at the control rate. Episodes start at a
-frame chosen by a :class:`TimelineSampler`: the timeline is cut into bins of ``bin_seconds``,
-a bin is drawn from the engine's ``failure_bins`` strategy (or uniformly), and the start frame
-is uniform inside it. Three forms:
+frame chosen by a :class:`TimelineSampler`: a bin of the timeline is drawn from the engine's
+``failure_bins`` strategy (or uniformly), and the start is uniform inside it. Three forms:
 
-- ``uniform``: every bin equally likely (DeepMimic's reference-state initialisation);
+- ``uniform``: every bin equally likely, so every start frame too (DeepMimic's reference-state
+  initialisation);
 - ``paper``: each finished episode is credited to the bin it STARTED in (failed 0/1);
 - ``official``: every control step, failures are credited to the bin where they HAPPENED.
 
 A failure is a termination; an episode cut by a time-out (or by the motion's end) is a success.
+
+**The layout of the bins**, for every form, is the released code's (``MotionCommand`` in
+``HybridRobotics/whole_body_tracking``): ``S = T // (bin_seconds * rate) + 1`` bins over the
+timeline of ``T`` frames; a start is drawn as ``floor((bin + U(0, 1)) / S * (T - 1))``, so every bin
+covers the same share of the start phases (no short last bin draws its frames more often, and
+uniform bins give exactly uniform start frames); a failure at frame ``t`` is credited to bin
+``min(t * S // T, S - 1)``.
+
 :class:`MotionCommandSampler` wraps the same mechanism in the shape of IsaacLab's
-``MotionCommand`` (``resample(env_ids) -> time_steps``; ``update(terminated, time_out)``).
+``MotionCommand`` and works in either hook order (see its docstring).
 """
 
 from __future__ import annotations
@@ -32,11 +40,11 @@ FORMS = ("uniform", "paper", "official")
 
 @dataclass(frozen=True)
 class Timeline:
-    """Frames of a reference motion and their bins.
+    """Frames of a reference motion and their bins, laid out as BeyondMimic's released code does.
 
-    An episode may start at frames ``0 .. num_frames - 2`` (it needs a next frame to track);
-    those start frames are cut into bins of ``frames_per_bin = round(bin_seconds * control_rate)``
-    frames, the last bin possibly shorter. A frame past the last start frame belongs to the last bin.
+    An episode may start at frames ``0 .. num_frames - 2`` (it needs a next frame to track).
+    ``num_bins = num_frames // (bin_seconds * control_rate) + 1``; bin ``b`` holds the start
+    phases ``[b, b + 1) / num_bins`` of the span ``[0, num_frames - 1)``.
     """
 
     num_frames: int
@@ -52,16 +60,17 @@ class Timeline:
             raise ValueError(f"bin_seconds must be > 0, got {self.bin_seconds!r}")
 
     @property
-    def frames_per_bin(self) -> int:
-        return max(1, round(self.bin_seconds * self.control_rate))
+    def num_bins(self) -> int:
+        return int(self.num_frames // (self.bin_seconds * self.control_rate)) + 1
 
     @property
     def num_starts(self) -> int:
         return self.num_frames - 1
 
     @property
-    def num_bins(self) -> int:
-        return math.ceil(self.num_starts / self.frames_per_bin)
+    def frames_per_bin(self) -> float:
+        """Width of a bin in start frames: ``(T - 1) / S`` (at most ``bin_seconds * control_rate``)."""
+        return self.num_starts / self.num_bins
 
     @property
     def duration(self) -> float:
@@ -69,24 +78,38 @@ class Timeline:
         return (self.num_frames - 1) / self.control_rate
 
     def bin_of(self, frames: torch.Tensor) -> torch.Tensor:
-        """The bin of each frame (int64), clamped to the timeline."""
-        return (frames.long() // self.frames_per_bin).clamp(0, self.num_bins - 1)
+        """The bin a failure at each frame is credited to (int64): ``min(t * S // T, S - 1)``."""
+        bins = self.num_bins
+        return torch.div(frames.long() * bins, self.num_frames, rounding_mode="floor").clamp(0, bins - 1)
+
+    def start_frames(self, bins: torch.Tensor, phases: torch.Tensor) -> torch.Tensor:
+        """Start frames (int64) of ``bins`` at ``phases`` in [0, 1): ``floor((bin + phase) / S * (T - 1))``."""
+        return ((bins + phases) / self.num_bins * (self.num_frames - 1)).long()
 
     def bin_starts(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """First start frame of every bin (int64)."""
-        return torch.arange(self.num_bins, device=device) * self.frames_per_bin
+        """First start frame of every bin (int64): the smallest ``t`` with ``t * S >= b * (T - 1)``."""
+        span, bins = self.num_frames - 1, self.num_bins
+        return torch.div(torch.arange(bins, device=device) * span + bins - 1, bins, rounding_mode="floor")
 
     def bin_lengths(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """Number of start frames in every bin (int64); only the last may be short."""
+        """Number of start frames in every bin (int64): each bin's share of the ``T - 1`` starts, +-1 frame."""
         starts = self.bin_starts(device)
-        return (self.num_starts - starts).clamp(max=self.frames_per_bin)
+        return torch.diff(starts, append=torch.tensor([self.num_starts], device=starts.device))
 
 
 class TimelineSampler:
     """Vectorised start-frame sampler for ``num_envs`` environments on one :class:`Timeline`.
 
-    Call :meth:`draw` when environments reset and :meth:`observe` after every control step
-    with the frame each environment tracked and its ``terminated`` / ``time_out`` flags.
+    Call :meth:`draw` when environments reset. Outcomes arrive one of two ways, once per control step:
+
+    - after the step, before any reset: :meth:`observe` with the frame each environment tracked
+      and its ``terminated`` / ``time_out`` flags (foveate's own vector env);
+    - at each reset: :meth:`credit` with the ending episodes, their frames and failure flags, then
+      :meth:`advance` once per step after the resets (IsaacLab's and mjlab's order: the reset runs
+      before the command's update).
+
+    Both give the released code's arithmetic: the official form's failure counts move their EMA
+    once per control step, with the failures of that step.
 
     Args:
         timeline: the motion's frames and bins.
@@ -142,14 +165,13 @@ class TimelineSampler:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed + 1)
         bins = timeline.num_bins
-        self._bin_starts = timeline.bin_starts(self.device)
-        self._bin_lengths = timeline.bin_lengths(self.device)
         self.start_bins = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.step = 0
         # Diagnostics, for every form: how training time was spent and where it failed.
         self.starts = torch.zeros(bins, dtype=torch.float64, device=self.device)
         self.frames_played = torch.zeros(bins, dtype=torch.float64, device=self.device)
         self.failures = torch.zeros(bins, dtype=torch.float64, device=self.device)
+        self._pending = torch.zeros(bins, dtype=torch.float32, device=self.device)
 
     @property
     def num_bins(self) -> int:
@@ -165,11 +187,9 @@ class TimelineSampler:
         # Error-guided draws come back sorted; shuffle so env index and bin are unrelated.
         bins = bins[torch.randperm(n, generator=self.generator, device=self.device)]
         phase = torch.rand(n, generator=self.generator, device=self.device)
-        lengths = self._bin_lengths[bins]
-        offsets = torch.minimum((phase * lengths).long(), lengths - 1)
         self.start_bins[env_ids] = bins
         self.starts += torch.bincount(bins, minlength=self.num_bins).to(torch.float64)
-        return self._bin_starts[bins] + offsets
+        return self.timeline.start_frames(bins, phase)
 
     def observe(self, frames: torch.Tensor, terminated: torch.Tensor, time_out: torch.Tensor) -> None:
         """Record one control step for all environments.
@@ -190,6 +210,47 @@ class TimelineSampler:
             self.sampler.update(self.start_bins[ended], failed[ended], self.step)
         self.frames_played += torch.bincount(current, minlength=self.num_bins).to(torch.float64)
         self.failures += torch.bincount(current, weights=failed, minlength=self.num_bins).to(torch.float64)
+        self.step += 1
+
+    def credit(self, env_ids: torch.Tensor, frames: torch.Tensor, failed: torch.Tensor) -> None:
+        """Episodes of ``env_ids`` end now (IsaacLab's order: called at their reset, before :meth:`advance`).
+
+        Args:
+            env_ids: (n,) the environments whose episodes end.
+            frames: (n,) the frame each was tracking when it ended.
+            failed: (n,) bool, terminations (failures); the others timed out or ran out of motion.
+        """
+        env_ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
+        frames = torch.as_tensor(frames, dtype=torch.long, device=self.device)
+        failed = torch.as_tensor(failed, device=self.device).to(torch.bool)
+        if not env_ids.shape == frames.shape == failed.shape or env_ids.ndim != 1:
+            raise ValueError(
+                f"env_ids, frames and failed must be 1-D of one length, got {tuple(env_ids.shape)}, "
+                f"{tuple(frames.shape)} and {tuple(failed.shape)}"
+            )
+        if not env_ids.numel():
+            return
+        where = self.timeline.bin_of(frames)
+        counts = torch.bincount(where, weights=failed.to(torch.float32), minlength=self.num_bins)
+        if self.form == "official":
+            self._pending += counts
+        elif self.form == "paper":
+            self.sampler.update(self.start_bins[env_ids], failed.to(torch.float32), self.step)
+        self.failures += counts.to(torch.float64)
+
+    def advance(self, frames: torch.Tensor) -> None:
+        """One control step has passed (IsaacLab's order, after its resets and :meth:`credit` calls).
+
+        The official form's counts take this step's failures into their EMA; ``frames`` (num_envs,)
+        are the frames the environments track next, counted as practice per bin.
+        """
+        frames = torch.as_tensor(frames, dtype=torch.long, device=self.device)
+        if frames.shape != (self.num_envs,):
+            raise ValueError(f"frames must have shape {(self.num_envs,)}, got {tuple(frames.shape)}")
+        if self.form == "official":
+            self.sampler.update(torch.arange(self.num_bins, device=self.device), self._pending, self.step)
+            self._pending.zero_()
+        self.frames_played += torch.bincount(self.timeline.bin_of(frames), minlength=self.num_bins).to(torch.float64)
         self.step += 1
 
     def probabilities(self) -> torch.Tensor:
@@ -221,6 +282,7 @@ class TimelineSampler:
             "starts": self.starts.clone(),
             "frames_played": self.frames_played.clone(),
             "failures": self.failures.clone(),
+            "pending": self._pending.clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -234,6 +296,7 @@ class TimelineSampler:
         self.step = int(state["step"])
         for name in ("start_bins", "starts", "frames_played", "failures"):
             getattr(self, name).copy_(state[name])
+        self._pending.copy_(state["pending"])
 
     def _checked(self, frames, terminated, time_out) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         shape = (self.num_envs,)
@@ -258,21 +321,34 @@ def _form_of(sampler: Sampler, timeline: Timeline, failure_bins_args: dict[str, 
 
 
 class MotionCommandSampler:
-    """Adaptive start phases with the hooks of IsaacLab's ``MotionCommand``.
+    """Adaptive start phases with the hooks of IsaacLab's ``MotionCommand``, in either hook order.
 
-    ``time_steps[i]`` is the reference frame environment ``i`` is at. Per control step, after
-    the physics step, call ``update(terminated, time_out)``: every environment advances one
-    frame (the frame it just tracked), outcomes are recorded, then the environments that reset
-    get fresh start frames from ``resample(env_ids)``. Drop-in for IsaacLab or mjlab: call
-    ``resample`` from ``_resample_command`` and ``update`` from ``_update_command`` with the
-    termination manager's ``terminated`` and ``time_outs``.
+    ``time_steps[i]`` is the reference frame environment ``i`` tracks.
+
+    **IsaacLab and mjlab** (``env.step`` resets terminated environments, calling
+    ``_resample_command``, before ``command_manager.compute`` calls ``_update_command``)::
+
+        def _resample_command(self, env_ids):
+            failed = self._env.termination_manager.terminated[env_ids]
+            self.sampler.resample(env_ids, failed)          # credits failures at the frames they were at
+            ...                                             # write the reference state at time_steps[env_ids]
+
+        def _update_command(self):
+            ended = self.sampler.update()                   # advance; returns envs past the motion's end,
+            ...                                             # already given new starts: reset their state
+
+    **foveate's vector env** (outcomes first, then resets): after the physics step call
+    ``update(terminated, time_out)``, then ``resample(env_ids)`` for the environments that reset.
+
+    Both orders credit a failure to the bin of the frame the environment was tracking when it
+    failed, as the released code does, and move the official form's counts once per control step.
 
     Args:
         num_frames: frames of the reference motion (``time_step_total``).
         control_rate: control steps per second (1 / (decimation * sim dt)).
         num_envs: number of environments.
         form: ``"uniform"``, ``"paper"`` or ``"official"``.
-        bin_seconds: bin width in seconds.
+        bin_seconds: bin width in seconds (the released code: 1).
         device, seed, sampler, **failure_bins_args: passed to :class:`TimelineSampler`.
     """
 
@@ -299,17 +375,44 @@ class MotionCommandSampler:
     def timeline(self) -> Timeline:
         return self.sampler.timeline
 
-    def resample(self, env_ids: torch.Tensor | Sequence[int]) -> torch.Tensor:
-        """New start frames for ``env_ids``; written to ``time_steps`` and returned."""
+    def resample(self, env_ids: torch.Tensor | Sequence[int], failed: torch.Tensor | None = None) -> torch.Tensor:
+        """New start frames for ``env_ids``; written to ``time_steps`` and returned.
+
+        ``failed`` (bool per env id, the termination manager's ``terminated``) says which of the
+        ending episodes failed, at the frames they were tracking: give it in IsaacLab's hook order,
+        leave it out in foveate's (where :meth:`update` received the outcomes already).
+        """
         env_ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.time_steps.device)
+        if failed is not None:
+            failed = torch.as_tensor(failed, device=self.time_steps.device)
+            self.sampler.credit(env_ids, self.time_steps[env_ids], failed)
         frames = self.sampler.draw(env_ids)
         self.time_steps[env_ids] = frames
         return frames
 
-    def update(self, terminated: torch.Tensor, time_out: torch.Tensor) -> None:
-        """Advance every environment one frame and record the step's failures and time-outs."""
-        self.time_steps = (self.time_steps + 1).clamp(max=self.timeline.num_frames - 1)
-        self.sampler.observe(self.time_steps, terminated, time_out)
+    def update(self, terminated: torch.Tensor | None = None, time_out: torch.Tensor | None = None) -> torch.Tensor:
+        """Advance every environment one frame; returns the environments given new starts because they
+        ran past the motion's end (IsaacLab's order; none in foveate's).
+
+        With ``terminated`` and ``time_out`` (foveate's order) the step's outcomes are recorded here,
+        at the frames just tracked. Without them (IsaacLab's order) the failures credited at this
+        step's resets enter the counts, and environments past the last frame start anew, as the
+        released ``_update_command`` does.
+        """
+        if (terminated is None) != (time_out is None):
+            raise ValueError("give both terminated and time_out (foveate's order), or neither (IsaacLab's)")
+        last = self.timeline.num_frames - 1
+        if terminated is not None:
+            self.time_steps = (self.time_steps + 1).clamp(max=last)
+            self.sampler.observe(self.time_steps, terminated, time_out)
+            return torch.zeros(0, dtype=torch.long, device=self.time_steps.device)
+        self.time_steps += 1
+        ended = torch.nonzero(self.time_steps > last).flatten()
+        if ended.numel():
+            self.time_steps[ended] = last
+            self.resample(ended, torch.zeros(ended.numel(), dtype=torch.bool, device=ended.device))
+        self.sampler.advance(self.time_steps)
+        return ended
 
     def stats(self) -> dict[str, Any]:
         return self.sampler.stats()

@@ -29,8 +29,12 @@ def test_competence_rises_only_where_frames_are_played():
     assert after[HARD] < before[HARD]
     others = torch.arange(TIMELINE.num_bins) != HARD
     assert torch.equal(after[others], before[others])
-    # Completion from frame 0 multiplies the survival of the 20 full bins.
-    assert env.completion_probability() == pytest.approx(float((1 - after).prod()), rel=1e-9)
+    # Completion from frame 0 multiplies the survival of every bin, each for the share of a bin's width
+    # it spans (the 21 bins of 500 start frames hold 23 or 24 frames, a width of 500 / 21).
+    lengths = TIMELINE.bin_lengths().double()
+    assert lengths.tolist().count(24.0) == 17 and lengths.tolist().count(23.0) == 4
+    survival = ((1 - after) ** (lengths / (500 / 21))).prod()
+    assert env.completion_probability() == pytest.approx(float(survival), rel=1e-9)
 
 
 @pytest.mark.parametrize("form", ["paper", "official"])

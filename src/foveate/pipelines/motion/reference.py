@@ -21,12 +21,13 @@ The scripts contain hard segments (fast swings, single-leg balance) between easy
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from foveate.data.timeline import Timeline
 
 from .robots import ROBOTS, RobotSpec, import_mujoco, load_model
 
@@ -165,10 +166,11 @@ class ReferenceMotion:
         )
         tmp.replace(path)
 
-    def assist_per_bin(self, frames_per_bin: int) -> list[float]:
-        """Mean harness wrench magnitude in each bin of start frames."""
-        starts = range(0, self.num_frames - 1, frames_per_bin)
-        return [float(self.assist[s : s + frames_per_bin].mean()) for s in starts]
+    def assist_per_bin(self, bin_seconds: float = 1.0) -> list[float]:
+        """Mean harness wrench magnitude in each bin of start frames (the bins of :class:`Timeline`)."""
+        timeline = Timeline(self.num_frames, self.control_rate, bin_seconds)
+        starts, lengths = timeline.bin_starts().tolist(), timeline.bin_lengths().tolist()
+        return [float(self.assist[s : s + n].mean()) for s, n in zip(starts, lengths, strict=True)]
 
 
 def load_reference(path: str | Path) -> ReferenceMotion:
@@ -357,13 +359,12 @@ def generate_reference(robot: str, *, settle_seconds: float = 1.0) -> ReferenceM
 
 def describe(reference: ReferenceMotion, bin_seconds: float = 1.0) -> dict[str, Any]:
     """A JSON summary: frames, duration, bins, the segments and the harness help per bin."""
-    per_bin = max(1, round(bin_seconds * reference.control_rate))
     return {
         "robot": reference.robot,
         "frames": reference.num_frames,
         "control_rate": reference.control_rate,
         "duration_s": reference.duration,
-        "bins": math.ceil((reference.num_frames - 1) / per_bin),
+        "bins": Timeline(reference.num_frames, reference.control_rate, bin_seconds).num_bins,
         "segments": [(round(t, 3), name) for t, name in reference.segments],
-        "assist_per_bin": reference.assist_per_bin(per_bin),
+        "assist_per_bin": reference.assist_per_bin(bin_seconds),
     }
