@@ -140,3 +140,76 @@ def test_unknown_pipeline_and_command_exit_with_a_message(capsys):
     assert "unknown pipeline 'splats'" in capsys.readouterr().err
     assert main(["frobnicate"]) == 2
     assert "unknown command" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--batch-size", "-5"], "--batch-size must be >= 1"),
+        (["--train.log-every", "0"], "--train.log-every must be >= 1"),
+        (["--train.validate-every", "-1"], "--train.validate-every must be >= 0"),
+        (["--train.keep-checkpoints", "-2"], "--train.keep-checkpoints must be >= 0"),
+        (["--train.cpu-threads", "-1"], "--train.cpu-threads must be >= 0"),
+        (["--optim.clip-grad-norm", "nan"], "--optim.clip-grad-norm must be >= 0"),
+        (["--optim.lr", "0"], "--optim.lr must be > 0"),
+        (["--sampling.decay", "1.5"], "--sampling.decay must be in [0, 1)"),
+        (["--sampling.correction", "2"], "--sampling.correction must be"),
+        (["--train.device", "gpu"], "--train.device must be auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_bad_numbers_are_one_line_naming_the_flag_and_write_nothing(flags, named, tiny_png, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--train.runs-dir", str(runs), *QUIET]
+    assert main([*argv, *flags]) == 2
+    error = capsys.readouterr().err
+    assert named in error and "Traceback" not in error
+    assert not runs.exists()
+
+
+def test_ctrl_c_during_start_up_exits_cleanly(monkeypatch, capsys):
+    import foveate.pipelines.registry as registry
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry, "parse_config", interrupted)
+    assert main(["train", "image", "--preset", "tiny"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_second_signal_during_a_save_keeps_the_last_checkpoint(tiny_png, tmp_path, monkeypatch, capsys):
+    import foveate.train.checkpoint as checkpoint
+
+    runs = tmp_path / "runs"
+    argv = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--train.runs-dir", str(runs), "--name", "r"]
+    real_save = checkpoint.atomic_save
+    saves = []
+
+    def save_then_abort(state, path):
+        saves.append(path)
+        if len(saves) == 3:  # the third save is torn by a second Ctrl-C
+            raise KeyboardInterrupt
+        return real_save(state, path)
+
+    monkeypatch.setattr(checkpoint, "atomic_save", save_then_abort)
+    assert main([*argv, *QUIET]) == 130
+    assert "aborted; the last complete checkpoint is kept" in capsys.readouterr().err
+    monkeypatch.undo()
+    latest = runs / "image" / "r" / "checkpoints" / "latest.pt"
+    import torch
+
+    assert torch.load(latest, weights_only=True)["step"] == 10
+    assert not list(latest.parent.glob(".*.tmp-*"))
+
+
+def test_leftovers_go_and_resume_says_which_run_it_continues(tiny_png, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--train.runs-dir", str(runs), *QUIET]
+    assert main([*argv, "--name", "first", "--steps", "10"]) == 0
+    leftover = runs / "image" / "first" / "checkpoints" / ".latest.pt.tmp-99999"
+    leftover.write_bytes(b"half a checkpoint")
+    capsys.readouterr()
+    assert main(["train", "image", "--train.runs-dir", str(runs), "--resume", "latest", "--steps", "20", *QUIET]) == 0
+    assert f"continuing {runs / 'image' / 'first'} from step 10" in capsys.readouterr().err
+    assert not leftover.exists()

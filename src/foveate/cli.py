@@ -56,8 +56,15 @@ def _pipeline_usage(command: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``foveate`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``foveate`` console script; Ctrl-C outside a training step ends it without a traceback."""
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print("foveate: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0

@@ -433,3 +433,53 @@ def test_transforms_mask_of_another_size_names_the_frame(tmp_path):
     write_image(tmp_path / "masks" / "mask_00001.png", np.zeros((5, 5), dtype=np.uint8))
     with pytest.raises(SceneFormatError, match=r"frame 0 .*: mask is 5x5, but earlier frames are 6x4"):
         load_transforms(tmp_path)
+
+
+@pytest.mark.parametrize("angle", [0.0, float("nan"), "wide", 3.2])
+def test_an_unusable_field_of_view_names_the_file_and_field(tmp_path, angle):
+    import json
+
+    from foveate.data.scenes import SceneFormatError, load_scene, save_blender
+
+    save_blender(_tiny_scene_for_robustness(), tmp_path)
+    meta = json.loads((tmp_path / "transforms_train.json").read_text())
+    for key in ("fl_x", "fl_y"):
+        meta.pop(key, None)
+    meta["camera_angle_x"] = angle
+    (tmp_path / "transforms_train.json").write_text(json.dumps(meta))
+    with pytest.raises(SceneFormatError, match=r"transforms_train\.json.*'camera_angle_x'"):
+        load_scene(tmp_path)
+
+
+def test_a_file_path_outside_the_scene_folder_is_refused(tmp_path):
+    import json
+
+    from foveate.data.scenes import SceneFormatError, load_scene, save_blender
+
+    save_blender(_tiny_scene_for_robustness(), tmp_path / "scene")
+    meta = json.loads((tmp_path / "scene" / "transforms_train.json").read_text())
+    meta["frames"][0]["file_path"] = "../../etc/passwd"
+    (tmp_path / "scene" / "transforms_train.json").write_text(json.dumps(meta))
+    with pytest.raises(SceneFormatError, match=r"'file_path' = '\.\./\.\./etc/passwd' points outside the scene folder"):
+        load_scene(tmp_path / "scene")
+
+
+def test_a_torn_cameras_archive_names_the_file(tmp_path):
+    from foveate.data.scenes import SceneFormatError, load_scene, save_neus
+
+    save_neus(_tiny_scene_for_robustness(), tmp_path)
+    archive = tmp_path / "cameras_sphere.npz"
+    archive.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(SceneFormatError, match=r"cameras_sphere\.npz: cannot read it as a NumPy archive"):
+        load_scene(tmp_path)
+
+
+def _tiny_scene_for_robustness():
+    import torch
+
+    from foveate.data.cameras import Cameras, camera_positions, look_at
+    from foveate.data.scenes import Scene
+
+    c2w = look_at(camera_positions("sphere", 3, radius=2.0), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+    images = torch.randint(0, 255, (3, 6, 8, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return Scene(images, Cameras.from_fov(c2w, 8, 6, 50.0), ["a", "b", "c"])

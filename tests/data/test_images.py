@@ -96,7 +96,7 @@ def test_unsupported_inputs_are_named(tmp_path, rgb8):
     with pytest.raises(ImageError, match=r"sample type float32 in .*float\.tif"):
         load_photo(tmp_path / "float.tif")
     _write_png(tmp_path / "big.png", rgb8)
-    with pytest.raises(ImageError, match="more than"):
+    with pytest.raises(ImageError, match=r"big\.png is too large: 5 x 6 pixels, the limit is 4 x 4"):
         load_photo(tmp_path / "big.png", max_pixels=16)
     with pytest.raises(ImageError, match="directory"):
         load_photo(tmp_path)
@@ -111,3 +111,24 @@ def test_colors_and_points_follow_row_major_ids(tmp_path, rgb8):
     # 6 rows x 5 columns: id 5 is (x=0, y=1); both axes scaled by the longer side (6).
     torch.testing.assert_close(photo.points(ids), torch.tensor([[0.5, 0.5], [4.5, 0.5], [0.5, 1.5], [4.5, 5.5]]) / 6)
     assert pixel_points(torch.tensor([7]), 3, 4).tolist() == [[3.5 / 4, 1.5 / 4]]
+
+
+def test_a_bomb_sized_header_is_refused_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    # A valid PNG header claiming 100,000 x 100,000 pixels, with one tiny data chunk: never decoded.
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + b"\x00" * 64)
+    with pytest.raises(ImageError, match=r"bomb\.png is too large: 100000 x 100000 pixels, the limit is 16384 x 16384"):
+        load_photo(tmp_path / "bomb.png")
+
+
+def test_a_jpeg_named_png_is_read_by_its_content(tmp_path, rgb8):
+    PIL.fromarray(rgb8).save(tmp_path / "photo.png", format="JPEG", quality=95)
+    photo = load_photo(tmp_path / "photo.png")
+    assert photo.pixels.shape == rgb8.shape and photo.pixels.dtype == torch.uint8
+    (tmp_path / "notes.png").write_text("not an image at all")
+    with pytest.raises(ImageError, match=r"notes\.png: its content is not a PNG, JPEG or TIFF image"):
+        load_photo(tmp_path / "notes.png")

@@ -111,7 +111,7 @@ def test_tiny_bunny_render_and_mesh(tmp_path):
     assert np.linalg.norm(vertices, axis=1).max() == pytest.approx(0.95, abs=1e-4)
 
 
-def test_cli_renders(tmp_path):
+def test_cli_renders_and_says_what_it_wrote(tmp_path, capsys):
     _mitsuba_or_skip()
     from foveate.cli import main
 
@@ -124,9 +124,9 @@ def test_cli_renders(tmp_path):
             "--scene",
             "cornell",
             "--views",
-            "1",
+            "2",
             "--val-views",
-            "0",
+            "1",
             "--test-views",
             "0",
             "--width",
@@ -141,6 +141,7 @@ def test_cli_renders(tmp_path):
         ]
     )
     assert code == 0 and (tmp_path / "transforms_train.json").is_file()
+    assert "wrote 3 views of cornell (2 train, 1 val) at 8x8" in capsys.readouterr().out
 
 
 def test_config_rejects_bad_values(tmp_path):

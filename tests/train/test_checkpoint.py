@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -81,3 +82,49 @@ def test_rng_states_round_trip_through_a_checkpoint(tmp_path):
     restore_rng(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
+
+
+def test_latest_is_a_copy_so_damage_to_it_cannot_reach_the_numbered_file(tmp_path):
+    store = CheckpointStore(tmp_path, keep=2, better=lambda v, than: True, metric="m")
+    store.save(_state(10), 10)
+    numbered, latest = tmp_path / "step_00000010.pt", tmp_path / "latest.pt"
+    assert numbered.stat().st_ino != latest.stat().st_ino
+    latest.write_bytes(b"damaged")
+    assert load_checkpoint(numbered)["step"] == 10
+
+
+def test_a_corrupt_checkpoint_names_the_newest_loadable_one(tmp_path):
+    store = CheckpointStore(tmp_path, keep=3, better=lambda v, than: True, metric="m")
+    for step in (10, 20, 30):
+        store.save(_state(step), step)
+    (tmp_path / "latest.pt").write_bytes(b"torn")
+    (tmp_path / "step_00000030.pt").write_bytes(b"torn too")
+    with pytest.raises(CheckpointError, match=r"newest loadable checkpoint beside it is .*step_00000020\.pt"):
+        load_checkpoint(tmp_path / "latest.pt")
+
+
+def test_a_second_process_cannot_train_a_locked_run(tmp_path):
+    from foveate.train.checkpoint import RunLock
+
+    # flock locks belong to open files: a second open file is refused like another process.
+    with RunLock(tmp_path), pytest.raises(CheckpointError, match=f"in use by process {os.getpid()}"), RunLock(tmp_path):
+        pass
+    with RunLock(tmp_path):  # released with its holder
+        pass
+
+
+def test_resume_latest_continues_the_run_started_last(tmp_path):
+    import time
+
+    from foveate.train.checkpoint import note_last_run
+
+    for name in ("older", "newer"):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        atomic_save(_state(0), tmp_path / name / "checkpoints" / "latest.pt")
+    note_last_run(tmp_path / "older")
+    time.sleep(0.01)
+    os.utime(tmp_path / "newer" / "checkpoints" / "latest.pt")  # written to more recently, started earlier
+    assert resolve_checkpoint("latest", tmp_path, None) == tmp_path / "older" / "checkpoints" / "latest.pt"
+    note_last_run(tmp_path / "fresh")
+    with pytest.raises(CheckpointError, match="has no checkpoint yet"):
+        resolve_checkpoint("latest", tmp_path, None)

@@ -146,18 +146,59 @@ def load_photo(source: str | Path, *, max_pixels: int = MAX_PIXELS) -> Photo:
             f"unsupported image format {path.suffix or '(no suffix)'!r} for {path}; "
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
+    kind = _sniff(path)  # by content: a JPEG named .png is still a JPEG
+    width, height = _header_size(path, kind)
+    if width * height > max_pixels:
+        side = math.isqrt(max_pixels)
+        raise ImageError(f"{path} is too large: {width} x {height} pixels, the limit is {side} x {side}")
     try:
-        if suffix in (".tif", ".tiff"):
+        if kind == "tiff":
             array = _read_tiff(path)
-        elif suffix == ".png" and _png_bit_depth(path) == 16:
+        elif kind == "png" and _png_bit_depth(path) == 16:
             array = _read_png16(path)
         else:
             array = _read_pillow(path, max_pixels)
     except ImageError:
         raise
-    except Exception as error:
+    except Exception as error:  # a decoder's own failure on a truncated or damaged file
         raise ImageError(f"cannot decode {path}: the file is corrupt or truncated ({error})") from error
     return Photo(_as_tensor(array, str(path), max_pixels), str(path))
+
+
+_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"II*\x00": "tiff", b"MM\x00*": "tiff"}
+
+
+def _sniff(path: Path) -> str:
+    """``png``, ``jpeg`` or ``tiff`` from the file's first bytes."""
+    with path.open("rb") as file:
+        head = file.read(8)
+    for signature, kind in _SIGNATURES.items():
+        if head.startswith(signature):
+            return kind
+    raise ImageError(f"cannot decode {path}: its content is not a PNG, JPEG or TIFF image")
+
+
+def _header_size(path: Path, kind: str) -> tuple[int, int]:
+    """(width, height) from the header alone, without decoding the pixels."""
+    try:
+        if kind == "tiff":
+            import tifffile
+
+            with tifffile.TiffFile(path) as tiff:
+                shape = tiff.pages[0].shape
+            return int(shape[1]), int(shape[0])
+        if kind == "png":
+            with path.open("rb") as file:
+                header = file.read(24)
+            return struct.unpack(">II", header[16:24]) if len(header) == 24 else (0, 0)
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return image.size
+    except ImageError:
+        raise
+    except Exception as error:  # a header too damaged to read
+        raise ImageError(f"cannot decode {path}: the file is corrupt or truncated ({error})") from error
 
 
 def _bundled(name: str) -> np.ndarray:
@@ -174,7 +215,7 @@ def _bundled(name: str) -> np.ndarray:
 def _read_pillow(path: Path, max_pixels: int) -> np.ndarray:
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
+    Image.MAX_IMAGE_PIXELS = None  # the size was checked against max_pixels from the header already
     with Image.open(path) as image:
         image.load()
         mode = image.mode

@@ -28,6 +28,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from foveate.files import atomic_write_json
+
 from .cameras import CAMERA_LAYOUTS, Cameras, camera_positions, look_at
 from .scenes import Scene, save_blender, save_neus
 
@@ -400,7 +402,7 @@ def render(config: RenderConfig) -> Path:
         "mesh": "mesh.ply",
         "formats": ["blender", "neus"],
     }
-    (out / "render.json").write_text(json.dumps(record, indent=2))
+    atomic_write_json(out / "render.json", record, indent=2)
     return out
 
 
@@ -414,8 +416,9 @@ def main(argv: Sequence[str]) -> int:
     config = tyro.cli(RenderConfig, args=list(argv), prog="foveate data render")
     out = render(config)
     info = json.loads((out / "render.json").read_text())
+    splits = ", ".join(f"{count} {name}" for name, count in info["splits"].items())
     print(
-        f"wrote {info['views']} views of {config.scene} at {config.width}x{config.height}, {config.spp} spp "
+        f"wrote {info['views']} views of {config.scene} ({splits}) at {config.width}x{config.height}, {config.spp} spp "
         f"({info['variant']}, {info['seconds_per_view']:.2f} s per view) to {out}"
     )
     return 0

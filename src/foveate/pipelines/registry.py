@@ -31,6 +31,7 @@ from foveate.train import (
     Trainer,
     TrainResult,
     apply_changes,
+    check_config,
     config_from_dict,
     load_checkpoint,
     parse_config,
@@ -38,6 +39,7 @@ from foveate.train import (
     seed_everything,
     select_device,
 )
+from foveate.train.checkpoint import note_last_run
 
 STRATEGY_VARIANTS = {
     name: {"sampling__strategy": name} for name in ("uniform", "error_weighted", "spatial", "adaptive")
@@ -145,7 +147,11 @@ def run_pipeline(
 
 
 def make_trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_memory: bool = False) -> Trainer:
-    """The trainer :func:`run_pipeline` runs: device, threads, seeds, the run directory (or a resume) and the task."""
+    """The trainer :func:`run_pipeline` runs: device, threads, seeds, the run directory (or a resume) and the task.
+
+    The config's numbers and device are checked first, so a bad flag writes nothing.
+    """
+    check_config(config)
     device = select_device(config.train.device)
     if config.train.cpu_threads > 0:
         torch.set_num_threads(config.train.cpu_threads)
@@ -161,6 +167,7 @@ def make_trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_mem
                 f"{run_dir} already holds a run; continue it with --resume latest --name {name}, "
                 "or choose another --name"
             )
+        note_last_run(run_dir)
     seed_everything(config.train.seed)
     task = spec.task_type.from_config(config, device)
     return Trainer(
@@ -184,6 +191,7 @@ def train_command(name: str, argv: Sequence[str]) -> int:
 
     console = Console(stderr=True)
     prog = f"foveate train {name}"
+    trainer = None
     try:
         spec = get_pipeline(name)
         config, _ = parse_config(
@@ -194,11 +202,23 @@ def train_command(name: str, argv: Sequence[str]) -> int:
             description=spec.description,
             saved_config=_saved_config(spec),
         )
-        result, trainer = run_pipeline(spec, config, console=console)
+        trainer = make_trainer(spec, config, console=console)
+        if config.train.resume:
+            console.print(f"continuing {trainer.run_dir} from step {trainer.step}", highlight=False, soft_wrap=True)
+        result = trainer.fit()
     except USAGE_ERRORS as error:
-        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False)
+        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
         return 2
-    console.print(result.message, highlight=False)
+    except KeyboardInterrupt:
+        if trainer is None or trainer.checkpoints.latest is None:
+            console.print(f"[yellow]{prog}: interrupted[/]", soft_wrap=True)
+        else:
+            latest = trainer.checkpoints.latest
+            console.print(
+                f"[yellow]{prog}: aborted; the last complete checkpoint is kept ({latest})[/]", soft_wrap=True
+            )
+        return EXIT_CODES["interrupted"]
+    console.print(result.message, highlight=False, soft_wrap=True)
     if trainer.run_dir is not None:
         print(trainer.run_dir)
     return EXIT_CODES[result.status]
@@ -253,7 +273,7 @@ def render_command(name: str | None, argv: Sequence[str]) -> int:
         with torch.no_grad():
             written = trainer.task.render(options, Path(options.run) / "renders", options.progress)
     except USAGE_ERRORS as error:
-        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False)
+        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
         return 2
     for path in written:
         print(path)

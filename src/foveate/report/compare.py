@@ -34,8 +34,8 @@ from tyro.conf import arg
 from foveate.files import atomic_write_json
 from foveate.pipelines import PipelineSpec, get_pipeline, run_pipeline
 from foveate.pipelines.registry import USAGE_ERRORS, one_line
-from foveate.train import Metric, Preset, config_to_dict, parse_config
-from foveate.train.visuals import downsample_map
+from foveate.train import Metric, Preset, check_config, config_to_dict, parse_config
+from foveate.train.visuals import density_map, downsample_map
 
 from .plots import plot_curves, plot_images, plot_maps, plot_profiles, plot_sampling
 from .pooling import RunRecord, pool
@@ -111,13 +111,9 @@ def _density(sampler: Any, step: int) -> np.ndarray | None:
     """The final sampling density relative to uniform: the first images of a grid side by side, or per unit."""
     if sampler.in_warmup(step):
         return None
-    relative = sampler.probabilities() * sampler.num_units
     if len(sampler.shape) != 3:
-        return relative.cpu().numpy()
-    views, height, width = sampler.shape
-    shown = min(views, DENSITY_VIEWS)
-    side_by_side = relative.view(views, height, width)[:shown].permute(1, 0, 2).reshape(height, shown * width)
-    return downsample_map(side_by_side, MAP_SIDE * shown).cpu().numpy()
+        return (sampler.probabilities() * sampler.num_units).cpu().numpy()
+    return density_map(sampler, DENSITY_VIEWS, MAP_SIDE * DENSITY_VIEWS).cpu().numpy()
 
 
 def compare(
@@ -136,8 +132,8 @@ def compare(
         raise ValueError("give at least one variant and one seed")
     if len(set(variants)) != len(variants) or len(set(seeds)) != len(seeds):
         raise ValueError(f"variants and seeds must be distinct, got {variants} and {seeds}")
-    for variant in variants:
-        spec.with_variant(copy.deepcopy(config), variant)  # an unknown name fails here, before any training
+    for variant in variants:  # an unknown name or a bad number fails here, before any training
+        check_config(spec.with_variant(copy.deepcopy(config), variant))
     jobs = [(spec.name, config, variant, seed) for seed in seeds for variant in variants]
     metric = spec.task_type.metric.name
     outcomes = []
@@ -456,10 +452,10 @@ def compare_command(
                 spec, config, options.strategies, seeds, options.out, workers=options.workers, command=command
             ).report
     except USAGE_ERRORS as error:
-        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False)
+        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        console.print(f"[yellow]{prog}: interrupted; no report written (comparisons run in memory)[/]")
+        console.print(f"[yellow]{prog}: interrupted; no report written (comparisons run in memory)[/]", soft_wrap=True)
         return 130
     budget = f"{report['steps']} {report['step_noun']}" + (f" x {report['batch']}" if report["batch"] else "")
     print(f"{report['source']}: {budget}, seeds {report['seeds']}, {time.perf_counter() - started:.0f} s in all")
@@ -476,7 +472,7 @@ def demo_main(argv: Sequence[str]) -> int:
     presets = {
         "demo": Preset(
             "astronaut, four strategies, 400 steps of 16,384 pixels: a few minutes on two CPU cores",
-            preset("cpu", train__steps=400, train__batch_size=16384, train__log_every=25, train__cpu_threads=1),
+            preset("cpu", train__steps=400, train__batch_size=16384, train__log_every=25),
         ),
         "tiny": Preset("seconds, for a smoke test", preset("tiny")),
     }

@@ -182,6 +182,11 @@ class Sampler:
         """
         return self._current_proposal().probabilities()
 
+    def probability(self, ids: torch.Tensor) -> torch.Tensor:
+        """The current error-guided probability of drawing each of ``ids`` (float32), without
+        materialising the whole distribution (for maps of populations too large to copy)."""
+        return self._current_proposal().probability(ids.to(self.device, torch.int64))
+
     def rebuild(self) -> None:
         """Rebuild the distribution from the statistics now, whatever ``update_frequency`` says."""
         self.proposal = self.strategy.build(self.statistics)

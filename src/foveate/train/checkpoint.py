@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import pickle
 import random
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,15 +12,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from foveate.files import atomic_save
+from foveate.files import atomic_save, atomic_write
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
     "CheckpointStore",
+    "RunLock",
     "capture_rng",
     "find_latest_run",
     "load_checkpoint",
+    "newest_loadable",
+    "note_last_run",
+    "remove_leftovers",
     "resolve_checkpoint",
     "restore_rng",
 ]
@@ -37,8 +41,9 @@ class CheckpointStore:
     """A run's ``checkpoints/``: ``latest.pt``, numbered ``step_*.pt`` (the newest ``keep``), ``best.pt``.
 
     Every file is written atomically; ``latest.pt`` is a hard link to the newest numbered one
-    where the file system allows. Without a directory the store writes nothing but still
-    tracks the best record, so in-memory runs report it too.
+    Without a directory the store writes nothing but still tracks the best record, so
+    in-memory runs report it too. ``latest.pt`` is a copy, never a link: damage to one file
+    cannot reach the other.
 
     Args:
         directory: where the files go, or None.
@@ -67,7 +72,7 @@ class CheckpointStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         if numbered and self.keep > 0:
             path = atomic_save(state, self.directory / f"step_{step:08d}.pt")
-            _link_or_copy(path, self.latest)
+            _copy(path, self.latest)
             for old in sorted(self.directory.glob("step_*.pt"))[: -self.keep]:
                 old.unlink(missing_ok=True)
         else:
@@ -99,8 +104,10 @@ def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") 
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: corrupt or not a torch file ({error})") from error
+    except Exception as error:  # a torn or foreign file fails in many ways; each is "unreadable" here
+        fallback = newest_loadable(path.parent, but=path)
+        hint = f"; the newest loadable checkpoint beside it is {fallback} (--resume {fallback})" if fallback else ""
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt or not a torch file ({error}){hint}") from error
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is not a foveate checkpoint")
     if state["format"] != CHECKPOINT_FORMAT:
@@ -108,6 +115,28 @@ def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") 
             f"{path} has checkpoint format {state['format']}; this foveate reads format {CHECKPOINT_FORMAT}"
         )
     return state
+
+
+def newest_loadable(directory: Path, but: Path | None = None) -> Path | None:
+    """The newest checkpoint in ``directory`` (numbered ones, newest first, then best) that loads, or None."""
+    candidates = [*sorted(directory.glob("step_*.pt"), reverse=True), directory / "best.pt"]
+    for candidate in candidates:
+        if candidate == but or not candidate.is_file():
+            continue
+        try:
+            torch.load(candidate, map_location="cpu", weights_only=True)
+        except Exception:  # unreadable: try the next older one
+            continue
+        return candidate
+    return None
+
+
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Delete the temporary files a killed atomic write left in ``directory`` (``.NAME.tmp-PID``)."""
+    leftovers = [p for p in directory.glob(".*.tmp-*") if p.is_file()] if directory.is_dir() else []
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
 
 
 def find_latest_run(pipeline_dir: Path) -> Path | None:
@@ -118,8 +147,22 @@ def find_latest_run(pipeline_dir: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime).parent.parent
 
 
+LAST_RUN = ".last_run"
+"""A file in each pipeline's runs directory naming the run started last: what ``--resume latest`` continues."""
+
+
+def note_last_run(run_dir: Path) -> None:
+    """Remember ``run_dir`` as the run started last in its pipeline's directory."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir.parent / LAST_RUN, lambda file: file.write(run_dir.name.encode("utf-8")))
+
+
 def resolve_checkpoint(resume: str, pipeline_dir: Path, name: str | None) -> Path:
-    """Turn ``--resume PATH|latest`` into a checkpoint file path."""
+    """Turn ``--resume PATH|latest`` into a checkpoint file path.
+
+    ``latest`` without a name continues the run started last in ``pipeline_dir`` (recorded when
+    it started), never merely the one written to most recently.
+    """
     if resume != "latest":
         path = Path(resume).expanduser()
         if path.is_dir():
@@ -131,6 +174,15 @@ def resolve_checkpoint(resume: str, pipeline_dir: Path, name: str | None) -> Pat
         path = pipeline_dir / name / "checkpoints" / "latest.pt"
         if not path.is_file():
             raise CheckpointError(f"run {pipeline_dir / name} has no checkpoints/latest.pt to resume")
+        return path
+    last = pipeline_dir / LAST_RUN
+    if last.is_file():
+        run = pipeline_dir / last.read_text().strip()
+        path = run / "checkpoints" / "latest.pt"
+        if not path.is_file():
+            raise CheckpointError(
+                f"the run started last, {run}, has no checkpoint yet; name the run to continue with --name"
+            )
         return path
     run = find_latest_run(pipeline_dir)
     if run is None:
@@ -161,13 +213,48 @@ def restore_rng(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """Make ``target`` an atomic alias of ``source`` (a hard link, or a copy where links fail)."""
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(source, temporary)
-    except OSError:
-        atomic_save(torch.load(source, map_location="cpu", weights_only=True), target)
-        return
-    os.replace(temporary, target)
+def _copy(source: Path, target: Path) -> None:
+    """Copy ``source`` over ``target`` atomically, streaming (no second copy in memory)."""
+    with source.open("rb") as original:
+        atomic_write(target, lambda file: shutil.copyfileobj(original, file, 1 << 24))
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while a process trains in it.
+
+    A second process that tries to train the same run (two ``--resume`` of one run) is refused
+    with the holder's process id, instead of both writing its checkpoints. The lock is an
+    ``flock`` on ``run_dir/.lock``: the system releases it when its holder exits, even killed.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self.file: Any = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = self.path.open("a+")
+        try:
+            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            self.file = None
+            raise CheckpointError(
+                f"{self.path.parent} is in use by {holder}; wait for it, or train another --name"
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"process {os.getpid()}")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ __all__ = [
     "SamplingConfig",
     "TrainConfig",
     "apply_changes",
+    "check_config",
     "check_resume_compatible",
     "config_from_dict",
     "config_to_dict",
@@ -76,8 +78,9 @@ class TrainConfig:
     """Continue a run: a checkpoint file, a run directory, or 'latest' (the newest run, or the one --name names)."""
     device: str = "auto"
     """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
-    cpu_threads: int = 0
-    """torch threads on CPU (0: torch's default); 1 is steadiest on a busy shared machine."""
+    cpu_threads: int = 1
+    """torch threads on CPU; 1 (the default) does not collapse when other jobs share the cores, 0 takes torch's
+    default (every core: faster on a machine of one's own)."""
     amp: bool = True
     """Mixed precision on CUDA (bfloat16 where supported, else float16); ignored on CPU."""
     log_every: int = 25
@@ -142,13 +145,18 @@ class SamplingConfig:
         return getattr(self, self.strategy, None) or STRATEGIES[self.strategy]()
 
     def correction_value(self) -> str | float:
-        """``correction`` as the engine takes it: 'none', 'full' or a float."""
+        """``correction`` as the engine takes it: 'none', 'full' or a float in [0, 1]."""
         if self.correction in ("none", "full"):
             return self.correction
         try:
-            return float(self.correction)
+            value = float(self.correction)
         except ValueError:
-            raise ValueError(f"correction must be 'none', 'full' or a number, got {self.correction!r}") from None
+            value = math.nan
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"--sampling.correction must be 'none', 'full' or a number in [0, 1], got {self.correction!r}"
+            )
+        return value
 
 
 @dataclasses.dataclass
@@ -216,6 +224,60 @@ RESUME_EXEMPT = frozenset(
 
 class ConfigMismatchError(ValueError):
     """A checkpoint was written under a config that differs from the current one."""
+
+
+def check_config(config: Any) -> None:
+    """Refuse numbers no run can use, naming the flag, before anything is loaded or written.
+
+    Checks the ``train``, ``sampling`` and ``optim`` sections of a pipeline's config; the
+    pipeline's own fields are its task's to check.
+    """
+    train, sampling, optim = config.train, config.sampling, config.optim
+    rules = [
+        (train, "steps", lambda v: v >= 1, ">= 1"),
+        (train, "batch_size", lambda v: v >= 1, ">= 1"),
+        (train, "seed", lambda v: v >= 0, ">= 0"),
+        (train, "cpu_threads", lambda v: v >= 0, ">= 0 (0: torch's default)"),
+        (train, "log_every", lambda v: v >= 1, ">= 1"),
+        (train, "validate_every", lambda v: v >= 0, ">= 0 (0: every 5% of the run)"),
+        (train, "full_validate_every", lambda v: v >= 0, ">= 0 (0: only at the end)"),
+        (train, "checkpoint_every", lambda v: v >= 0, ">= 0 (0: only at the end)"),
+        (train, "keep_checkpoints", lambda v: v >= 0, ">= 0"),
+        (train, "sampler_stats_every", lambda v: v >= 0, ">= 0"),
+        (train, "max_minutes", lambda v: v is None or v > 0, "> 0"),
+        (sampling, "decay", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+        (sampling, "update_frequency", lambda v: v >= 1, ">= 1"),
+        (sampling, "warmup_iterations", lambda v: v >= 0, ">= 0"),
+        (sampling, "min_error_weight", lambda v: v >= 0, ">= 0"),
+        (sampling, "uniform_fraction", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+        (sampling, "weight_cap", lambda v: v >= 1.0, ">= 1"),
+        (optim, "lr", lambda v: v > 0, "> 0"),
+        (optim, "eps", lambda v: v >= 0, ">= 0"),
+        (optim, "weight_decay", lambda v: v >= 0, ">= 0"),
+        (optim, "clip_grad_norm", lambda v: v >= 0, ">= 0 (0: no clipping)"),
+        (optim, "warmup_steps", lambda v: v >= 0, ">= 0"),
+        (optim, "final_lr_fraction", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+        (optim, "step_size", lambda v: v >= 1, ">= 1"),
+        (optim, "gamma", lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+        (optim, "plateau_patience", lambda v: v >= 0, ">= 0"),
+    ]
+    for section, name, valid, wanted in rules:
+        value = getattr(section, name)
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not (numeric and math.isfinite(value) and valid(value)):
+            raise ValueError(f"{flag_of(section, name)} must be {wanted}, got {value!r}")
+    if not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in optim.betas):
+        raise ValueError(f"{flag_of(optim, 'betas')} must be two numbers in [0, 1), got {optim.betas!r}")
+    sampling.correction_value()
+    sampling.chosen()
+
+
+def flag_of(section: Any, name: str) -> str:
+    """The command-line flag of a field of the train, sampling or optim section."""
+    prefixes = {TrainConfig: "train", SamplingConfig: "sampling", OptimConfig: "optim"}
+    short = {"steps", "batch_size", "seed", "name", "resume", "strategy"}
+    dashed = name.replace("_", "-")
+    return f"--{dashed}" if name in short else f"--{prefixes[type(section)]}.{dashed}"
 
 
 def apply_changes(config: Config, changes: Mapping[str, Any]) -> Config:

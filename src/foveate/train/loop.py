@@ -9,6 +9,7 @@ Ctrl-C and SIGTERM, non-finite guards and the progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import threading
@@ -22,7 +23,15 @@ import torch
 
 from foveate.sampling import Sampler
 
-from .checkpoint import CHECKPOINT_FORMAT, CheckpointStore, capture_rng, load_checkpoint, restore_rng
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointStore,
+    RunLock,
+    capture_rng,
+    load_checkpoint,
+    remove_leftovers,
+    restore_rng,
+)
 from .config import SamplingConfig, check_resume_compatible, config_to_dict, save_config_yaml
 from .runlog import RunLog
 from .task import Optimization, StepOutput, Task, Validation
@@ -63,12 +72,19 @@ class TrainResult:
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else CPU; anything else is passed to torch."""
+    """``auto`` picks CUDA when available, else CPU; ``cpu``, ``cuda`` and ``cuda:N`` are checked."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--train.device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--train.device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for, but CUDA is not available here")
+        raise ValueError(f"--train.device {name!r} was asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--train.device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -243,11 +259,17 @@ class Trainer:
 
     def fit(self, stop_at: int | None = None) -> TrainResult:
         """Train until ``train.steps`` (or ``stop_at``), a signal, a time limit, the target or a non-finite loss."""
+        with contextlib.ExitStack() as stack:
+            if self.run_dir is not None:
+                stack.enter_context(RunLock(self.run_dir))
+                for directory in (self.run_dir, self.run_dir / "checkpoints"):
+                    remove_leftovers(directory)
+                save_config_yaml(self.config, self.run_dir / "config.yaml")
+            return self._fit(stop_at)
+
+    def _fit(self, stop_at: int | None) -> TrainResult:
         settings = self.settings
         end = settings.steps if stop_at is None else min(stop_at, settings.steps)
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config_yaml(self.config, self.run_dir / "config.yaml")
         log = RunLog(self.run_dir, self._resumed_step, settings.tensorboard)
         limit = None if settings.max_minutes is None else 60.0 * settings.max_minutes
         status = "completed" if end == settings.steps else "stopped"
@@ -478,7 +500,7 @@ class _Progress:
     def update(self, step: int, values: dict[str, float]) -> None:
         metric = self.trainer.task.metric
         parts = [f"loss {values['loss']:.3e}"]
-        if self.trainer.history:
-            parts.append(f"{metric.name} {self.trainer.history[-1][metric.name]:.4g}")
+        if self.trainer.history:  # the last validation's, not the drawn batch's
+            parts.append(f"val {metric.name} {self.trainer.history[-1][metric.name]:.4g}")
         parts.append(f"{values['it_per_s']:.1f} it/s")
         self.progress.update(self.bar, completed=step, info="  ".join(parts))

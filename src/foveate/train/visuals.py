@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["density_image", "display_size", "downsample_map", "normalise_log"]
+__all__ = ["density_image", "density_map", "display_size", "downsample_map", "normalise_log"]
 
 
 def display_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -35,13 +35,34 @@ def normalise_log(values: torch.Tensor, floor_fraction: float = 1e-3) -> torch.T
     return 1.0 + logs / -math.log(floor_fraction)
 
 
+def density_map(sampler: Any, images: int = 1, max_side: int = 512, band_pixels: int = 1 << 21) -> torch.Tensor:
+    """The sampler's density relative to uniform (1 = uniform) over its first ``images`` images side
+    by side, area-averaged to at most ``max_side`` pixels a side.
+
+    Built band by band of rows from the probability of each id, so a picture of a 16384^2 image
+    never holds a full-resolution copy of the distribution.
+    """
+    views, height, width = sampler.shape
+    shown = min(images, views)
+    factor = max(1, math.ceil(max(height, shown * width) / max_side))
+    band = max(factor, band_pixels // width // factor * factor)
+    panels = []
+    for view in range(shown):
+        rows = []
+        for start in range(0, height, band):
+            stop = min(start + band, height)
+            ids = torch.arange(start * width, stop * width, device=sampler.device) + view * height * width
+            relative = sampler.probability(ids).view(1, stop - start, width) * sampler.num_units
+            rows.append(F.avg_pool2d(relative, factor, ceil_mode=True, count_include_pad=False)[0])
+        panels.append(torch.cat(rows))
+    return torch.cat(panels, dim=1).to(torch.float32)
+
+
 def density_image(sampler: Any, step: int, max_side: int = 512) -> torch.Tensor | None:
-    """The sampler's distribution over its first image as an (H, W, 1) image in [0, 1], on a log scale.
+    """The sampler's distribution over its first image as an (h, w, 1) picture in [0, 1], on a log scale.
 
     None for flat populations and during warm-up (when draws ignore the distribution).
     """
     if len(sampler.shape) != 3 or sampler.in_warmup(step):
         return None
-    height, width = sampler.shape[1], sampler.shape[2]
-    density = sampler.probabilities()[: height * width].view(height, width)
-    return normalise_log(downsample_map(density, max_side))[..., None]
+    return normalise_log(density_map(sampler, 1, max_side))[..., None]

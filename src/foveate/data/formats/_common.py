@@ -88,6 +88,14 @@ def read_image(path: Path, where: str) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
+def inside(root: Path, relative: object, key: str, where: str) -> Path:
+    """``root / relative``, refusing a path that leaves ``root`` (``../``, absolute paths, links out)."""
+    path = (root / str(relative)).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise SceneFormatError(f"{where}: '{key}' = {str(relative)!r} points outside the scene folder {root}")
+    return path
+
+
 def find_image(path: Path) -> Path:
     """``path`` itself if it has a suffix, else the first existing ``path.<suffix>`` (``.png`` if none does)."""
     if path.suffix:

@@ -55,9 +55,9 @@ def load_neus(path: str | Path, require_masks: bool = False) -> Scene:
     if not camera_file.is_file():
         raise SceneFormatError(f"{camera_file}: camera file not found")
     try:
-        cameras_npz = dict(np.load(camera_file))
-    except (OSError, ValueError) as error:
-        raise SceneFormatError(f"{camera_file}: cannot read: {error}") from error
+        cameras_npz = dict(np.load(camera_file, allow_pickle=False))
+    except Exception as error:  # a torn archive fails in many ways (BadZipFile, EOFError, ValueError, ...)
+        raise SceneFormatError(f"{camera_file}: cannot read it as a NumPy archive ({error})") from error
     if require_masks and not mask_dir.is_dir():
         raise SceneFormatError(f"{mask_dir}: mask directory not found (masks are required)")
 

@@ -40,6 +40,7 @@ from ._common import (
     colour_and_alpha,
     find_image,
     frame_label,
+    inside,
     make_cameras,
     mask_channel,
     normalization_from_cameras,
@@ -142,20 +143,22 @@ def _read_frame(
     pose = checked_pose(numeric_matrix(frame["transform_matrix"], "transform_matrix", where), where) @ OPENGL_TO_OPENCV
     settings = {**meta, **frame}
     _check_camera_model(settings, where)
-    image_path = find_image(file.parent / file_path)
+    image_path = find_image(inside(file.parent, file_path, "file_path", where))
     array = read_image(image_path, where)
     height, width = check_size(array, size, where)
     mask = None
     if "mask_path" in frame:
-        mask_image = read_image(file.parent / str(frame["mask_path"]), where)
+        mask_image = read_image(inside(file.parent, frame["mask_path"], "mask_path", where), where)
         check_size(mask_image, (height, width), where, "mask")
         mask = mask_channel(mask_image)
     rgb, alpha = colour_and_alpha(array, image_path, where, require_alpha=require_masks and mask is None)
     depth = normal = None
     if geometry and "depth_file_path" in frame:
-        depth = read_array(file.parent / str(frame["depth_file_path"]), (height, width), where)
+        depth_path = inside(file.parent, frame["depth_file_path"], "depth_file_path", where)
+        depth = read_array(depth_path, (height, width), where)
     if geometry and "normal_file_path" in frame:
-        normal = read_array(file.parent / str(frame["normal_file_path"]), (height, width, 3), where)
+        normal_path = inside(file.parent, frame["normal_file_path"], "normal_file_path", where)
+        normal = read_array(normal_path, (height, width, 3), where)
     return Frame(
         name=_view_name(file_path),
         where=where,
@@ -200,6 +203,14 @@ def _number(settings: dict[str, Any], key: str, where: str, default: float | Non
     return value
 
 
+def _angle(settings: dict[str, Any], key: str, where: str) -> float:
+    """A field of view in radians, strictly between 0 and pi."""
+    value = _number(settings, key, where)
+    if not 0.0 < value < math.pi:
+        raise SceneFormatError(f"{where}: '{key}' = {value} is not a field of view in radians (between 0 and pi)")
+    return value
+
+
 def frame_intrinsics(settings: dict[str, Any], width: int, height: int, where: str) -> list[float]:
     """``fx fy cx cy`` from ``fl_x`` / ``fl_y`` or ``camera_angle_x`` / ``camera_angle_y`` and ``cx`` / ``cy``."""
     for key, actual in (("w", width), ("h", height)):
@@ -209,9 +220,12 @@ def frame_intrinsics(settings: dict[str, Any], width: int, height: int, where: s
         fx = _number(settings, "fl_x", where)
         fy = _number(settings, "fl_y", where, fx)
     elif "camera_angle_x" in settings:
-        fx = width / 2.0 / math.tan(_number(settings, "camera_angle_x", where) / 2.0)
-        angle_y = _number(settings, "camera_angle_y", where, math.nan)
-        fy = fx if math.isnan(angle_y) else height / 2.0 / math.tan(angle_y / 2.0)
+        fx = width / 2.0 / math.tan(_angle(settings, "camera_angle_x", where) / 2.0)
+        fy = (
+            fx
+            if "camera_angle_y" not in settings
+            else height / 2.0 / math.tan(_angle(settings, "camera_angle_y", where) / 2.0)
+        )
     else:
         raise SceneFormatError(f"{where}: no focal length ('camera_angle_x' or 'fl_x')")
     cx, cy = _number(settings, "cx", where, width / 2.0), _number(settings, "cy", where, height / 2.0)

@@ -43,7 +43,6 @@ class MotionConfig:
             validate_every=10,
             checkpoint_every=25,
             sampler_stats_every=10,
-            cpu_threads=1,
             stop_at_target=True,
         )
     )

@@ -88,7 +88,6 @@ PRESETS: dict[str, Preset[NerfConfig]] = {
             train__batch_size=1024,
             train__log_every=10,
             train__checkpoint_every=200,
-            train__cpu_threads=1,  # with two threads, a CPU shared with any other job slows several-fold
             sampling__warmup_iterations=20,
             optim__lr=2e-2,
         ),
@@ -114,7 +113,6 @@ PRESETS: dict[str, Preset[NerfConfig]] = {
             train__log_every=5,
             train__checkpoint_every=10,
             train__sampler_stats_every=10,
-            train__cpu_threads=1,
             sampling__warmup_iterations=2,
             sampling__update_frequency=2,
             optim__lr=3e-2,
