@@ -213,3 +213,12 @@ def test_leftovers_go_and_resume_says_which_run_it_continues(tiny_png, tmp_path,
     assert main(["train", "image", "--train.runs-dir", str(runs), "--resume", "latest", "--steps", "20", *QUIET]) == 0
     assert f"continuing {runs / 'image' / 'first'} from step 10" in capsys.readouterr().err
     assert not leftover.exists()
+
+
+def test_a_learning_rate_that_overflows_stops_like_a_non_finite_loss(tiny_png, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["train", "image", "--preset", "tiny", "--image", tiny_png, "--train.runs-dir", str(runs), "--name", "r"]
+    assert main([*argv, "--optim.lr", "1e30", *QUIET]) == 3
+    error = capsys.readouterr().err
+    assert "loss became non-finite at step" in error and "Traceback" not in error
+    assert (runs / "image" / "r" / "checkpoints" / "nonfinite.pt").is_file()
