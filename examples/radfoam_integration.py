@@ -1,11 +1,14 @@
 """A RadFoam-shaped trainer switching to foveate's error-guided rays (the lines marked ``# foveate``).
 
-RadFoam's loop (``theialab/radfoam``, ``train.py``) builds ``DataHandler(dataset_args,
-rays_per_batch)``, reloads it on a downsample schedule (4, 2, 1 at steps 0, 150, 500) and draws
-``(ray[B, 6], rgb[B, 3], alpha[B, 1])`` from ``get_iter()``. Switching to foveate takes four
-lines: build an :class:`ErrorAwareDataHandler` instead, iterate over
-``get_iter_with_error_sampling()``, hand each ray's loss back with ``handler.update`` and,
-if asked for, weight the loss by ``batch.weights``. Everything else stays as it was.
+The loop below follows the data side of RadFoam's ``train.py`` (the seed's fork,
+``hgruniaux/radfoam``) call for call: a handler reloaded on a downsample schedule (4, 2, 1 at
+steps 0, 150, 500) with a fresh iterator after each reload, the next batch fetched after the
+backward pass, error statistics read with ``get_error_statistics()``. Switching to foveate
+takes four lines: import :func:`create_error_aware_data_handler`, build the handler with it
+instead of ``DataHandler``, iterate over ``get_iter_with_error_sampling(iteration=step)``
+(whose tuples end with the ray ids) instead of ``get_iter()``, and hand each ray's loss back
+with ``update_error_map``. Everything else stays as it was. ``docs/radfoam.md`` lists how
+foveate's draws differ from RadFoam's, and ``semantics="radfoam"`` to get RadFoam's.
 
 The model here is foveate's hash-grid radiance field standing in for RadFoam's foam: the
 data side is the point.
@@ -25,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foveate.data.cameras import DownsampleSchedule
-from foveate.data.handler import ErrorAwareDataHandler  # foveate
+from foveate.data import create_error_aware_data_handler  # foveate
 from foveate.data.scenes import Scene, load_scene
 from foveate.models.nerf import RadianceField
 from foveate.models.occupancy import OccupancyGrid
@@ -85,29 +87,36 @@ def validation_psnr(model: Model, scene: Scene, chunk: int = 4096) -> float:
 def train(args: argparse.Namespace) -> float:
     torch.manual_seed(args.seed)
     scene = load_scene(args.scene)
-    sampler_config = {"strategy": args.strategy, "warmup_iterations": args.warmup, "update_frequency": 10}
-    # RadFoam: DataHandler(dataset_args, rays_per_batch=...)
-    handler = ErrorAwareDataHandler(scene, args.rays_per_batch, sampler_config, background=WHITE)  # foveate
-    schedule = DownsampleSchedule() if args.schedule == "radfoam" else DownsampleSchedule.constant(1)
+    error_sampling_config = {
+        "strategy": args.strategy,
+        "args": {"update_frequency": 10, "decay": 0.9, "warmup_iterations": args.warmup, "min_error_weight": 0.1},
+    }
+    # RadFoam: train_data_handler = DataHandler(dataset_args, rays_per_batch=..., device=...)
+    handler = create_error_aware_data_handler(scene, args.rays_per_batch, "cpu", error_sampling_config)  # foveate
+    iter2downsample = {0: 4, 150: 2, 500: 1} if args.schedule == "radfoam" else {0: 1}
+    handler.reload(split="train", downsample=iter2downsample[0])
+    batches = handler.get_iter_with_error_sampling(iteration=0)  # foveate: was handler.get_iter()
+    ray_batch, rgb_batch, *_ = next(batches)
     model = Model(scene)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, eps=1e-15)
     start = time.perf_counter()
-    batches = None
     for step in range(args.steps):
-        if handler.follow(schedule, step) or batches is None:
-            batches = handler.get_iter_with_error_sampling()  # foveate: was handler.get_iter()
+        if step in iter2downsample and step:
+            handler.reload(split="train", downsample=iter2downsample[step])
+            batches = handler.get_iter_with_error_sampling(iteration=step)  # foveate: was handler.get_iter()
+            ray_batch, rgb_batch, *_ = next(batches)
         if step % 16 == 0:
             model.grid.update(model.field.density)
-        batch = next(batches)  # RadFoam: ray, rgb, alpha = next(batches)
-        rgb, opacity = model(batch.rays)
-        per_ray = F.smooth_l1_loss(rgb + WHITE * (1.0 - opacity), batch.rgb, reduction="none").mean(dim=1)
-        handler.update(batch.ids, per_ray.detach(), step)  # foveate
-        loss = (batch.weights * per_ray).mean()  # foveate: was per_ray.mean()
+        rgb, opacity = model(ray_batch)
+        color_loss = F.smooth_l1_loss(rgb + WHITE * (1.0 - opacity), rgb_batch, reduction="none")
+        handler.update_error_map(color_loss.mean(dim=-1).detach())  # foveate
+        loss = color_loss.mean()
         optimizer.zero_grad()
         loss.backward()
+        ray_batch, rgb_batch, *_ = next(batches)
         optimizer.step()
         if (step + 1) % args.log_every == 0:
-            stats = handler.stats()
+            stats = handler.get_error_statistics()
             print(
                 f"step {step + 1:5d}  loss {loss.item():.5f}  rays {handler.img_wh[0]}x{handler.img_wh[1]}  "
                 f"warm-up {stats['in_warmup']}  entropy {stats['normalized_entropy']:.3f}  "

@@ -5,7 +5,7 @@ Rendering with Mitsuba lives in :mod:`foveate.data.render` and is imported only 
 
 from .cameras import CAMERA_LAYOUTS, Cameras, DownsampleSchedule, camera_positions, look_at
 from .formats import load_colmap, load_transforms, save_colmap
-from .handler import ErrorAwareDataHandler, RayBatch
+from .handler import ErrorAwareDataHandler, RayBatch, create_error_aware_data_handler
 from .images import BUNDLED_PHOTOS, ImageError, Photo, load_photo, pixel_points
 from .scenes import Scene, SceneFormatError, load_scene, save_blender, save_neus
 from .timeline import MotionCommandSampler, Timeline, TimelineSampler
@@ -25,6 +25,7 @@ __all__ = [
     "Timeline",
     "TimelineSampler",
     "camera_positions",
+    "create_error_aware_data_handler",
     "load_colmap",
     "load_photo",
     "load_scene",
