@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from foveate.pipelines import get_pipeline
-from foveate.pipelines.image import ImageFieldTask, preset
+from foveate.pipelines.image import preset
 from foveate.report import RunRecord, compare, settings_markdown
-from foveate.report.compare import build_report, machine
+from foveate.report.compare import report_of
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "astronaut": {"image": "astronaut"},
@@ -96,20 +96,13 @@ def summarise(path: Path, command: str) -> dict[str, dict[str, Any]]:
             for r in runs
             if r["setting"] == setting
         ]
-        task = ImageFieldTask
-        reports[setting] = build_report(
+        # The runs ran one torch thread each (the script's --cpu-threads default).
+        reports[setting] = report_of(
             records,
-            pipeline="image",
-            source=setting,
-            metric=task.metric,
-            unit_noun=task.unit_noun,
-            step_noun=task.step_noun,
-            steps=max(r.steps for r in records),
-            batch=None,
-            machine=machine(
-                threads=1
-            ),  # the runs ran one torch thread each (the script's and the cpu preset's setting)
-            command=command,
+            get_pipeline("image"),
+            setting,
+            command,
+            threads=1,
             pooled_from=str(path),
             original_command=data.get("command"),
         )

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from foveate.pipelines import get_pipeline
-from foveate.pipelines.nerf import RadianceFieldTask, preset
+from foveate.pipelines.nerf import preset
 from foveate.report import RunRecord, compare, settings_markdown
-from foveate.report.compare import build_report, machine
+from foveate.report.compare import report_of
 
 
 def run(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]:
@@ -82,21 +82,14 @@ def summarise(directories: list[Path], command: str) -> dict[str, dict[str, Any]
         raise SystemExit(
             f"no <scene>/report.json or <scene>/seed*/report.json under {', '.join(map(str, directories))}"
         )
-    task = RadianceFieldTask
+    # The runs ran one torch thread each (the cpu preset's setting).
     return {
-        scene: build_report(
+        scene: report_of(
             records,
-            pipeline="nerf",
-            source=scene,
-            metric=task.metric,
-            unit_noun=task.unit_noun,
-            step_noun=task.step_noun,
-            steps=max(r.steps for r in records),
-            batch=None,
-            machine=machine(
-                threads=1
-            ),  # the runs ran one torch thread each (the script's and the cpu preset's setting)
-            command=command,
+            get_pipeline("nerf"),
+            scene,
+            command,
+            threads=1,
             pooled_from=[str(d) for d in directories],
             original_commands=sources.get(scene, []),
         )

@@ -30,7 +30,7 @@ from foveate.train import (
     apply_changes,
     psnr_from_mse,
 )
-from foveate.train.config import SHORT_RUN_SAMPLING
+from foveate.train.config import SHORT_RUN_SAMPLING, TINY_RUN
 
 from .registry import PipelineSpec, register_pipeline, train_command
 
@@ -94,14 +94,8 @@ PRESETS: dict[str, Preset[ImageConfig]] = {
             model__log2_table_size=10,
             model__hidden=16,
             model__hidden_layers=1,
-            train__steps=20,
             train__batch_size=256,
-            train__validate_every=10,
-            train__log_every=5,
-            train__checkpoint_every=10,
-            train__sampler_stats_every=10,
-            sampling__warmup_iterations=2,
-            sampling__update_frequency=2,
+            **TINY_RUN,
         ),
     ),
 }

@@ -41,7 +41,16 @@ from .plots import plot_curves, plot_images, plot_maps, plot_profiles, plot_samp
 from .pooling import RunRecord, pool
 from .writing import write_markdown
 
-__all__ = ["Comparison", "compare", "compare_command", "demo_main", "headline", "pool_saved", "train_variant"]
+__all__ = [
+    "Comparison",
+    "compare",
+    "compare_command",
+    "demo_main",
+    "headline",
+    "pool_saved",
+    "report_of",
+    "train_variant",
+]
 
 MAP_SIDE = 384
 """Longest side of the maps and pictures kept for the report."""
@@ -177,6 +186,29 @@ def compare(
     )
     write_report(out, report, records, artefacts)
     return Comparison(report, records, artefacts)
+
+
+def report_of(
+    records: Sequence[RunRecord], spec: PipelineSpec, source: str, command: str, threads: int, **extra: Any
+) -> dict[str, Any]:
+    """A report of saved runs of ``spec``'s pipeline (benchmarks pooling earlier runs): the task's facts filled in.
+
+    ``threads`` is the torch threads the runs used; ``steps`` is the longest run's budget.
+    """
+    task = spec.task_type
+    return build_report(
+        records,
+        pipeline=spec.name,
+        source=source,
+        metric=task.metric,
+        unit_noun=task.unit_noun,
+        step_noun=task.step_noun,
+        steps=max(r.steps for r in records),
+        batch=None,
+        machine=machine(threads=threads),
+        command=command,
+        **extra,
+    )
 
 
 def build_report(

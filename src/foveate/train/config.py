@@ -33,6 +33,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 __all__ = [
     "RESUME_EXEMPT",
     "SHORT_RUN_SAMPLING",
+    "TINY_RUN",
     "ConfigMismatchError",
     "OptimConfig",
     "SamplingConfig",
@@ -197,6 +198,17 @@ SHORT_RUN_SAMPLING = {
 The engine's defaults are RadFoam's (a 1000-step warm-up, rebuilds every 100 steps), made for
 runs of 20,000 steps; the image and NeRF presets start from these instead.
 """
+
+TINY_RUN = {
+    "train__steps": 20,
+    "train__validate_every": 10,
+    "train__log_every": 5,
+    "train__checkpoint_every": 10,
+    "train__sampler_stats_every": 10,
+    "sampling__warmup_iterations": 2,
+    "sampling__update_frequency": 2,
+}
+"""The cadence of a ``tiny`` preset (tests and smoke runs: seconds on any machine), in ``apply_changes`` form."""
 
 RESUME_EXEMPT = frozenset(
     f"train.{name}"

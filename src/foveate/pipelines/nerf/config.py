@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from foveate.models import HashGridConfig
 from foveate.train import OptimConfig, Preset, SamplingConfig, TrainConfig, apply_changes
-from foveate.train.config import SHORT_RUN_SAMPLING
+from foveate.train.config import SHORT_RUN_SAMPLING, TINY_RUN
 
 __all__ = ["PRESETS", "FieldConfig", "MarchConfig", "NerfConfig", "preset"]
 
@@ -107,15 +107,9 @@ PRESETS: dict[str, Preset[NerfConfig]] = {
             march__occupancy_every=4,
             march__occupancy_warmup=4,
             val_views=1,
-            train__steps=20,
             train__batch_size=128,
-            train__validate_every=10,
-            train__log_every=5,
-            train__checkpoint_every=10,
-            train__sampler_stats_every=10,
-            sampling__warmup_iterations=2,
-            sampling__update_frequency=2,
             optim__lr=3e-2,
+            **TINY_RUN,
         ),
     ),
 }
