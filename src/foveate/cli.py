@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "motion reference": ("foveate.pipelines.motion.commands", "reference_main", "make a scripted reference motion"),
     "motion simulate": ("foveate.pipelines.motion.commands", "simulate_main", "start sampling, synthetic simulator"),
     "data render": ("foveate.data.render", "main", "render a multi-view scene with Mitsuba 3 (Blender + NeuS formats)"),
+    "neus evaluate": ("foveate.pipelines.neus.commands", "evaluate_main", "accuracy, completeness, Chamfer of a mesh"),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
 PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {
