@@ -88,7 +88,7 @@ def test_help_lists_the_commands_and_the_pipelines(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
     assert "train PIPELINE" in text and "compare PIPELINE" in text and "demo" in text
-    assert "pipelines: image, motion, nerf" in text
+    assert "pipelines: image, motion, nerf, neus" in text
 
 
 @pytest.mark.parametrize("command", ["train", "compare", "render"])
@@ -96,7 +96,7 @@ def test_each_pipeline_command_lists_the_pipelines(command, capsys):
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
     assert f"usage: foveate {command} PIPELINE" in text and "nerf" in text
-    assert ("image" in text) == (command != "render"), "only pipelines that render are listed for render"
+    assert ("\n  image " in text) == (command != "render"), "only pipelines that render are listed for render"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "motion report": ("foveate.pipelines.motion.commands", "report_main", "rebuild a motion comparison's report"),
     "motion reference": ("foveate.pipelines.motion.commands", "reference_main", "make a scripted reference motion"),
     "motion simulate": ("foveate.pipelines.motion.commands", "simulate_main", "start sampling, synthetic simulator"),
-    "data render": ("foveate.data.render", "main", "render a multi-view scene with Mitsuba 3 (Blender + NeuS formats)"),
+    "data render": (
+        "foveate.data.render",
+        "main",
+        "render a scene or a mesh file with Mitsuba 3 (Blender, NeuS, RNb-NeuS)",
+    ),
+    "neus": (
+        "foveate.pipelines.neus.commands",
+        "runner_main",
+        "NeuS's experiment runner: --mode train|train_rnb|validate_*",
+    ),
     "neus evaluate": ("foveate.pipelines.neus.commands", "evaluate_main", "accuracy, completeness, Chamfer of a mesh"),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").

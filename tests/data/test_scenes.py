@@ -266,3 +266,40 @@ def test_points_are_validated_and_kept_by_select_split_and_downsampled():
         replace(scene, point_colors=colors[:1])
     with pytest.raises(ValueError, match="without points"):
         replace(scene, points=None)
+
+
+# ------------------------------------------------------------------------------------------------
+# Albedos, and what downsampling keeps
+
+
+def test_albedos_are_validated_and_kept_by_select():
+    scene = make_scene()
+    albedos = torch.arange(5 * 9 * 12 * 3).remainder(256).to(torch.uint8).reshape(5, 9, 12, 3)
+    scene = replace(scene, albedos=albedos)
+    assert torch.equal(scene.select([3, 1]).albedos, albedos[[3, 1]])
+    with pytest.raises(ValueError, match=r"albedos must be torch\.uint8"):
+        replace(scene, albedos=albedos.float())
+    with pytest.raises(ValueError, match="albedos must be"):
+        replace(scene, albedos=albedos[:, :, :, :1])
+
+
+def test_downsampled_shrinks_albedos_and_renormalises_normals():
+    scene = make_scene(width=4, height=2).select([0])
+    normals = torch.zeros(1, 2, 4, 3)
+    # Block (0, 0): two normals along +x and two along +y average to (1, 1, 0) / 2, renormalised
+    # to (1, 1, 0) / sqrt(2). Block (0, 1): one normal along +z, three pixels without: (0, 0, 1).
+    normals[0, 0, 0] = normals[0, 1, 0] = torch.tensor([1.0, 0.0, 0.0])
+    normals[0, 0, 1] = normals[0, 1, 1] = torch.tensor([0.0, 1.0, 0.0])
+    normals[0, 0, 2] = torch.tensor([0.0, 0.0, 1.0])
+    albedos = torch.tensor([[10, 20, 30, 40], [50, 60, 70, 80]], dtype=torch.uint8)[None, ..., None].expand(1, 2, 4, 3)
+    masks = torch.full((1, 2, 4), 255, dtype=torch.uint8)
+    half = replace(scene, normals=normals, albedos=albedos.contiguous(), masks=masks).downsampled(2)
+    assert half.depths is None
+    assert half.albedos[0, 0].tolist() == [[35] * 3, [55] * 3]  # (10 + 20 + 50 + 60) / 4, (30 + 40 + 70 + 80) / 4
+    torch.testing.assert_close(half.normals[0, 0, 0], torch.tensor([1.0, 1.0, 0.0]) / 2**0.5)
+    torch.testing.assert_close(half.normals[0, 0, 1], torch.tensor([0.0, 0.0, 1.0]))
+    # Where the shrunk mask is 0 (block (0, 1) holds 1, 0, 0, 0: 0.25 rounds to 0), no normal.
+    masks[0, :, 2:] = 0
+    masks[0, 0, 2] = 1
+    half = replace(scene, normals=normals, masks=masks).downsampled(2)
+    assert half.masks[0, 0].tolist() == [255, 0] and half.normals[0, 0, 1].eq(0).all()

@@ -40,13 +40,20 @@ def _scene(tmp_path: Path) -> dict[str, Any]:
     return {"scene": str(tmp_path / "ball")}
 
 
+def _ball(tmp_path: Path) -> dict[str, Any]:
+    from .neus.conftest import write_ball
+
+    return {"scene": str(write_ball(tmp_path / "neus-ball"))}
+
+
 INPUTS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "image": _photo,
     "nerf": _scene,
     "motion": lambda tmp_path: {},
+    "neus": _ball,
 }
 """What each pipeline's tiny preset needs beyond itself, as config changes."""
-RENDER_FLAGS = {"nerf": ["--frames", "2", "--formats", "gif"]}
+RENDER_FLAGS = {"nerf": ["--frames", "2", "--formats", "gif"], "neus": ["--frames", "2"]}
 STEPS, SIGNAL_AT = 6, 3
 
 

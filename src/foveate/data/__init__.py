@@ -4,7 +4,7 @@ Rendering with Mitsuba lives in :mod:`foveate.data.render` and is imported only 
 """
 
 from .cameras import CAMERA_LAYOUTS, Cameras, DownsampleSchedule, camera_positions, look_at
-from .formats import load_colmap, load_transforms, save_colmap
+from .formats import load_colmap, load_rnb, load_transforms, save_colmap, save_rnb
 from .handler import ErrorAwareDataHandler, RayBatch, create_error_aware_data_handler
 from .images import BUNDLED_PHOTOS, ImageError, Photo, load_photo, pixel_points
 from .scenes import Scene, SceneFormatError, load_scene, save_blender, save_neus
@@ -28,6 +28,7 @@ __all__ = [
     "create_error_aware_data_handler",
     "load_colmap",
     "load_photo",
+    "load_rnb",
     "load_scene",
     "load_transforms",
     "look_at",
@@ -35,4 +36,5 @@ __all__ = [
     "save_blender",
     "save_colmap",
     "save_neus",
+    "save_rnb",
 ]

@@ -1,10 +1,18 @@
 """Ground-truth multi-view scenes rendered with Mitsuba 3: ``foveate data render``.
 
-Two scenes: Mitsuba's Cornell box (global illumination, seen through its open side) and the
-Stanford bunny that pymeshlab ships among its sample meshes (a real scan, watertight). Each
-view yields RGB (sRGB, 8 bit), coverage (the mask), depth along the ray, world-space normals
-and the camera; the output directory holds the scene in both the Blender and the NeuS format,
-the ground-truth mesh (``mesh.ply``, world coordinates) and ``render.json``.
+The scenes: Mitsuba's Cornell box (global illumination, seen through its open side), the
+Stanford bunny that pymeshlab ships among its sample meshes (a real scan, watertight), and any
+triangle mesh file (``.ply``, ``.obj``, ``.stl``, read with trimesh). The bunny and a mesh file
+are moved and scaled into the unit sphere (bounding-box centre at the origin, farthest vertex
+at 0.95), lit by a sky and a sun, in a rough plastic (Mitsuba's ``roughplastic``, diffuse
+reflectance (0.72, 0.5, 0.32), roughness 0.2). A mesh file with vertex colours is instead
+Lambertian (``diffuse``) with the colours as its reflectance (8-bit values over 255, taken as
+linear): ``roughplastic`` cannot take Mitsuba's per-vertex texture, which has no mean.
+
+Each view yields RGB (sRGB, 8 bit), coverage (the mask), depth along the ray, world-space
+normals, the albedo (the diffuse reflectance Mitsuba's ``albedo`` AOV sees, linear, 8 bit) and
+the camera; the output directory holds the scene in the Blender, NeuS and RNb-NeuS layouts side
+by side, the ground-truth mesh (``mesh.ply``, world coordinates) and ``render.json``.
 
 Mitsuba's fast ``llvm_ad_rgb`` variant aborts the whole process (SIGABRT) when a mismatched
 LLVM is installed, so it is tried in a subprocess first; ``scalar_rgb`` is the fallback.
@@ -31,9 +39,11 @@ import torch
 from foveate.files import atomic_write_json
 
 from .cameras import CAMERA_LAYOUTS, Cameras, camera_positions, look_at
+from .formats.rnb import save_rnb
 from .scenes import Scene, save_blender, save_neus
 
 __all__ = [
+    "MESH_SUFFIXES",
     "SCENE_PRESETS",
     "RenderConfig",
     "ScenePreset",
@@ -54,6 +64,10 @@ FAST_VARIANT, SAFE_VARIANT = "llvm_ad_rgb", "scalar_rgb"
 OPENCV_TO_MITSUBA = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Mitsuba cameras look along +z with +y up and +x left; OpenCV's have +y down and +x right."""
 NEAR_CLIP = 1e-3
+MESH_SUFFIXES = (".ply", ".obj", ".stl")
+"""Mesh files ``--scene`` takes besides the named scenes."""
+OBJECT_BSDF = {"type": "roughplastic", "diffuse_reflectance": {"type": "rgb", "value": [0.72, 0.5, 0.32]}, "alpha": 0.2}
+"""The bunny's material, and a mesh file's unless it has vertex colours."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ class ScenePreset:
 SCENE_PRESETS: dict[str, ScenePreset] = {
     # The box spans [-1, 1]^3 and is open towards +z.
     "cornell": ScenePreset((0.0, 0.0, 0.0), (0.0, 1.0, 0.0), math.sqrt(3.0), "cap", 3.9, 39.3, (0.0, 0.0, 1.0), 25.0),
-    # The bunny is moved and scaled into the unit sphere.
+    # The bunny (and a mesh file, in its place) is moved and scaled into the unit sphere.
     "bunny": ScenePreset((0.0, 0.0, 0.0), (0.0, 1.0, 0.0), 1.0, "sphere", 3.2, 45.0),
 }
 
@@ -83,15 +97,16 @@ class RenderConfig:
     """Render a multi-view dataset with Mitsuba 3.
 
     Attributes:
-        out: output directory (Blender and NeuS formats side by side, plus mesh.ply).
-        scene: which scene to render.
+        out: output directory (Blender, NeuS and RNb-NeuS formats side by side, plus mesh.ply).
+        scene: 'bunny', 'cornell', or a path to a triangle mesh file (.ply, .obj, .stl) to render in
+            the unit sphere like the bunny (vertex colours, if the file has them, as its albedo).
         views: number of training views.
         val_views: number of validation views (placed between training views).
         test_views: number of test views.
         width: image width in pixels.
         height: image height in pixels.
         spp: samples per pixel.
-        layout: camera layout ('auto' takes the scene's: a cap for the Cornell box, a sphere for the bunny).
+        layout: camera layout ('auto' takes the scene's: a cap for the Cornell box, a sphere otherwise).
         radius: camera distance from the scene centre (default: the scene's).
         fov: horizontal field of view in degrees (default: the scene's).
         elevation: ring elevation in degrees for the 'orbit' layout.
@@ -103,7 +118,7 @@ class RenderConfig:
     """
 
     out: Path
-    scene: Literal["cornell", "bunny"] = "bunny"
+    scene: str = "bunny"
     views: int = 100
     val_views: int = 10
     test_views: int = 10
@@ -121,8 +136,11 @@ class RenderConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.scene not in SCENE_PRESETS:
-            raise ValueError(f"scene must be one of {sorted(SCENE_PRESETS)}, got {self.scene!r}")
+        if self.scene not in SCENE_PRESETS and Path(self.scene).suffix.lower() not in MESH_SUFFIXES:
+            raise ValueError(
+                f"scene must be one of {sorted(SCENE_PRESETS)} or a mesh file ({', '.join(MESH_SUFFIXES)}), "
+                f"got {self.scene!r}"
+            )
         if self.layout != "auto" and self.layout not in CAMERA_LAYOUTS:
             raise ValueError(f"layout must be 'auto' or one of {CAMERA_LAYOUTS}, got {self.layout!r}")
         for name in ("views", "width", "height", "spp", "max_depth"):
@@ -133,6 +151,11 @@ class RenderConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.fov is not None and not 0.0 < self.fov < 180.0:
             raise ValueError(f"fov must be in (0, 180) degrees, got {self.fov}")
+
+    @property
+    def preset(self) -> ScenePreset:
+        """The scene's placement and default cameras; a mesh file sits where the bunny does."""
+        return SCENE_PRESETS.get(self.scene, SCENE_PRESETS["bunny"])
 
 
 def import_mitsuba() -> Any:
@@ -209,47 +232,89 @@ def bunny_mesh_path() -> Path:
     return path
 
 
-def _scene_description(mi: Any, name: str, max_depth: int) -> dict:
-    """Mitsuba scene dictionary (no sensor) with an AOV integrator around a path tracer."""
-    # The bunny's sky must not show behind it (misses stay black and transparent); the
+def _scene_description(mi: Any, scene: str, max_depth: int) -> dict:
+    """Mitsuba scene dictionary (no sensor) with an AOV integrator around a path tracer.
+
+    ``scene`` is ``"cornell"``, ``"bunny"`` or a mesh file (see the module docstring).
+    """
+    # An object's sky must not show behind it (misses stay black and transparent); the
     # Cornell box's ceiling light is part of the picture.
     integrator = {
         "type": "aov",
-        "aovs": "depth:depth,normal:sh_normal",
-        "integrator": {"type": "path", "max_depth": max_depth, "hide_emitters": name == "bunny"},
+        "aovs": "depth:depth,normal:sh_normal,albedo:albedo",
+        "integrator": {"type": "path", "max_depth": max_depth, "hide_emitters": scene != "cornell"},
     }
-    if name == "cornell":
+    if scene == "cornell":
         description = mi.cornell_box()
         description.pop("sensor")
         description["integrator"] = integrator
         return description
-    path = bunny_mesh_path()
-    vertices = np.array(mi.load_dict({"type": "obj", "filename": str(path)}).vertex_positions_buffer()).reshape(-1, 3)
-    center = (vertices.min(0) + vertices.max(0)) / 2.0
-    scale = 0.95 / np.linalg.norm(vertices - center, axis=1).max()
-    to_world = np.diag([scale, scale, scale, 1.0])
-    to_world[:3, 3] = -scale * center
+    if scene == "bunny":
+        path = bunny_mesh_path()
+        loaded = mi.load_dict({"type": "obj", "filename": str(path)})
+        vertices = np.array(loaded.vertex_positions_buffer()).reshape(-1, 3)
+        to_world = mi.ScalarTransform4f(_into_unit_sphere(vertices))
+        shape = {"type": "obj", "filename": str(path), "to_world": to_world, "bsdf": OBJECT_BSDF}
+    else:
+        shape = _mesh_file_shape(mi, Path(scene))
     return {
         "type": "scene",
         "integrator": integrator,
-        "bunny": {
-            "type": "obj",
-            "filename": str(path),
-            "to_world": mi.ScalarTransform4f(to_world),
-            "bsdf": {
-                "type": "roughplastic",
-                "diffuse_reflectance": {"type": "rgb", "value": [0.72, 0.5, 0.32]},
-                "alpha": 0.2,
-            },
-        },
+        "object": shape,
         "sky": {"type": "constant", "radiance": {"type": "rgb", "value": [0.35, 0.4, 0.5]}},
         "sun": {"type": "directional", "direction": [-0.4, -1.0, -0.6], "irradiance": {"type": "rgb", "value": 2.5}},
     }
 
 
+def _into_unit_sphere(vertices: np.ndarray, radius: float = 0.95) -> np.ndarray:
+    """The ``(4, 4)`` similarity putting the bounding-box centre at the origin and the farthest vertex at ``radius``."""
+    center = (vertices.min(0) + vertices.max(0)) / 2.0
+    extent = float(np.linalg.norm(vertices - center, axis=1).max())
+    scale = radius / extent if extent > 0 else 1.0
+    to_world = np.diag([scale, scale, scale, 1.0])
+    to_world[:3, 3] = -scale * center
+    return to_world
+
+
+def _mesh_file_shape(mi: Any, path: Path) -> Any:
+    """A Mitsuba mesh of the triangles in ``path``, in the unit sphere, with its material (see the module docstring).
+
+    The mesh is read with trimesh (Mitsuba reads neither STL nor 8-bit vertex colours as
+    reflectances) and handed to Mitsuba as buffers; vertex normals are Mitsuba's, from the faces.
+    """
+    from .meshes import read_mesh
+
+    mesh = read_mesh(path, merge_vertices=True)
+    to_world = _into_unit_sphere(mesh.vertices)
+    vertices = mesh.vertices @ to_world[:3, :3].T + to_world[:3, 3]
+    properties = mi.Properties()
+    if mesh.colors is None:
+        properties["bsdf"] = mi.load_dict(OBJECT_BSDF)
+    else:
+        properties["bsdf"] = mi.load_dict(
+            {"type": "diffuse", "reflectance": {"type": "mesh_attribute", "name": "vertex_color"}}
+        )
+    shape = mi.Mesh(
+        path.stem,
+        vertex_count=len(vertices),
+        face_count=len(mesh.faces),
+        props=properties,
+        has_vertex_normals=True,
+        has_vertex_texcoords=False,
+    )
+    parameters = mi.traverse(shape)
+    floats, indices = type(parameters["vertex_positions"]), type(parameters["faces"])
+    parameters["vertex_positions"] = floats(vertices.astype(np.float32).ravel())
+    parameters["faces"] = indices(mesh.faces.astype(np.uint32).ravel())
+    if mesh.colors is not None:
+        shape.add_attribute("vertex_color", 3, floats(mesh.colors.astype(np.float32).ravel()))
+    parameters.update()
+    return shape
+
+
 def _split_cameras(config: RenderConfig) -> tuple[torch.Tensor, dict[str, list[int]]]:
     """Camera-to-world transforms of all views and the view indices of each split."""
-    preset = SCENE_PRESETS[config.scene]
+    preset = config.preset
     layout = preset.layout if config.layout == "auto" else config.layout
     options = {
         "radius": config.radius or preset.radius,
@@ -276,7 +341,11 @@ def _srgb(linear: np.ndarray) -> np.ndarray:
 
 
 def _view_arrays(channels: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """Film channels to (colour over black uint8, coverage uint8, depth, normals)."""
+    """Film channels to (colour over black uint8, coverage uint8, depth, normals, albedo uint8).
+
+    Depth, normals and albedo are each pixel's average over the samples that hit (not over
+    black, unlike the colour), 0 where none did.
+    """
     rgba = channels["<root>"]
     alpha = np.clip(rgba[..., 3], 0.0, 1.0)
     covered = alpha > 0
@@ -288,7 +357,9 @@ def _view_arrays(channels: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     normal = channels["normal"]
     length = np.linalg.norm(normal, axis=-1, keepdims=True)
     normal = np.where(length > 1e-8, normal / np.maximum(length, 1e-8), 0.0).astype(np.float32)
-    return rgb, np.rint(alpha * 255.0).astype(np.uint8), depth, normal
+    albedo = np.where(covered[..., None], channels["albedo"] / safe_alpha[..., None], 0.0)
+    albedo = np.rint(np.clip(albedo, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return rgb, np.rint(alpha * 255.0).astype(np.uint8), depth, normal, albedo
 
 
 def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
@@ -296,14 +367,14 @@ def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
     mi = import_mitsuba()
     variant = mitsuba_variant(config.variant)
     mi.set_variant(variant)
-    preset = SCENE_PRESETS[config.scene]
+    preset = config.preset
     camera_to_world, splits = _split_cameras(config)
     cameras = Cameras.from_fov(camera_to_world, config.width, config.height, config.fov or preset.fov_degrees)
     scene = mi.load_dict(_scene_description(mi, config.scene, config.max_depth))
     fov = math.degrees(2.0 * math.atan(config.width / 2.0 / float(cameras.intrinsics[0, 0])))
 
-    images, masks, depths, normals, seconds = [], [], [], [], []
-    for index in _progress(range(len(cameras)), config.progress, f"rendering {config.scene}"):
+    images, masks, depths, normals, albedos, seconds = [], [], [], [], [], []
+    for index in _progress(range(len(cameras)), config.progress, f"rendering {Path(config.scene).name}"):
         start = time.perf_counter()
         sensor = mi.load_dict(
             {
@@ -324,7 +395,7 @@ def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
         )
         mi.render(scene, sensor=sensor, spp=config.spp, seed=config.seed * 100_003 + index)
         channels = {name: np.array(bitmap, dtype=np.float32) for name, bitmap in sensor.film().bitmap().split()}
-        rgb, mask, depth, normal = _view_arrays(channels)
+        rgb, mask, depth, normal, albedo = _view_arrays(channels)
         # Mitsuba starts camera rays on the near plane: add the distance from the eye to it.
         _, directions = cameras.image_rays(index)
         along_axis = (directions @ camera_to_world[index, :3, 2]).numpy()
@@ -333,6 +404,7 @@ def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
         masks.append(mask)
         depths.append(depth)
         normals.append(normal)
+        albedos.append(albedo)
         seconds.append(time.perf_counter() - start)
 
     normalization = np.diag([preset.bounding_radius * 1.01] * 3 + [1.0])
@@ -344,6 +416,7 @@ def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
         masks=torch.from_numpy(np.stack(masks)),
         depths=torch.from_numpy(np.stack(depths)),
         normals=torch.from_numpy(np.stack(normals)),
+        albedos=torch.from_numpy(np.stack(albedos)),
         splits=splits,
         normalization=torch.from_numpy(normalization),
     )
@@ -387,11 +460,12 @@ def _progress(items: Sequence[int], enabled: bool, description: str):
 
 
 def render(config: RenderConfig) -> Path:
-    """Render ``config`` and write the scene (both formats), ``mesh.ply`` and ``render.json``."""
+    """Render ``config`` and write the scene (Blender, NeuS and RNb-NeuS layouts), ``mesh.ply`` and ``render.json``."""
     scene, extras = render_views(config)
     out = Path(config.out)
     save_blender(scene, out)
     save_neus(scene, out, geometry=False)
+    save_rnb(scene, out)
     _write_mesh(out / "mesh.ply", *extras["mesh"])
     record = {
         "config": {**asdict(config), "out": str(config.out)},
@@ -400,21 +474,27 @@ def render(config: RenderConfig) -> Path:
         "splits": {name: len(indices) for name, indices in scene.splits.items()},
         "resolution": [scene.width, scene.height],
         "mesh": "mesh.ply",
-        "formats": ["blender", "neus"],
+        "formats": ["blender", "neus", "rnb"],
     }
     atomic_write_json(out / "render.json", record, indent=2)
     return out
 
 
 def main(argv: Sequence[str]) -> int:
-    """``foveate data render``: render a scene to a directory in both formats."""
+    """``foveate data render``: render a scene or a mesh file to a directory in the three layouts."""
     try:
         import tyro
     except ImportError as error:
         raise ImportError(f"the command line needs tyro: {INSTALL_HINT}") from error
+    from .meshes import MeshError
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = tyro.cli(RenderConfig, args=list(argv), prog="foveate data render")
-    out = render(config)
+    try:
+        out = render(config)
+    except (FileNotFoundError, MeshError) as error:
+        print(f"foveate data render: error: {error}", file=sys.stderr)
+        return 2
     info = json.loads((out / "render.json").read_text())
     splits = ", ".join(f"{count} {name}" for name, count in info["splits"].items())
     print(

@@ -5,6 +5,7 @@ The readers and writers live in :mod:`foveate.data.formats`, one module per form
 - ``blender``: NeRF-synthetic ``transforms_{train,val,test}.json``;
 - ``transforms``: a single ``transforms.json`` as instant-ngp and nerfstudio write it;
 - ``neus``: NeuS / IDR ``image/``, ``mask/`` and ``cameras_sphere.npz``;
+- ``rnb``: RNb-NeuS ``normal/``, ``albedo/``, ``mask/`` and ``cameras.npz`` (normal maps, no photos);
 - ``colmap``: ``images/`` and a COLMAP sparse model (text or binary).
 
 :func:`load_scene` reads any of them (detected by :func:`detect_format` unless named).
@@ -43,7 +44,7 @@ __all__ = [
     "shrink_uint8",
 ]
 
-SCENE_FORMATS = ("blender", "transforms", "neus", "colmap")
+SCENE_FORMATS = ("blender", "transforms", "neus", "rnb", "colmap")
 """The formats :func:`load_scene` reads, in the order :func:`detect_format` tries them."""
 
 
@@ -63,6 +64,8 @@ class Scene:
         masks: ``(N, H, W)`` uint8 coverage (255 = object), or ``None``.
         depths: ``(N, H, W)`` float32 distance along each pixel's ray, 0 where nothing is hit.
         normals: ``(N, H, W, 3)`` float32 world-space unit normals, 0 where nothing is hit.
+        albedos: ``(N, H, W, 3)`` uint8 diffuse reflectance, linear (``round(255 * albedo)``, no
+            sRGB curve), 0 where nothing is hit; or ``None``. RNb-NeuS scenes and renders have it.
         splits: view indices per split, e.g. ``{"train": [...], "val": [...], "test": [...]}``.
         normalization: ``(4, 4)`` float64 map from the unit sphere around the region to
             reconstruct to world coordinates (NeuS's ``scale_mat``).
@@ -77,6 +80,7 @@ class Scene:
     masks: torch.Tensor | None = None
     depths: torch.Tensor | None = None
     normals: torch.Tensor | None = None
+    albedos: torch.Tensor | None = None
     splits: dict[str, list[int]] = field(default_factory=dict)
     normalization: torch.Tensor = field(default_factory=lambda: torch.eye(4, dtype=torch.float64))
     points: torch.Tensor | None = None
@@ -97,6 +101,7 @@ class Scene:
             "masks": ((n, h, w), torch.uint8),
             "depths": ((n, h, w), torch.float32),
             "normals": ((n, h, w, 3), torch.float32),
+            "albedos": ((n, h, w, 3), torch.uint8),
         }
         for name, (shape, dtype) in expected.items():
             value = getattr(self, name)
@@ -160,6 +165,7 @@ class Scene:
             masks=take(self.masks),
             depths=take(self.depths),
             normals=take(self.normals),
+            albedos=take(self.albedos),
             splits={"train": list(range(index.numel()))},
         )
 
@@ -170,17 +176,37 @@ class Scene:
         return self.select(self.splits[name])
 
     def downsampled(self, factor: int) -> Scene:
-        """Images, masks and cameras shrunk by an integer ``factor`` (box filter; no depths or normals; points kept)."""
+        """The scene shrunk by an integer ``factor``: cameras, and images, masks, albedos and normals by a box filter.
+
+        Normals are averaged over each block and renormalised; a block with no normal (or with no
+        coverage, where the scene has masks) gets 0. Depths are dropped (an average of depths
+        across an edge is no surface); points are kept.
+        """
         if factor == 1:
             return self
         cameras = self.cameras.downsampled(factor)
-        images = torch.cat([shrink_uint8(self.images[i : i + 1], factor) for i in range(self.num_views)])
-        masks = None
-        if self.masks is not None:
-            masks = torch.cat(
-                [shrink_uint8(self.masks[i : i + 1, ..., None], factor)[..., 0] for i in range(self.num_views)]
-            )
-        return replace(self, images=images, cameras=cameras, masks=masks, depths=None, normals=None)
+
+        def shrink(values: torch.Tensor) -> torch.Tensor:
+            return torch.cat([shrink_uint8(values[i : i + 1], factor) for i in range(self.num_views)])
+
+        masks = None if self.masks is None else shrink(self.masks[..., None])[..., 0]
+        normals = None
+        if self.normals is not None:
+            planar = F.avg_pool2d(self.normals.permute(0, 3, 1, 2), factor).permute(0, 2, 3, 1)
+            length = planar.norm(dim=-1, keepdim=True)
+            keep = length > 1e-6
+            if masks is not None:
+                keep &= masks[..., None] > 0
+            normals = torch.where(keep, planar / length.clamp_min(1e-6), 0.0).contiguous()
+        return replace(
+            self,
+            images=shrink(self.images),
+            cameras=cameras,
+            masks=masks,
+            depths=None,
+            normals=normals,
+            albedos=None if self.albedos is None else shrink(self.albedos),
+        )
 
 
 def shrink_uint8(images: torch.Tensor, factor: int) -> torch.Tensor:
@@ -192,9 +218,9 @@ def shrink_uint8(images: torch.Tensor, factor: int) -> torch.Tensor:
 
 def _format_modules() -> dict[str, ModuleType]:
     """The format modules by name; imported here, not at the top, because they import :class:`Scene`."""
-    from .formats import blender, colmap, neus, transforms
+    from .formats import blender, colmap, neus, rnb, transforms
 
-    return {"blender": blender, "transforms": transforms, "neus": neus, "colmap": colmap}
+    return {"blender": blender, "transforms": transforms, "neus": neus, "rnb": rnb, "colmap": colmap}
 
 
 def detect_format(path: str | Path) -> str:
@@ -215,14 +241,20 @@ def load_scene(path: str | Path, format: str | None = None, require_masks: bool 
 
     Args:
         path: the scene directory.
-        format: ``"blender"``, ``"transforms"``, ``"neus"``, ``"colmap"`` or ``None``.
+        format: ``"blender"``, ``"transforms"``, ``"neus"``, ``"rnb"``, ``"colmap"`` or ``None``.
         require_masks: fail, naming the frame, where a view has no mask.
     """
     if format is not None and format not in SCENE_FORMATS:
         raise ValueError(f"scene format must be one of {SCENE_FORMATS} or None, got {format!r}")
-    from .formats import load_blender, load_colmap, load_neus, load_transforms
+    from .formats import load_blender, load_colmap, load_neus, load_rnb, load_transforms
 
-    loaders = {"blender": load_blender, "transforms": load_transforms, "neus": load_neus, "colmap": load_colmap}
+    loaders = {
+        "blender": load_blender,
+        "transforms": load_transforms,
+        "neus": load_neus,
+        "rnb": load_rnb,
+        "colmap": load_colmap,
+    }
     return loaders[format or detect_format(path)](path, require_masks=require_masks)
 
 

@@ -81,8 +81,14 @@ class OccupancyGrid(nn.Module):
         density: Callable[[torch.Tensor], torch.Tensor],
         generator: torch.Generator | None = None,
         chunk: int = 2**18,
+        opacity: bool = False,
     ) -> None:
-        """Refresh cells from ``density(points (M, 3)) -> (M,)`` and recompute which are occupied."""
+        """Refresh cells from ``density(points (M, 3)) -> (M,)`` and recompute which are occupied.
+
+        With ``opacity=True`` the function returns each point's opacity over one step directly
+        (a signed-distance field's, :func:`~foveate.models.neus_rendering.sdf_opacity`).
+        """
+        scale = 1.0 if opacity else self.step_size
         n = self.resolution**3
         device = self.opacity.device
         if int(self.updates) < self.warmup_updates:
@@ -95,7 +101,7 @@ class OccupancyGrid(nn.Module):
             cells = torch.cat((uniform, among_occupied))
         fresh = torch.cat(
             [
-                density(self.cell_points(cells[i : i + chunk], generator)).reshape(-1) * self.step_size
+                density(self.cell_points(cells[i : i + chunk], generator)).reshape(-1) * scale
                 for i in range(0, cells.numel(), chunk)
             ]
         )

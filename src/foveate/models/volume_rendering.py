@@ -17,6 +17,7 @@ __all__ = [
     "PackedSamples",
     "RenderedRays",
     "composite",
+    "exclusive_transmittance",
     "march",
     "ray_aabb",
     "render_rays",
@@ -136,6 +137,18 @@ def march(
     return PackedSamples(ray_index, t_starts[ray_index, sample_index], t_ends[ray_index, sample_index], num_rays)
 
 
+def exclusive_transmittance(ray_indices: torch.Tensor, optical: torch.Tensor) -> torch.Tensor:
+    """``exp(-sum of optical depths before each sample on its own ray)`` for packed samples.
+
+    A float64 prefix sum over all samples, minus its value at each ray's first sample: one pass,
+    no loop over rays. ``ray_indices`` must be non-decreasing.
+    """
+    optical64 = optical.to(torch.float64)
+    before = torch.cumsum(optical64, dim=0) - optical64
+    first = torch.searchsorted(ray_indices, ray_indices)
+    return torch.exp(-(before - before[first]).to(optical.dtype))
+
+
 def composite(
     samples: PackedSamples, densities: torch.Tensor, colors: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -152,12 +165,7 @@ def composite(
     """
     rays = samples.ray_indices
     optical = densities * (samples.t_ends - samples.t_starts)
-    # Transmittance: exp of minus the optical depth before each sample on its own ray. A
-    # float64 prefix sum over all samples, minus its value at each ray's first sample.
-    before = torch.cumsum(optical.to(torch.float64), dim=0) - optical.to(torch.float64)
-    first = torch.searchsorted(rays, rays)
-    transmittance = torch.exp(-(before - before[first]).to(densities.dtype))
-    weights = transmittance * (1.0 - torch.exp(-optical))
+    weights = exclusive_transmittance(rays, optical) * (1.0 - torch.exp(-optical))
     b = samples.num_rays
     rgb = torch.zeros(b, 3, device=colors.device, dtype=colors.dtype).index_add_(0, rays, weights[:, None] * colors)
     opacity = torch.zeros(b, device=weights.device, dtype=weights.dtype).index_add_(0, rays, weights)

@@ -66,6 +66,7 @@ class PipelineSpec:
             it makes (``apply_changes`` form); the first ``default_variants`` are compared by default.
         default_variants: how many of ``variants`` a comparison takes by default.
         render_options: a dataclass of ``foveate render NAME`` flags; None when the task renders nothing.
+        config_readers: ``--config`` readers of other formats by file suffix (NeuS's ``.conf``).
     """
 
     name: str
@@ -76,6 +77,7 @@ class PipelineSpec:
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(STRATEGY_VARIANTS))
     default_variants: int = 4
     render_options: type | None = None
+    config_readers: Mapping[str, Callable[[Path], Any]] = field(default_factory=dict)
 
     def with_variant(self, config: Any, variant: str) -> Any:
         """``config`` changed to train ``variant`` (in place; returns it)."""
@@ -108,6 +110,7 @@ _MODULES = {
     "image": "foveate.pipelines.image",
     "nerf": "foveate.pipelines.nerf",
     "motion": "foveate.pipelines.motion",
+    "neus": "foveate.pipelines.neus",
 }
 """Built-in pipelines, imported on first use."""
 
@@ -201,6 +204,7 @@ def train_command(name: str, argv: Sequence[str]) -> int:
             prog=prog,
             description=spec.description,
             saved_config=_saved_config(spec),
+            readers=spec.config_readers,
         )
         trainer = make_trainer(spec, config, console=console)
         if config.train.resume:

@@ -468,6 +468,7 @@ def compare_command(
             presets=presets or spec.presets,
             prog=prog,
             options=options_type(spec, default_out),
+            readers=spec.config_readers,
             description=f"{spec.description} Trains each sampling variant with the same seed and budget, "
             "and reports them side by side.",
         )

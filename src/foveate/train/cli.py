@@ -41,6 +41,7 @@ def parse_config(
     description: str,
     saved_config: Callable[[Config], Mapping[str, Any] | None] | None = None,
     options: type | None = None,
+    readers: Mapping[str, Callable[[Path], Config]] | None = None,
 ) -> tuple[Config, Any]:
     """Parse ``argv`` into a ``config_type`` (and an ``options`` dataclass, if given).
 
@@ -53,6 +54,8 @@ def parse_config(
             (or None); flags then apply over the saved config.
         options: a dataclass of the command's own flags (a comparison's ``--strategies``), parsed
             beside the config at the top level; returned as the second value (None without it).
+        readers: ``--config`` readers of other file formats by suffix (NeuS's ``.conf``); other
+            files are read as YAML.
 
     Raises:
         SystemExit: on ``--help`` and on bad flags (tyro prints why).
@@ -61,12 +64,14 @@ def parse_config(
     if not presets:
         raise ValueError("a command needs at least one preset")
     names = tuple(presets)
-    cli_type = _cli_type(config_type, names, options)
+    readers = dict(readers or {})
+    cli_type = _cli_type(config_type, names, options, tuple(readers))
     choice, _ = tyro.cli(_choice_type(names), args=list(argv), return_unknown_args=True, add_help=False)
     if choice.config is not None and choice.preset is not None:
         raise SystemExit(f"{prog}: give --preset or --config, not both")
     if choice.config is not None:
-        base = load_config_yaml(config_type, choice.config)
+        reader = readers.get(Path(choice.config).suffix.lower())
+        base = reader(choice.config) if reader is not None else load_config_yaml(config_type, choice.config)
     else:
         base = copy.deepcopy(presets[choice.preset or names[0]].config)
     text = (
@@ -111,7 +116,7 @@ def _choice_type(names: tuple[str, ...]) -> type:
     )
 
 
-def _cli_type(config_type: type, names: tuple[str, ...], options: type | None) -> type:
+def _cli_type(config_type: type, names: tuple[str, ...], options: type | None, suffixes: tuple[str, ...] = ()) -> type:
     """``config_type`` with the command's own flags and ``--preset`` / ``--config`` at the top level."""
     bases = (config_type,)
     if options is not None:
@@ -127,10 +132,15 @@ def _cli_type(config_type: type, names: tuple[str, ...], options: type | None) -
         ),
         (
             "config",
-            Annotated[Path | None, arg(help="A saved config.yaml (a run's) to start from instead of a preset.")],
+            Annotated[Path | None, arg(help=_config_help(suffixes))],
             dataclasses.field(default=None),
         ),
     ]
     cli_type = dataclasses.make_dataclass(config_type.__name__, fields, bases=bases)
     cli_type.__doc__ = config_type.__doc__
     return cli_type
+
+
+def _config_help(suffixes: tuple[str, ...]) -> str:
+    text = "A saved config.yaml (a run's) to start from instead of a preset"
+    return text + (f", or a {' or '.join(suffixes)} file." if suffixes else ".")

@@ -13,6 +13,7 @@ Docstrings of fields here are ``--help`` text, so they are plain words.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import math
@@ -324,8 +325,15 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return plain(config)
 
 
-def config_from_dict(config_type: type[Config], data: Mapping[str, Any], where: str = "config") -> Config:
-    """Rebuild a (nested) dataclass config from :func:`config_to_dict` output, rejecting unknown keys."""
+def config_from_dict(
+    config_type: type[Config], data: Mapping[str, Any], where: str = "config", base: Any = None
+) -> Config:
+    """Rebuild a (nested) dataclass config from :func:`config_to_dict` output, rejecting unknown keys.
+
+    Keys left out keep ``base``'s values (default: ``config_type()``'s), section by section, so a
+    partial file changes only what it names: a pipeline's own section defaults (NeuS's learning
+    rate in its ``optim``) stay, rather than the section type's.
+    """
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: expected a mapping for {config_type.__name__}, got {type(data).__name__}")
     hints = typing.get_type_hints(config_type, include_extras=False)
@@ -333,11 +341,16 @@ def config_from_dict(config_type: type[Config], data: Mapping[str, Any], where: 
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown} for {config_type.__name__}")
-    values = {}
+    if base is None:
+        try:
+            base = config_type()
+        except TypeError:  # required fields: the constructor's defaults fill the rest
+            base = None
+    values = {} if base is None else {name: copy.deepcopy(getattr(base, name)) for name in names}
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            value = config_from_dict(hint, value, f"{where}.{name}")
+            value = config_from_dict(hint, value, f"{where}.{name}", None if base is None else getattr(base, name))
         elif _is_path(hint) and isinstance(value, str):
             value = Path(value)
         elif _is_tuple(hint) and isinstance(value, list):

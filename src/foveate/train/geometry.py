@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from foveate.data.meshes import read_mesh
+
 __all__ = ["MeshDistance", "SurfaceSamples", "compare_meshes", "load_mesh", "mesh_distance", "sample_surface"]
 
 
@@ -57,23 +59,13 @@ class MeshDistance:
 
 
 def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(vertices (V, 3) float64, faces (F, 3) int64)`` of a triangle mesh file, or a one-line error naming it."""
-    try:
-        import trimesh
-    except ImportError as error:
-        raise ImportError("reading meshes needs trimesh: pip install 'foveate[neus]'") from error
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mesh not found: {path}")
-    try:
-        mesh = trimesh.load(path, force="mesh", process=False)
-    except Exception as error:  # trimesh's loaders fail in their own ways on damaged files
-        raise ValueError(f"cannot read {path} as a triangle mesh ({error})") from error
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    if len(faces) == 0 or len(vertices) == 0:
-        raise ValueError(f"{path} holds no triangles")
-    return vertices, faces
+    """``(vertices (V, 3) float64, faces (F, 3) int64)`` of a triangle mesh file, or a one-line error naming it.
+
+    See :func:`foveate.data.meshes.read_mesh`: ``FileNotFoundError``, or a ``ValueError`` for a file
+    that cannot be read or holds no triangles.
+    """
+    mesh = read_mesh(path)
+    return mesh.vertices, mesh.faces
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0) -> SurfaceSamples:

@@ -265,6 +265,7 @@ class Trainer:
                 for directory in (self.run_dir, self.run_dir / "checkpoints"):
                     remove_leftovers(directory)
                 save_config_yaml(self.config, self.run_dir / "config.yaml")
+                self.task.record(self.run_dir)
             return self._fit(stop_at)
 
     def _fit(self, stop_at: int | None) -> TrainResult:

@@ -288,6 +288,13 @@ class Task:
         """
         raise NotImplementedError
 
+    def record(self, run_dir: Path) -> list[Path]:
+        """Keep files for the record when a run starts or resumes (NeuS backs up the code of its model).
+
+        Called after ``config.yaml`` is written; returns the files written (default: none).
+        """
+        return []
+
     def export(self, run_dir: Path) -> list[Path]:
         """Write the run's products (renders, meshes, policies) when training ends; returns the files."""
         return []

@@ -88,6 +88,23 @@ def read_image(path: Path, where: str) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
+def read_unit_image(path: Path, where: str) -> np.ndarray:
+    """An 8- or 16-bit grey or RGB image at full precision: ``(H, W, C)`` float64, each sample over ``2^bits - 1``.
+
+    :func:`read_image` keeps 8 bits, which is right for photographs; normal and albedo maps
+    are often 16-bit and need all of them.
+    """
+    from ..images import ImageError, load_photo
+
+    if not path.is_file():
+        raise SceneFormatError(f"{where}: image {path} not found")
+    try:
+        photo = load_photo(path)
+    except ImageError as error:
+        raise SceneFormatError(f"{where}: {error}") from error
+    return photo.pixels.numpy().astype(np.float64) / photo.max_value
+
+
 def inside(root: Path, relative: object, key: str, where: str) -> Path:
     """``root / relative``, refusing a path that leaves ``root`` (``../``, absolute paths, links out)."""
     path = (root / str(relative)).resolve()
@@ -167,10 +184,21 @@ def image_to_write(scene: Scene, index: int) -> np.ndarray:
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
+    """``(H, W)`` or ``(H, W, C)`` samples as a PNG: 8 bits per sample from uint8, 16 from uint16."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.ascontiguousarray(array)
+    if array.dtype == np.uint16:  # Pillow writes 16-bit grey only; pypng writes any layout
+        import png
+
+        height, width = array.shape[:2]
+        planes = 1 if array.ndim == 2 else array.shape[2]
+        writer = png.Writer(width, height, greyscale=planes < 3, alpha=planes in (2, 4), bitdepth=16)
+        with path.open("wb") as file:
+            writer.write(file, array.reshape(height, width * planes))
+        return
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(array)).save(path)
+    Image.fromarray(array).save(path)
 
 
 def file_names(scene: Scene, indices: Sequence[int]) -> list[str]:

@@ -4,6 +4,8 @@
 centres at integer coordinates) and ``scale_mat_i`` (maps the unit sphere around the object
 to the world: the scene's normalisation). foveate also writes ``depth/*.npy``,
 ``normal/*.npy`` and a ``views.json`` with names and splits; other readers ignore them.
+RNb-NeuS (:mod:`.rnb`) keeps its cameras in the same archive under another name, so the
+archive is read and written here for both.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cameras import Cameras
 from ..scenes import Scene, SceneFormatError
 from ._common import (
     check_size,
     checked_pose,
     frame_label,
+    make_cameras,
     mask_channel,
     read_array,
     read_image,
@@ -52,37 +54,15 @@ def load_neus(path: str | Path, require_masks: bool = False) -> Scene:
     image_paths = sorted(p for p in image_dir.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not image_paths:
         raise SceneFormatError(f"{image_dir}: no images (.png or .jpg) found")
-    if not camera_file.is_file():
-        raise SceneFormatError(f"{camera_file}: camera file not found")
-    try:
-        cameras_npz = dict(np.load(camera_file, allow_pickle=False))
-    except Exception as error:  # a torn archive fails in many ways (BadZipFile, EOFError, ValueError, ...)
-        raise SceneFormatError(f"{camera_file}: cannot read it as a NumPy archive ({error})") from error
+    cameras_npz = read_camera_archive(camera_file)
     if require_masks and not mask_dir.is_dir():
         raise SceneFormatError(f"{mask_dir}: mask directory not found (masks are required)")
 
     names = [p.stem for p in image_paths]
-    images, masks, poses, intrinsics = [], [], [], []
+    poses, intrinsics, scale = idr_cameras(cameras_npz, camera_file, [p.name for p in image_paths], "image")
+    images, masks = [], []
     size: tuple[int, int] | None = None
-    scale: np.ndarray | None = None
     for index, image_path in enumerate(image_paths):
-        where = frame_label(camera_file, index, image_path.name)
-        key = f"world_mat_{index}"
-        if key not in cameras_npz:
-            raise SceneFormatError(f"{where}: '{key}' missing (one world_mat per image is required)")
-        scale_i = np.asarray(cameras_npz.get(f"scale_mat_{index}", np.eye(4)), dtype=np.float64)
-        if scale_i.shape != (4, 4) or not np.isfinite(scale_i).all():
-            raise SceneFormatError(f"{where}: 'scale_mat_{index}' must be a finite 4x4 matrix")
-        if scale is None:
-            scale = scale_i
-        elif not np.allclose(scale, scale_i):
-            raise SceneFormatError(
-                f"{where}: 'scale_mat_{index}' differs from 'scale_mat_0' (one normalisation per scene)"
-            )
-        k, pose = _decompose_projection(np.asarray(cameras_npz[key], dtype=np.float64), where)
-        poses.append(checked_pose(pose, where))
-        # NeuS puts pixel centres at integer coordinates; foveate at +0.5.
-        intrinsics.append([k[0, 0], k[1, 1], k[0, 2] + 0.5, k[1, 2] + 0.5])
         array = read_image(image_path, frame_label(image_dir, index, image_path.name))
         size = check_size(array, size, frame_label(image_dir, index, image_path.name))
         images.append(np.repeat(array[..., :1], 3, axis=2) if array.shape[2] == 1 else array[..., :3])
@@ -97,17 +77,12 @@ def load_neus(path: str | Path, require_masks: bool = False) -> Scene:
             masks.append(mask_channel(mask))
 
     height, width = size
-    extra = _read_views_file(root, len(names))
+    extra = read_views_file(root, len(names))
     depths = _optional_neus_arrays(root / "depth", len(names), (height, width))
     normals = _optional_neus_arrays(root / "normal", len(names), (height, width, 3))
     return Scene(
         images=torch.from_numpy(np.stack(images)),
-        cameras=Cameras(
-            torch.from_numpy(np.stack(poses)).to(torch.float32),
-            torch.tensor(intrinsics, dtype=torch.float32),
-            width,
-            height,
-        ),
+        cameras=make_cameras(poses, intrinsics, np.zeros((len(names), 5)), size),
         names=extra.get("names", names),
         masks=torch.from_numpy(np.stack(masks)) if masks else None,
         depths=depths,
@@ -115,6 +90,85 @@ def load_neus(path: str | Path, require_masks: bool = False) -> Scene:
         splits=extra.get("splits", {"train": list(range(len(names)))}),
         normalization=torch.from_numpy(scale),
     )
+
+
+def read_camera_archive(file: Path) -> dict[str, np.ndarray]:
+    """The arrays of an IDR camera archive (NeuS's ``cameras_sphere.npz``, RNb-NeuS's ``cameras.npz``)."""
+    if not file.is_file():
+        raise SceneFormatError(f"{file}: camera file not found")
+    try:
+        return dict(np.load(file, allow_pickle=False))
+    except Exception as error:  # a torn archive fails in many ways (BadZipFile, EOFError, ValueError, ...)
+        raise SceneFormatError(f"{file}: cannot read it as a NumPy archive ({error})") from error
+
+
+def idr_cameras(
+    arrays: dict[str, np.ndarray], file: Path, names: list[str], what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cameras of views ``0 .. len(names) - 1`` from ``world_mat_i``, and the scene's ``scale_mat``.
+
+    Args:
+        arrays: the archive's arrays (:func:`read_camera_archive`).
+        file: the archive, for errors.
+        names: the file of each view, for errors.
+        what: what the views are (``"image"``, ``"normal map"``), for errors.
+
+    Returns:
+        Camera-to-world poses ``(N, 4, 4)`` (OpenCV axes), intrinsics ``(N, 4)`` (``fx fy cx cy``,
+        foveate's pixel centres at +0.5) and the ``(4, 4)`` ``scale_mat`` every view shares
+        (identity where absent), all float64.
+    """
+    poses, intrinsics = [], []
+    scale: np.ndarray | None = None
+    for index, name in enumerate(names):
+        where = frame_label(file, index, name)
+        key = f"world_mat_{index}"
+        if key not in arrays:
+            raise SceneFormatError(f"{where}: '{key}' missing (one world_mat per {what} is required)")
+        scale_i = np.asarray(arrays.get(f"scale_mat_{index}", np.eye(4)), dtype=np.float64)
+        if scale_i.shape != (4, 4) or not np.isfinite(scale_i).all():
+            raise SceneFormatError(f"{where}: 'scale_mat_{index}' must be a finite 4x4 matrix")
+        if scale is None:
+            scale = scale_i
+        elif not np.allclose(scale, scale_i):
+            raise SceneFormatError(
+                f"{where}: 'scale_mat_{index}' differs from 'scale_mat_0' (one normalisation per scene)"
+            )
+        k, pose = _decompose_projection(np.asarray(arrays[key], dtype=np.float64), where)
+        poses.append(checked_pose(pose, where))
+        # NeuS puts pixel centres at integer coordinates; foveate at +0.5.
+        intrinsics.append([k[0, 0], k[1, 1], k[0, 2] + 0.5, k[1, 2] + 0.5])
+    return np.stack(poses), np.asarray(intrinsics, dtype=np.float64), scale
+
+
+def write_camera_archive(scene: Scene, file: Path) -> None:
+    """``world_mat_i``, ``scale_mat_i`` and their inverses, as IDR, NeuS and RNb-NeuS read them.
+
+    IDR cameras have no lens distortion: scenes whose cameras have any raise ``ValueError``.
+    """
+    if scene.cameras.has_distortion:
+        raise ValueError(
+            f"{file.name} cameras (NeuS, RNb-NeuS) have no lens distortion; undistort the images before saving"
+        )
+    poses = scene.cameras.camera_to_world.detach().cpu().double().numpy()
+    intrinsics = scene.cameras.intrinsics.detach().cpu().double().numpy()
+    scale = scene.normalization.numpy()
+    arrays: dict[str, np.ndarray] = {}
+    for i in range(scene.num_views):
+        fx, fy, cx, cy = intrinsics[i]
+        k = np.array([[fx, 0.0, cx - 0.5, 0.0], [0.0, fy, cy - 0.5, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+        world = k @ np.linalg.inv(poses[i])
+        arrays[f"world_mat_{i}"] = world
+        arrays[f"world_mat_inv_{i}"] = np.linalg.inv(world)
+        arrays[f"scale_mat_{i}"] = scale
+        arrays[f"scale_mat_inv_{i}"] = np.linalg.inv(scale)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(file, **arrays)
+
+
+def write_views_file(scene: Scene, root: Path) -> None:
+    """foveate's ``views.json`` beside the archive: the views' names and splits."""
+    (root / NEUS_VIEWS).write_text(json.dumps({"names": scene.names, "splits": scene.splits}, indent=2))
 
 
 def _decompose_projection(matrix: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -148,13 +202,15 @@ def _decompose_projection(matrix: np.ndarray, where: str) -> tuple[np.ndarray, n
 
 
 def _optional_neus_arrays(folder: Path, count: int, shape: tuple[int, ...]) -> torch.Tensor | None:
-    if not folder.is_dir():
+    """foveate's ``<folder>/<index>.npy`` arrays, or ``None`` without any (``normal/`` may hold RNb-NeuS's PNGs)."""
+    if not folder.is_dir() or not any(folder.glob("*.npy")):
         return None
     arrays = [read_array(folder / f"{i:03d}.npy", shape, frame_label(folder, i)) for i in range(count)]
     return torch.from_numpy(np.stack(arrays))
 
 
-def _read_views_file(root: Path, count: int) -> dict:
+def read_views_file(root: Path, count: int) -> dict:
+    """Names and splits from foveate's ``views.json`` (``{}`` without one), checked against ``count`` views."""
     file = root / NEUS_VIEWS
     if not file.is_file():
         return {}
@@ -174,28 +230,14 @@ def save_neus(scene: Scene, path: str | Path, geometry: bool = True) -> None:
 
     NeuS has no lens distortion: scenes whose cameras have any raise ``ValueError``. Sparse points are not written.
     """
-    if scene.cameras.has_distortion:
-        raise ValueError("the NeuS format has no lens distortion; undistort the images before saving as NeuS")
     root = Path(path)
-    root.mkdir(parents=True, exist_ok=True)
+    write_camera_archive(scene, root / NEUS_CAMERAS)
     images = scene.images.numpy()
     masks = None if scene.masks is None else scene.masks.numpy()
-    poses = scene.cameras.camera_to_world.detach().cpu().double().numpy()
-    intrinsics = scene.cameras.intrinsics.detach().cpu().double().numpy()
-    scale = scene.normalization.numpy()
-    arrays: dict[str, np.ndarray] = {}
     for i in range(scene.num_views):
         write_png(root / "image" / f"{i:03d}.png", images[i])
         if masks is not None:
             write_png(root / "mask" / f"{i:03d}.png", masks[i])
-        fx, fy, cx, cy = intrinsics[i]
-        k = np.array([[fx, 0.0, cx - 0.5, 0.0], [0.0, fy, cy - 0.5, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
-        world = k @ np.linalg.inv(poses[i])
-        arrays[f"world_mat_{i}"] = world
-        arrays[f"world_mat_inv_{i}"] = np.linalg.inv(world)
-        arrays[f"scale_mat_{i}"] = scale
-        arrays[f"scale_mat_inv_{i}"] = np.linalg.inv(scale)
-    np.savez(root / NEUS_CAMERAS, **arrays)
     if geometry:
         write_geometry(scene, root)
-    (root / NEUS_VIEWS).write_text(json.dumps({"names": scene.names, "splits": scene.splits}, indent=2))
+    write_views_file(scene, root)
