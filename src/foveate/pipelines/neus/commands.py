@@ -198,8 +198,12 @@ class EvaluateOptions:
 
     mesh: Path
     """The reconstruction (PLY, OBJ, STL, ...)."""
-    gt: Path
+    gt: Path | None = None
     """The true mesh, in the same units and frame."""
+    dtu: Path | None = None
+    """Instead of --gt: a DTU evaluation folder (ObsMask/, Points/stl/): DTU's protocol for --scan."""
+    scan: int | None = None
+    """The DTU scan number (with --dtu)."""
     samples: int = 200_000
     """Points sampled on each surface, uniformly by area."""
     thresholds: tuple[float, ...] = ()
@@ -213,7 +217,7 @@ class EvaluateOptions:
 
 
 def evaluate_main(argv: Sequence[str]) -> int:
-    """``foveate neus evaluate --mesh A.ply --gt B.ply [--json]``."""
+    """``foveate neus evaluate --mesh A.ply --gt B.ply [--json]`` (or ``--dtu DIR --scan N``)."""
     import tyro
 
     from foveate.train.geometry import compare_meshes
@@ -226,6 +230,10 @@ def evaluate_main(argv: Sequence[str]) -> int:
             raise ValueError(f"--max-distance must be > 0, got {options.max_distance}")
         if any(not (math.isfinite(t) and t > 0) for t in options.thresholds):
             raise ValueError(f"--thresholds must be positive distances, got {list(options.thresholds)}")
+        if (options.gt is None) == (options.dtu is None):
+            raise ValueError("give the true mesh (--gt FILE) or a DTU evaluation folder (--dtu DIR --scan N)")
+        if options.dtu is not None:
+            return _evaluate_dtu(options)
         result = compare_meshes(
             options.mesh,
             options.gt,
@@ -248,4 +256,22 @@ def evaluate_main(argv: Sequence[str]) -> int:
         print(f"F-score at {tau:<8.4g} {value:.4f} ({shares})")
     print(f"normal consistency  {result.normal_consistency:.4f}")
     print(f"({result.samples} samples a surface)")
+    return 0
+
+
+def _evaluate_dtu(options: EvaluateOptions) -> int:
+    """DTU's protocol (``jzhangbs/DTUeval-python``): accuracy in the observation mask, completeness above the table."""
+    from foveate.train.dtu import dtu_distance, load_dtu_scan
+    from foveate.train.geometry import load_mesh
+
+    if options.scan is None:
+        raise ValueError("--dtu needs --scan N (the scan number, e.g. 24)")
+    vertices, faces = load_mesh(options.mesh)
+    result = dtu_distance(vertices, faces, load_dtu_scan(options.dtu, options.scan), seed=options.seed)
+    if options.json:
+        print(json.dumps(result.to_dict(), indent=1))
+        return 0
+    print(f"accuracy            {result.accuracy:.4f} mm ({result.points_in_mask} points in the observation mask)")
+    print(f"completeness        {result.completeness:.4f} mm")
+    print(f"Chamfer-L1          {result.chamfer:.4f} mm (DTU scan {options.scan})")
     return 0
