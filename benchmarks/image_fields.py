@@ -30,7 +30,7 @@ import torch
 
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.image import preset
-from foveate.report import RunRecord, compare, settings_markdown
+from foveate.report import RunRecord, compare, write_settings_summary
 from foveate.report.compare import report_of
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -129,13 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     reports = summarise(args.summarise, command) if args.summarise else run(args, command)
     seconds = None if args.summarise else time.perf_counter() - started
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    text = settings_markdown("Image fields: error-guided pixel sampling on bundled photos", reports, command, seconds)
-    (out / "summary.md").write_text(text)
-    (out / "summary.json").write_text(json.dumps({k: r["variants"] for k, r in reports.items()}, indent=1))
+    text = write_settings_summary(
+        Path(args.out), "Image fields: error-guided pixel sampling on bundled photos", reports, command, seconds
+    )
     print(text)
-    print(f"written to {out / 'summary.md'}")
+    print(f"written to {Path(args.out) / 'summary.md'}")
     return 0
 
 

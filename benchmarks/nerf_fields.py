@@ -28,7 +28,7 @@ from typing import Any
 
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.nerf import preset
-from foveate.report import RunRecord, compare, settings_markdown
+from foveate.report import RunRecord, compare, write_settings_summary
 from foveate.report.compare import report_of
 
 
@@ -126,11 +126,9 @@ def main() -> None:
         if "uniform" not in args.strategies:
             parser.error("include uniform: the other strategies are measured against it")
         reports, seconds = run(args, command), time.perf_counter() - started
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    text = settings_markdown("Radiance fields: error-guided ray sampling on rendered scenes", reports, command, seconds)
-    (out / "summary.md").write_text(text)
-    (out / "summary.json").write_text(json.dumps({k: r["variants"] for k, r in reports.items()}, indent=1))
+    text = write_settings_summary(
+        Path(args.out), "Radiance fields: error-guided ray sampling on rendered scenes", reports, command, seconds
+    )
     print(text)
 
 

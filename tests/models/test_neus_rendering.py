@@ -111,3 +111,25 @@ def test_exclusive_transmittance_matches_a_per_ray_product():
     optical = -torch.log1p(-alpha)
     expected = torch.tensor([1.0, 0.5, 0.5 * 0.8, 1.0, 0.7, 1.0])
     assert torch.allclose(exclusive_transmittance(rays_of, optical), expected, atol=1e-6)
+
+
+def test_rays_that_meet_no_occupied_cell_render_empty():
+    from foveate.models import HashGrid, OccupancyGrid
+    from foveate.models.sdf import GridEncoding, SDFNetwork
+
+    sdf = SDFNetwork(
+        GridEncoding(HashGrid(3, 2, 10, 2, 4, 8)),
+        hidden=8,
+        layers=1,
+        skip_in=(),
+        features=2,
+        gradient="finite_difference",
+        activation="relu",
+    )
+    model = NeuSModel(sdf, VarianceNetwork(0.3), ColorNetwork(2, hidden=4, layers=1))
+    grid = OccupancyGrid(torch.tensor([[-1.0] * 3, [1.0] * 3]), resolution=4)
+    grid.occupied.zero_()
+    origins, directions, _ = rays(8)
+    out = render_neus_marched(model, origins, directions, step_size=0.05, max_samples=64, occupied=grid)
+    assert out.num_samples == 0 and torch.equal(out.opacity, torch.zeros(8)) and out.color.shape == (8, 3)
+    assert out.gradient_error.item() == 0.0

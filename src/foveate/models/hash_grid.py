@@ -125,7 +125,7 @@ def hash_grid_encode(
     if table is not None and table.shape[0]:
         parts.append(hashed_level_encode(points, table, hashed_resolutions))
     encoded = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-    return encoded.reshape(points.shape[0], -1)
+    return encoded.reshape(points.shape[0], encoded.shape[1] * encoded.shape[2])
 
 
 @dataclass

@@ -103,7 +103,8 @@ def tetrahedron_gradient(
     """
     corners = torch.tensor(TETRAHEDRON, device=points.device, dtype=points.dtype)
     shifted = (points[None] + epsilon * corners[:, None, :]).reshape(-1, 3)
-    outputs = function(shifted).reshape(4, points.shape[0], -1)
+    flat = function(shifted)
+    outputs = flat.reshape(4, points.shape[0], flat.shape[-1])
     gradient = torch.einsum("km,kd->md", outputs[..., 0], corners) / (4.0 * epsilon)
     return outputs.mean(dim=0), gradient
 

@@ -2,7 +2,7 @@
 
 from .compare import Comparison, compare, compare_command, headline, pool_saved
 from .pooling import RunRecord, crossing, pool, value_at
-from .writing import settings_markdown, summary_table, write_markdown
+from .writing import settings_markdown, summary_table, write_markdown, write_settings_summary
 
 __all__ = [
     "Comparison",
@@ -17,4 +17,5 @@ __all__ = [
     "summary_table",
     "value_at",
     "write_markdown",
+    "write_settings_summary",
 ]

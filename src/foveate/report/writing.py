@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,15 @@ def settings_markdown(title: str, reports: dict[str, dict[str, Any]], command: s
         table = summary_table(report, label=setting)
         lines += table if index == 0 else table[2:]
     return "\n".join(lines) + "\n"
+
+
+def write_settings_summary(
+    out: Path, title: str, reports: dict[str, dict[str, Any]], command: str, seconds: float | None, extra: str = ""
+) -> str:
+    """Write :func:`settings_markdown` (plus ``extra`` Markdown) to ``out/summary.md`` and each setting's pooled
+    numbers to ``out/summary.json``; returns the Markdown (benchmarks print it)."""
+    out.mkdir(parents=True, exist_ok=True)
+    text = settings_markdown(title, reports, command, seconds) + (f"\n{extra}\n" if extra else "")
+    atomic_write_text(out / "summary.md", text)
+    atomic_write_text(out / "summary.json", json.dumps({k: r["variants"] for k, r in reports.items()}, indent=1))
+    return text

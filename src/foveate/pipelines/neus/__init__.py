@@ -1,8 +1,9 @@
 """NeuS and RNb-NeuS (seed 002): surfaces from images and masks, or from normal and albedo maps.
 
-``config`` holds the config (NeuS's wmask.conf defaults) and presets, ``lighting`` RNb-NeuS's
-simulated lights, ``mesh`` marching cubes and PLY files, ``task`` the task, ``commands`` the
-experiment runner (``foveate neus --mode MODE``) and ``foveate neus evaluate``.
+``config`` holds the config (NeuS's wmask.conf defaults) and presets, ``hocon`` reads NeuS's own
+``.conf`` files, ``model`` builds the networks, ``lighting`` makes RNb-NeuS's simulated lights,
+``task`` is the task, ``mesh`` does marching cubes and PLY files, ``runner`` the runner's modes
+and ``commands`` the command lines (``foveate neus --mode MODE``, ``foveate neus evaluate``).
 """
 
 from __future__ import annotations

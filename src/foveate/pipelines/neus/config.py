@@ -287,25 +287,28 @@ CPU = {
     **FAST,
     **SHORT_RUN_SAMPLING,
     "sdf__grid__levels": 8,
-    "sdf__grid__log2_table_size": 16,
+    "sdf__grid__log2_table_size": 22,
     "sdf__grid__base_resolution": 8,
-    "sdf__grid__finest_resolution": 256,
+    "sdf__grid__finest_resolution": 128,
     "sdf__epsilon": 4e-3,
-    "render__samples_per_ray": 256,
+    "sdf__variance_init": 0.4,
+    "render__samples_per_ray": 128,
     "render__occupancy_resolution": 48,
     "render__occupancy_every": 8,
-    "train__steps": 3000,
+    "train__steps": 1500,
     "train__batch_size": 1024,
     "train__log_every": 25,
     "train__checkpoint_every": 500,
     "optim__warmup_steps": 100,
-    "loss__warm_up_iter": 1500,
+    "loss__warm_up_iter": 1000,
     "val_mesh_resolution": 96,
     "mesh_resolution": 256,
     "chamfer_samples": 50_000,
     "validate_resolution_level": 1,
 }
-"""The fast recipe sized for two CPU cores and scenes of about 100 x 100 pixels."""
+"""The fast recipe sized for two CPU cores and scenes of about 128 x 128 pixels: every level of the grid is
+dense (at most 129^3 vertices, read with grid_sample, about 4x faster on a CPU than hashing), 128 steps across
+the sphere, and a sharper start (s = exp(4)) so the occupied band is narrow sooner."""
 
 RNB = {
     "mode": "rnb",

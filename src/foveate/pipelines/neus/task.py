@@ -16,7 +16,6 @@ scene without a true mesh is judged by the PSNR of a fixed subset of its rays in
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,18 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foveate.data import Cameras, Scene, load_scene
+from foveate.data import Scene, load_scene
 from foveate.data.scenes import detect_format
-from foveate.models import HashGrid, OccupancyGrid
+from foveate.models import OccupancyGrid
 from foveate.models.neus_rendering import NeuSModel, SurfaceRender, render_neus, render_neus_marched, sdf_opacity
-from foveate.models.sdf import (
-    BackgroundField,
-    ColorNetwork,
-    FrequencyEncoding,
-    GridEncoding,
-    SDFNetwork,
-    VarianceNetwork,
-)
 from foveate.sampling.layout import Layout
 from foveate.train import Hook, Metric, Optimization, StepOutput, Task, Validation, psnr_from_mse
 from foveate.train.geometry import load_mesh, mesh_distance, sample_surface
@@ -44,60 +35,15 @@ from foveate.train.geometry import load_mesh, mesh_distance, sample_surface
 from .config import NeuSConfig, check_neus_config
 from .lighting import optimal_lights, shade, warmup_lights
 from .mesh import extract_mesh, to_world
+from .model import build_model, normalized_cameras
 
-__all__ = ["CHAMFER", "NeuSTask", "build_model", "normalized_cameras"]
+__all__ = ["CHAMFER", "NeuSTask", "RayData"]
 
 CHAMFER = Metric("chamfer", False, "Chamfer-L1 (% of the bounding-box diagonal)")
 SUBSET_PSNR = Metric("psnr", True, "PSNR of a fixed ray subset (dB)")
 QUICK_RAYS = 1 << 12
 """Rays of the fixed subset scored when the scene has no true mesh."""
 TRUTH_MESH = "mesh.ply"
-
-
-def build_model(config: NeuSConfig) -> NeuSModel:
-    """NeuS's networks as ``config`` sizes them."""
-    s, c = config.sdf, config.color
-    if s.encoding == "hash":
-        grid = HashGrid(3, **s.grid.encoding_arguments(2048))
-        encoding: nn.Module | None = GridEncoding(grid, bound=1.0)
-    else:
-        encoding = FrequencyEncoding(s.multires) if s.multires > 0 else None
-    sdf = SDFNetwork(
-        encoding,
-        hidden=s.hidden,
-        layers=s.layers,
-        skip_in=s.skip_in,
-        features=s.features,
-        bias=s.bias,
-        scale=s.scale,
-        geometric_init=s.geometric_init,
-        weight_norm=s.weight_norm,
-        inside_outside=s.inside_outside,
-        gradient=s.gradient,
-        epsilon=s.epsilon,
-        activation=s.activation,
-    )
-    mode = c.mode if c.mode != "auto" else ("no_view_dir" if config.mode == "rnb" else "idr")
-    color = ColorNetwork(s.features, mode, c.hidden, c.layers, c.view_encoding, c.view_degree, c.weight_norm)
-    background = None
-    if config.render.n_outside > 0:
-        b = config.background
-        background = BackgroundField(b.hidden, b.layers, (4,) if b.layers > 5 else (), b.multires, b.multires_view)
-    return NeuSModel(sdf, VarianceNetwork(s.variance_init), color, background)
-
-
-def normalized_cameras(scene: Scene) -> Cameras:
-    """The scene's cameras moved into the normalised space (the unit sphere around the object).
-
-    NeuS's scale matrix must be a uniform scale and a translation; anything else is refused.
-    """
-    matrix = scene.normalization
-    scale = float(matrix[0, 0])
-    if not (scale > 0 and torch.allclose(matrix[:3, :3], torch.eye(3, dtype=matrix.dtype) * scale, atol=1e-6 * scale)):
-        raise ValueError(f"the scene's scale matrix must be a uniform scale and a translation, got {matrix.tolist()}")
-    c2w = scene.cameras.camera_to_world.clone().double()
-    c2w[:, :3, 3] = (c2w[:, :3, 3] - matrix[:3, 3]) / scale
-    return dataclasses.replace(scene.cameras, camera_to_world=c2w.float())
 
 
 @dataclass
@@ -437,12 +383,12 @@ class NeuSTask(Task):
 
         from foveate.models import hash_grid, neus_rendering, sdf, volume_rendering
 
-        from . import config, lighting, task
+        from . import config, lighting, model, task
 
         recording = run_dir / "recording"
         recording.mkdir(parents=True, exist_ok=True)
         written = [Path(shutil.copyfile(run_dir / "config.yaml", recording / "config.yaml"))]
-        for module in (sdf, neus_rendering, hash_grid, volume_rendering, config, lighting, task):
+        for module in (sdf, neus_rendering, hash_grid, volume_rendering, config, lighting, model, task):
             source = Path(inspect.getsourcefile(module))
             written.append(Path(shutil.copyfile(source, recording / source.name)))
         return written
