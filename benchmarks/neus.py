@@ -16,6 +16,11 @@ Render the scenes first (Mitsuba 3; pymeshlab ships the cow):
         --width 128 --height 128 --spp 32
     nice -n 10 python benchmarks/neus.py --scenes scenes/bunny128 scenes/cow128 --modes rgb rnb --seeds 3 --workers 2
 
+and, alone on the machine, the time one run takes to the goal with both cores:
+
+    python benchmarks/neus.py --scenes scenes/bunny128 --modes rgb rnb --strategies uniform --seeds 1 --threads 2 \
+        --out benchmarks/results/neus_goal
+
 ``--summarise DIR ...`` trains nothing: it pools the ``<scene>-<mode>/report.json`` earlier runs left.
 """
 
@@ -42,7 +47,12 @@ def run(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]:
     reports = {}
     for scene in args.scenes:
         for mode in args.modes:
-            changes: dict[str, Any] = {"scene": scene, "mode": mode, "train__seed": args.first_seed}
+            changes: dict[str, Any] = {
+                "scene": scene,
+                "mode": mode,
+                "train__seed": args.first_seed,
+                "train__cpu_threads": args.threads,
+            }
             if args.steps:
                 changes["train__steps"] = args.steps
             config = preset(args.preset, **changes, train__progress=False, train__tensorboard=False)
@@ -107,6 +117,7 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--goal", type=float, default=1.0, help="Chamfer goal, percent of the diagonal")
     parser.add_argument("--workers", type=int, default=1, help="training processes in parallel")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training process")
     parser.add_argument("--out", default="benchmarks/results/neus")
     parser.add_argument(
         "--summarise",

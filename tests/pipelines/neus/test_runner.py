@@ -60,7 +60,7 @@ def test_validate_image_and_image_ps_write_side_by_side_pictures(runs):
     assert image.shape == (10, 20, 3)  # prediction | target at half of 20 x 20
     assert run_mode(runs, "--mode", "validate_image_ps", "--name", "rnb", "--light", "2") == 0
     lit = np.asarray(Image.open(runs / "neus" / "rnb" / "validations" / "00000020_0_2.png"))
-    normals = np.asarray(Image.open(runs / "neus" / "rnb" / "normals" / "00000020_0.png"))
+    normals = np.asarray(Image.open(runs / "neus" / "rnb" / "normals" / "00000020_0_ps.png"))
     assert lit.shape == (10, 5, 3) and normals.shape == (10, 5, 3)  # prediction over target, 1/4 resolution
     assert normals[5:].std() > 0  # the input normals are there
 

@@ -73,7 +73,8 @@ def _mesh(task: NeuSTask, resolution: int, threshold: float) -> tuple[np.ndarray
 @torch.no_grad()
 def vertex_colors(task: NeuSTask, vertices: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     """``(V, 3)`` uint8 colours of normalised-space vertices, seen head on (the view direction is the
-    negated normal; the colour network ignores it in RNb's albedo mode)."""
+    negated normal). In RNb mode, the albedo network's output times the SDF gradient's length: RNb
+    shades with the unnormalised gradient, so that product is what the lights pin down."""
     model = task.neus
     out = []
     for start in range(0, len(vertices), chunk):
@@ -82,6 +83,9 @@ def vertex_colors(task: NeuSTask, vertices: np.ndarray, chunk: int = 1 << 16) ->
         normal = gradient / gradient.norm(dim=-1, keepdim=True).clamp(min=1e-12)
         if task.config.mode == "rnb" and task.albedos is None:
             color = torch.full_like(points, 0.8)
+        elif task.config.mode == "rnb":
+            # RNb shades with the unnormalised gradient: the lights constrain albedo x |grad f|.
+            color = model.color(points, gradient, -normal, features) * gradient.norm(dim=-1, keepdim=True)
         else:
             color = model.color(points, gradient, -normal, features)
         out.append((color.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy())
@@ -109,7 +113,7 @@ def validate_image(task: NeuSTask, run_dir: Path, view: int, level: int) -> list
 
 def validate_image_ps(task: NeuSTask, run_dir: Path, view: int, light: int, level: int) -> list[Path]:
     """RNb: ``validations/<step>_<view>_<light>.png``, the prediction above the target under one light,
-    and ``normals/<step>_<view>.png``, the rendered normals above the input normals."""
+    and ``normals/<step>_<view>_ps.png``, the rendered normals above the input normals."""
     if task.config.mode != "rnb":
         raise ValueError("validate_image_ps needs an RNb run (trained with --mode train_rnb); use validate_image")
     _check_view(task, view)
@@ -122,7 +126,7 @@ def validate_image_ps(task: NeuSTask, run_dir: Path, view: int, light: int, leve
             torch.cat((pictures["prediction"], pictures["target"]), dim=0),
         ),
         _save(
-            run_dir / "normals" / f"{task.step:08d}_{view}.png",
+            run_dir / "normals" / f"{task.step:08d}_{view}_ps.png",
             torch.cat((pictures["normals"], pictures["input_normals"]), dim=0),
         ),
     ]

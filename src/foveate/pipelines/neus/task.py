@@ -215,8 +215,12 @@ class NeuSTask(Task):
             **common,
         )
 
-    def rays(self, ids: torch.Tensor, step: int) -> RayData:
-        """Rays, targets and masks of ray ids; in RNb mode the lights and targets are made here."""
+    def rays(self, ids: torch.Tensor, step: int, headlight: bool = False) -> RayData:
+        """Rays, targets and masks of ray ids; in RNb mode the lights and targets are made here.
+
+        ``headlight`` lights RNb's targets from the camera instead of the training phase's three
+        lights (pictures for people: the albedo shaded by the view, as the scene's preview).
+        """
         image, y, x = self.layout.unravel(ids)
         origins, directions = self.cameras.rays(image, y, x)
         if self.masks is None:
@@ -230,9 +234,12 @@ class NeuSTask(Task):
             return RayData(origins, directions, target, mask)
         normals = self.normals.view(-1, 3)[ids].float()
         albedo = None if self.albedos is None else self.albedos.view(-1, 3)[ids].float() / 255.0
-        warm = step < self.config.loss.warm_up_iter
-        lights = self.warmup[:, image] if warm else optimal_lights(normals, -directions)
-        return RayData(origins, directions, shade(normals, lights, albedo), mask, lights, warm)
+        if headlight:
+            lights, relu = -directions[None], True
+        else:
+            relu = step < self.config.loss.warm_up_iter
+            lights = self.warmup[:, image] if relu else optimal_lights(normals, -directions)
+        return RayData(origins, directions, shade(normals, lights, albedo), mask, lights, relu)
 
     # ------------------------------------------------------------------------------------------
     # Training
@@ -300,9 +307,9 @@ class NeuSTask(Task):
         }
 
     @torch.no_grad()
-    def render_ids(self, ids: torch.Tensor, step: int) -> tuple[SurfaceRender, RayData]:
+    def render_ids(self, ids: torch.Tensor, step: int, headlight: bool = False) -> tuple[SurfaceRender, RayData]:
         """Render ray ids in chunks (no gradients kept); returns the outputs concatenated and the ray data."""
-        data = self.rays(ids, step)
+        data = self.rays(ids, step, headlight)
         chunk = self.config.render.chunk
         parts = []
         for start in range(0, ids.shape[0], chunk):
@@ -353,14 +360,15 @@ class NeuSTask(Task):
         pictures["error"] = (error / error.max().clamp(min=1e-12)).sqrt()[..., None]
         return Validation(metrics, pictures, {"error": error})
 
-    def view_pictures(self, view: int, level: int, light: int = 0) -> dict[str, torch.Tensor]:
+    def view_pictures(self, view: int, level: int, light: int | None = None) -> dict[str, torch.Tensor]:
         """Training view ``view`` at ``1 / level`` resolution: prediction, target and normals (as colours).
 
-        In RNb mode the prediction and target are under light ``light`` of the current phase, and
-        the input normals sit beside the rendered ones.
+        In RNb mode the prediction and target are lit from the camera, or by light ``light`` of
+        the training phase's three when given; the input normals come too.
         """
         ids, height, width = self.view_ids(view, level)
-        out, data = self.render_ids(ids, self.step)
+        out, data = self.render_ids(ids, self.step, headlight=light is None)
+        light = light or 0
         color, target = out.color, data.target
         if color.ndim == 3:
             color, target = color[light], target[light]
