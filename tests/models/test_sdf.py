@@ -90,6 +90,8 @@ def test_autograd_normals_are_differentiable_for_the_eikonal_term():
 def test_sdf_network_rejects_bad_shapes():
     with pytest.raises(ValueError, match="skip_in"):
         SDFNetwork(hidden=8, layers=2, skip_in=(4,))
+    with pytest.raises(ValueError, match="hidden > the encoding's width"):
+        SDFNetwork(FrequencyEncoding(6), hidden=32, layers=4, skip_in=(2,))
     with pytest.raises(ValueError, match="gradient"):
         SDFNetwork(gradient="spectral")
     with pytest.raises(ValueError, match="activation"):

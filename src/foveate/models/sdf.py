@@ -163,6 +163,10 @@ class SDFNetwork(nn.Module):
         self.epsilon = epsilon
         self.activation = nn.Softplus(beta=100) if activation == "softplus" else nn.ReLU()
         input_dim = 3 if encoding is None else encoding.output_dim
+        if self.skip_in and hidden <= input_dim:
+            raise ValueError(
+                f"a skip connection needs hidden > the encoding's width ({input_dim}), got hidden={hidden}"
+            )
         widths = [input_dim] + [hidden] * layers + [1 + features]
         linears = []
         for index in range(len(widths) - 1):

@@ -62,12 +62,14 @@ def ball_dir(tmp_path_factory) -> Path:
 
 
 def tiny_flags(ball_dir: Path, tmp_path: Path) -> list[str]:
-    """Flags for a seconds-long run of the tiny preset on the ball."""
+    """``foveate neus`` flags for a seconds-long run of the tiny preset on the ball."""
     return [
         "--scene",
         str(ball_dir),
-        "--train.runs-dir",
+        "--runs-dir",
         str(tmp_path / "runs"),
+        "--preset",
+        "tiny",
         "--train.no-progress",
         "--train.no-tensorboard",
     ]

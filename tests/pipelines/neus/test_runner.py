@@ -17,9 +17,7 @@ from .conftest import tiny_flags
 def runs(ball_dir, tmp_path_factory):
     """One rgb run and one rnb run of the tiny preset on the ball."""
     tmp_path = tmp_path_factory.mktemp("neus")
-    flags = [*tiny_flags(ball_dir, tmp_path), "--preset", "tiny", "--runs-dir", str(tmp_path / "runs")]
-    flags.remove("--train.runs-dir")
-    flags.remove(str(tmp_path / "runs"))
+    flags = tiny_flags(ball_dir, tmp_path)
     assert main(["neus", "--mode", "train", "--name", "rgb", *flags]) == 0
     assert main(["neus", "--mode", "train_rnb", "--name", "rnb", *flags]) == 0
     return tmp_path / "runs"
@@ -87,6 +85,11 @@ def test_is_continue_resumes_the_named_run(runs, ball_dir, tmp_path):
     assert state["step"] == 24
 
 
+def test_the_runs_root_is_the_runners_own_flag(tmp_path, capsys):
+    assert main(["neus", "--mode", "train", "--train.runs-dir", str(tmp_path)]) == 2
+    assert "--runs-dir" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -109,7 +112,7 @@ def test_rgb_training_on_an_rnb_only_scene_says_to_use_rnb_mode(ball_dir, tmp_pa
     for name in ("normal", "albedo", "mask"):
         shutil.copytree(ball_dir / name, only_rnb / name)
     shutil.copy(ball_dir / "cameras.npz", only_rnb)
-    assert main(["neus", "--mode", "train", "--preset", "tiny", *tiny_flags(only_rnb, tmp_path)]) == 2
+    assert main(["neus", "--mode", "train", *tiny_flags(only_rnb, tmp_path)]) == 2
     assert "train it with --mode rnb" in capsys.readouterr().err
 
 
@@ -119,7 +122,7 @@ def test_rnb_training_without_normal_maps_names_the_folder(ball_dir, tmp_path, c
     for name in ("image", "mask"):
         shutil.copytree(ball_dir / name, only_rgb / name)
     shutil.copy(ball_dir / "cameras_sphere.npz", only_rgb)
-    assert main(["neus", "--mode", "train_rnb", "--preset", "tiny", *tiny_flags(only_rgb, tmp_path)]) == 2
+    assert main(["neus", "--mode", "train_rnb", *tiny_flags(only_rgb, tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "normal/: not found (RNb-NeuS scenes need normal maps)" in err and "Traceback" not in err
 
@@ -131,3 +134,60 @@ def test_a_scene_without_a_true_mesh_is_judged_by_psnr(ball_dir, tmp_path):
     task = NeuSTask.from_config(preset("tiny", scene=str(bare)), torch.device("cpu"))
     assert task.metric.name == "psnr" and task.metric.higher_is_better
     assert "psnr" in task.validate(full=False).metrics
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        # NeuS's own path: an MLP over a positional encoding, autograd normals, 8 + 8 up-sampled samples.
+        [
+            "--sdf.encoding",
+            "frequency",
+            "--sdf.gradient",
+            "autograd",
+            "--sdf.activation",
+            "softplus",
+            "--sdf.hidden",
+            "48",
+            "--sdf.layers",
+            "3",
+            "--sdf.skip-in",
+            "2",
+            "--render.kind",
+            "upsample",
+            "--render.n-samples",
+            "8",
+            "--render.n-importance",
+            "8",
+            "--render.up-sample-steps",
+            "2",
+        ],
+        # womask: no mask loss, a NeRF++ background outside the sphere, the cos-anneal ratio.
+        [
+            "--render.kind",
+            "upsample",
+            "--render.n-samples",
+            "8",
+            "--render.n-importance",
+            "4",
+            "--render.up-sample-steps",
+            "2",
+            "--render.n-outside",
+            "4",
+            "--background.hidden",
+            "16",
+            "--background.layers",
+            "2",
+            "--loss.mask-weight",
+            "0",
+            "--loss.anneal-end",
+            "10",
+        ],
+    ],
+    ids=["neus-mlp", "womask-background"],
+)
+def test_neus_own_networks_and_background_train(ball_dir, tmp_path, flags):
+    argv = ["neus", "--mode", "train", "--steps", "4", *tiny_flags(ball_dir, tmp_path), *flags]
+    assert main(argv) == 0
+    run = next((tmp_path / "runs" / "neus").iterdir())
+    assert (run / "meshes" / "00000004.ply").is_file()

@@ -100,6 +100,8 @@ def runner_main(argv: Sequence[str]) -> int:
 
 def _training_argv(options: RunnerOptions, rest: list[str]) -> list[str]:
     """``foveate train neus`` flags for a training mode."""
+    if any(arg.split("=")[0] == "--train.runs-dir" for arg in rest):
+        raise ValueError("give the runs' root as --runs-dir (the runner finds runs there too)")
     argv = list(rest)
     if options.conf is not None:
         if options.preset is not None:
