@@ -32,7 +32,7 @@ import torch
 from tyro.conf import arg
 
 from foveate.files import atomic_write_json
-from foveate.pipelines import PipelineSpec, get_pipeline, run_pipeline
+from foveate.pipelines import PipelineSpec, get_pipeline, make_trainer
 from foveate.pipelines.registry import USAGE_ERRORS, one_line
 from foveate.train import Metric, Preset, check_config, config_to_dict, parse_config
 from foveate.train.visuals import density_map, downsample_map
@@ -85,7 +85,13 @@ def train_variant(pipeline: str, config: Any, variant: str, seed: int) -> tuple[
     config = spec.with_variant(copy.deepcopy(config), variant)
     config.train.seed = seed
     config.train.resume = None
-    result, trainer = run_pipeline(spec, config, in_memory=True)
+    trainer = make_trainer(spec, config, in_memory=True)
+    if trainer.task.metric != spec.task_type.metric:
+        raise ValueError(
+            f"{trainer.task.describe()} is judged by {trainer.task.metric.name}, not by the {pipeline} pipeline's "
+            f"{spec.task_type.metric.name}, which a comparison reports"
+        )
+    result = trainer.fit()
     if result.status == "interrupted":
         raise KeyboardInterrupt(f"{variant} (seed {seed}) was interrupted")
     if result.status not in ("completed", "target"):

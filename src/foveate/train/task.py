@@ -207,7 +207,9 @@ class Task:
 
     Class attributes:
         name: the registered pipeline name (recorded in checkpoints).
-        metric: what validation is judged by, with its direction.
+        metric: what validation is judged by, with its direction. An instance may judge by another
+            when its data lacks what this one needs (a scene without a true mesh); comparisons,
+            which report the class's metric, then refuse it.
         unit_noun: what one unit is, for reports: pixels, rays, bins, views.
         step_noun: what one training step is, for reports: steps, iterations.
         draws_units: whether the loop draws a batch of ``batch_size`` units each step. A task

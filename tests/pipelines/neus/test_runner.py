@@ -134,6 +134,11 @@ def test_a_scene_without_a_true_mesh_is_judged_by_psnr(ball_dir, tmp_path):
     task = NeuSTask.from_config(preset("tiny", scene=str(bare)), torch.device("cpu"))
     assert task.metric.name == "psnr" and task.metric.higher_is_better
     assert "psnr" in task.validate(full=False).metrics
+    from foveate.pipelines import get_pipeline
+    from foveate.report import compare
+
+    with pytest.raises(ValueError, match="judged by psnr, not by the neus pipeline's chamfer"):
+        compare(get_pipeline("neus"), preset("tiny", scene=str(bare)), ["uniform"], [0], tmp_path / "cmp")
 
 
 @pytest.mark.parametrize(

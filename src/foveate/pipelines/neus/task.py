@@ -65,7 +65,9 @@ class NeuSTask(Task):
         scene: the scene, with images (rgb) or normals and optionally albedos (rnb), and masks.
         config: the pipeline's config.
         device: where the data and the model live.
-        truth: the true mesh ``(vertices, faces)`` in world coordinates, or None.
+        truth: the true mesh ``(vertices, faces)`` in world coordinates, or None (then the task is
+            judged by the PSNR of a fixed subset of rays, and comparisons refuse it).
+        scene_name: what reports call the scene.
     """
 
     name = "neus"
