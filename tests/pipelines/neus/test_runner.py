@@ -196,3 +196,16 @@ def test_neus_own_networks_and_background_train(ball_dir, tmp_path, flags):
     assert main(argv) == 0
     (run,) = [path for path in (tmp_path / "runs" / "neus").iterdir() if path.is_dir()]
     assert (run / "meshes" / "00000004.ply").is_file()
+
+
+@pytest.mark.parametrize("name", ["default", "womask", "rnb", "fast", "cpu"])
+def test_every_preset_trains_and_meshes(ball_dir, tmp_path, name):
+    """Each preset's networks, renderer and losses fit together: two small steps, small meshes."""
+    flags = tiny_flags(ball_dir, tmp_path)
+    flags[flags.index("tiny")] = name
+    argv = ["neus", "--mode", "train", "--steps", "2", "--batch-size", "32", *flags]
+    argv += ["--mesh-resolution", "24", "--val-mesh-resolution", "16", "--chamfer-samples", "2000"]
+    argv += ["--render.occupancy-resolution", "16"]
+    assert main(argv) == 0
+    (run,) = [path for path in (tmp_path / "runs" / "neus").iterdir() if path.is_dir()]
+    assert (run / "meshes" / "00000002.ply").is_file()
