@@ -1,0 +1,195 @@
+import math
+
+import pytest
+import torch
+
+from foveate.models.gaussians import (
+    ALPHA_MAX,
+    num_sh_bases,
+    quat_scale_to_covar,
+    rasterize,
+    rasterize_dense,
+    sh_basis,
+    spherical_harmonics,
+)
+
+
+def camera(focal: float, width: int, height: int, dtype=torch.float32):
+    Ks = torch.tensor([[[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]]], dtype=dtype)
+    return torch.eye(4, dtype=dtype)[None], Ks
+
+
+def random_splats(count: int, seed: int = 0, dtype=torch.float32, sh_degree: int | None = None):
+    generator = torch.Generator().manual_seed(seed)
+    means = torch.randn(count, 3, generator=generator, dtype=dtype) * 0.6
+    means[:, 2] += 4.0
+    quats = torch.randn(count, 4, generator=generator, dtype=dtype)
+    scales = torch.exp(torch.randn(count, 3, generator=generator, dtype=dtype) * 0.4 - 2.0)
+    opacities = torch.rand(count, generator=generator, dtype=dtype) * 0.9 + 0.05
+    if sh_degree is None:
+        colors = torch.rand(count, 3, generator=generator, dtype=dtype)
+    else:
+        colors = torch.randn(count, num_sh_bases(sh_degree), 3, generator=generator, dtype=dtype) * 0.3
+    return means, quats, scales, opacities, colors
+
+
+def two_cameras(width: int, height: int, dtype=torch.float32):
+    viewmats, Ks = camera(40.0, width, height, dtype)
+    turn = torch.eye(4, dtype=dtype)
+    angle = 0.2
+    turn[0, 0], turn[0, 2], turn[2, 0], turn[2, 2] = math.cos(angle), math.sin(angle), -math.sin(angle), math.cos(angle)
+    turn[0, 3] = -0.5
+    return torch.cat((viewmats, turn[None])), torch.cat((Ks, Ks * torch.tensor([1.1, 1.1, 1.0], dtype=dtype)[:, None]))
+
+
+@pytest.mark.parametrize("sh_degree", [None, 3])
+def test_tiles_give_the_dense_reference_images_and_gradients(sh_degree):
+    width, height = 37, 29  # not multiples of the tile
+    splats = random_splats(60, sh_degree=sh_degree)
+    # A wide, opaque splat at the left edge, visible (alpha > 1/255) beyond its square, in a tile it does not touch.
+    splats[0][0], splats[2][0], splats[3][0] = torch.tensor([-2.3, 0.0, 4.0]), 0.8, 0.95
+    splats = [t.requires_grad_() for t in splats]
+    viewmats, Ks = two_cameras(width, height)
+    backgrounds = torch.tensor([[0.1, 0.2, 0.3], [0.0, 0.0, 1.0]])
+    kwargs = {"sh_degree": sh_degree, "backgrounds": backgrounds}
+    tiled = rasterize(*splats, viewmats, Ks, width, height, tile_size=8, max_elements=5000, **kwargs)
+    dense = rasterize_dense(*splats, viewmats, Ks, width, height, **kwargs)
+    assert tiled[0].shape == (2, height, width, 3) and tiled[1].shape == (2, height, width, 1)
+    assert torch.allclose(tiled[0], dense[0], atol=1e-5)
+    assert torch.allclose(tiled[1], dense[1], atol=1e-5)
+    assert tiled[1].max() > 0.5, "the splats are on screen"
+    weights = torch.rand(2, height, width, 3, generator=torch.Generator().manual_seed(1))
+    grads_tiled = torch.autograd.grad((tiled[0] * weights).sum(), splats)
+    grads_dense = torch.autograd.grad((dense[0] * weights).sum(), splats)
+    for tiled_grad, dense_grad in zip(grads_tiled, grads_dense, strict=True):
+        assert torch.allclose(tiled_grad, dense_grad, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", [rasterize, rasterize_dense])
+def test_gradients_match_finite_differences_in_float64(backend):
+    width, height = 12, 10
+    splats = [t.requires_grad_() for t in random_splats(4, seed=3, dtype=torch.float64, sh_degree=1)]
+    viewmats, Ks = camera(12.0, width, height, torch.float64)
+
+    def image(*tensors):
+        rgb, alpha, _ = backend(*tensors, viewmats, Ks, width, height, sh_degree=1)
+        return rgb.sum(-1) + alpha[..., 0]
+
+    assert torch.autograd.gradcheck(image, splats, eps=1e-6, atol=1e-5)
+
+
+def test_a_single_splat_matches_its_closed_form_footprint():
+    width, height, focal, sigma, depth, opacity = 32, 24, 30.0, 0.15, 3.0, 0.8
+    viewmats, Ks = camera(focal, width, height)
+    means = torch.tensor([[0.0, 0.0, depth]])
+    rgb, alpha, meta = rasterize(
+        means,
+        torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
+        torch.full((1, 3), sigma),
+        torch.tensor([opacity]),
+        torch.tensor([[1.0, 0.5, 0.25]]),
+        viewmats,
+        Ks,
+        width,
+        height,
+    )
+    variance = (focal * sigma / depth) ** 2 + 0.3
+    ys, xs = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
+    squared = (xs - width / 2) ** 2 + (ys - height / 2) ** 2
+    expected = opacity * torch.exp(-0.5 * squared / variance)
+    # 3DGS bounds the larger eigenvalue by mid + sqrt(max(0.1, mid^2 - det)): here variance + sqrt(0.1).
+    radius = math.ceil(3 * math.sqrt(variance + math.sqrt(0.1)))
+    covered = ((xs - width / 2).abs() <= radius) & ((ys - height / 2).abs() <= radius) & (expected >= 1 / 255)
+    expected = torch.where(covered, expected, torch.zeros_like(expected))
+    assert int(meta["radii"][0, 0]) == radius
+    assert torch.allclose(alpha[0, ..., 0], expected, atol=1e-6)
+    assert torch.allclose(rgb[0], expected[..., None] * torch.tensor([1.0, 0.5, 0.25]), atol=1e-6)
+
+
+def test_the_nearer_splat_covers_the_farther_one():
+    viewmats, Ks = camera(20.0, 8, 8)
+    means = torch.tensor([[0.0, 0.0, 5.0], [0.0, 0.0, 3.0]])  # blue behind, red in front
+    rgb, alpha, _ = rasterize(
+        means,
+        torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(2, 1),
+        torch.full((2, 3), 1.0),  # wide: flat over the centre pixels
+        torch.tensor([0.5, 0.6]),
+        torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]),
+        viewmats,
+        Ks,
+        8,
+        8,
+        backgrounds=torch.tensor([[0.0, 1.0, 0.0]]),
+    )
+    centre = rgb[0, 3:5, 3:5].reshape(-1, 3)
+    front = 0.6 * torch.exp(torch.tensor(-0.5 * 0.5**2 * 2 / ((20 * 1.0 / 3) ** 2 + 0.3)))
+    back = 0.5 * torch.exp(torch.tensor(-0.5 * 0.5**2 * 2 / ((20 * 1.0 / 5) ** 2 + 0.3)))
+    expected = torch.stack((front, (1 - front) * (1 - back), (1 - front) * back))  # red, green background, blue
+    assert torch.allclose(centre, expected.expand_as(centre), atol=1e-6)
+    assert torch.allclose(alpha[0, 3:5, 3:5], 1 - (1 - front) * (1 - back), atol=1e-6)
+
+
+def test_alpha_is_capped_below_one_and_splats_behind_the_camera_are_culled():
+    viewmats, Ks = camera(20.0, 8, 8)
+    means = torch.tensor([[0.0, 0.0, 3.0], [0.0, 0.0, -3.0]])
+    _, alpha, meta = rasterize(
+        means,
+        torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(2, 1),
+        torch.full((2, 3), 1.0),
+        torch.ones(2),
+        torch.ones(2, 3),
+        viewmats,
+        Ks,
+        8,
+        8,
+    )
+    assert meta["radii"][0, 1] == 0 and meta["radii"][0, 0] > 0
+    assert alpha.max() <= ALPHA_MAX + 1e-7
+
+
+def test_covariances_follow_the_rotation_and_ignore_the_quaternions_norm():
+    scales = torch.tensor([[1.0, 2.0, 3.0]])
+    assert torch.allclose(quat_scale_to_covar(torch.tensor([[2.0, 0.0, 0.0, 0.0]]), scales), torch.diag(scales[0] ** 2))
+    quarter_turn_about_z = torch.tensor([[math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)]])
+    covar = quat_scale_to_covar(quarter_turn_about_z * 3, scales)[0]
+    assert torch.allclose(covar, torch.diag(torch.tensor([4.0, 1.0, 9.0])), atol=1e-6)
+
+
+def test_the_sh_basis_is_orthonormal_over_the_sphere():
+    dirs = torch.nn.functional.normalize(torch.randn(400_000, 3, generator=torch.Generator().manual_seed(0)), dim=1)
+    basis = sh_basis(3, dirs.double())
+    gram = 4 * math.pi * basis.T @ basis / len(dirs)
+    assert torch.allclose(gram, torch.eye(16, dtype=torch.float64), atol=0.02)
+
+
+def test_degree_zero_colour_is_the_dc_term_plus_a_half_and_never_negative():
+    coeffs = torch.tensor([[[1.0, -4.0, 0.0]]])
+    colour = spherical_harmonics(0, torch.tensor([[0.0, 0.0, 1.0]]), coeffs)
+    assert torch.allclose(colour, torch.tensor([[0.28209479177387814 + 0.5, 0.0, 0.5]]))
+    with pytest.raises(ValueError, match="degree 2 needs 9 SH coefficients"):
+        spherical_harmonics(2, torch.zeros(1, 3), coeffs)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"means": torch.zeros(3, 2)}, r"means must be \(3, 3\)"),
+        ({"opacities": torch.zeros(3, 1)}, r"opacities must be \(3,\)"),
+        ({"Ks": torch.eye(3)}, r"Ks must be \(1, 3, 3\)"),
+    ],
+)
+def test_bad_shapes_are_named(change, message):
+    viewmats, Ks = camera(10.0, 4, 4)
+    inputs = dict(zip(("means", "quats", "scales", "opacities", "colors"), random_splats(3), strict=True))
+    inputs.update(viewmats=viewmats, Ks=Ks)
+    inputs.update(change)
+    with pytest.raises(ValueError, match=message):
+        rasterize(**inputs, width=4, height=4)
+
+
+def test_the_module_example_runs():
+    import doctest
+
+    import foveate.models.gaussians as module
+
+    assert doctest.testmod(module).failed == 0
