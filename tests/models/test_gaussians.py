@@ -43,26 +43,26 @@ def two_cameras(width: int, height: int, dtype=torch.float32):
 
 
 @pytest.mark.parametrize("sh_degree", [None, 3])
-def test_tiles_give_the_dense_reference_images_and_gradients(sh_degree):
-    width, height = 37, 29  # not multiples of the tile
+def test_packed_pairs_give_the_dense_reference_images_and_gradients(sh_degree):
+    width, height = 37, 29  # neither square nor a multiple of 16
     splats = random_splats(60, sh_degree=sh_degree)
-    # A wide, opaque splat at the left edge, visible (alpha > 1/255) beyond its square, in a tile it does not touch.
+    # A wide, opaque splat at the left edge, still above 1/255 beyond its square: the square rule must hold.
     splats[0][0], splats[2][0], splats[3][0] = torch.tensor([-2.3, 0.0, 4.0]), 0.8, 0.95
     splats = [t.requires_grad_() for t in splats]
     viewmats, Ks = two_cameras(width, height)
     backgrounds = torch.tensor([[0.1, 0.2, 0.3], [0.0, 0.0, 1.0]])
     kwargs = {"sh_degree": sh_degree, "backgrounds": backgrounds}
-    tiled = rasterize(*splats, viewmats, Ks, width, height, tile_size=8, max_elements=5000, **kwargs)
+    packed = rasterize(*splats, viewmats, Ks, width, height, **kwargs)
     dense = rasterize_dense(*splats, viewmats, Ks, width, height, **kwargs)
-    assert tiled[0].shape == (2, height, width, 3) and tiled[1].shape == (2, height, width, 1)
-    assert torch.allclose(tiled[0], dense[0], atol=1e-5)
-    assert torch.allclose(tiled[1], dense[1], atol=1e-5)
-    assert tiled[1].max() > 0.5, "the splats are on screen"
+    assert packed[0].shape == (2, height, width, 3) and packed[1].shape == (2, height, width, 1)
+    assert torch.allclose(packed[0], dense[0], atol=1e-5)
+    assert torch.allclose(packed[1], dense[1], atol=1e-5)
+    assert packed[1].max() > 0.5, "the splats are on screen"
     weights = torch.rand(2, height, width, 3, generator=torch.Generator().manual_seed(1))
-    grads_tiled = torch.autograd.grad((tiled[0] * weights).sum(), splats)
+    grads_packed = torch.autograd.grad((packed[0] * weights).sum(), splats)
     grads_dense = torch.autograd.grad((dense[0] * weights).sum(), splats)
-    for tiled_grad, dense_grad in zip(grads_tiled, grads_dense, strict=True):
-        assert torch.allclose(tiled_grad, dense_grad, atol=1e-4, rtol=1e-4)
+    for packed_grad, dense_grad in zip(grads_packed, grads_dense, strict=True):
+        assert torch.allclose(packed_grad, dense_grad, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("backend", [rasterize, rasterize_dense])

@@ -8,12 +8,14 @@ differentiable through autograd (gsplat has no CPU path). Its steps follow 3DGS 
    ``cov2d = J W cov W^T J^T + eps2d I`` (the low-pass term, 0.3 pixels^2 by default).
 2. A splat covers the pixels within three standard deviations (a square of ``radius`` pixels
    around its centre); it is culled in front of ``near_plane``, beyond ``far_plane`` or off screen.
-3. Splats are sorted front to back in every 16 x 16 tile they touch and composited:
+3. Each pixel composites its splats front to back:
    ``alpha = min(0.99, opacity * exp(-d^T conic d / 2))``, contributions under 1/255 skipped, and a
    pixel stops once its transmittance would fall to 1e-4.
 
+gsplat bins splats into 16 x 16 tiles for its CUDA blocks; here the unit of work is the
+(pixel, splat) pair inside a splat's square, packed, which on a CPU costs what the splats cover.
 :func:`rasterize_dense` evaluates every splat at every pixel with the same rules and is the
-reference the tiled path is tested against; tiles only change how much work is done.
+reference the packed path is tested against.
 
 Examples:
     >>> import torch
@@ -28,11 +30,12 @@ Examples:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from .volume_rendering import exclusive_transmittance
 
 __all__ = [
     "ALPHA_MAX",
@@ -206,7 +209,7 @@ def _colors(means: torch.Tensor, colors: torch.Tensor, viewmats: torch.Tensor, s
     return spherical_harmonics(sh_degree, dirs, colors[None].expand(len(viewmats), -1, -1, -1))
 
 
-def _composite(
+def _composite_dense(
     pixels: torch.Tensor,
     index: torch.Tensor,
     means2d: torch.Tensor,
@@ -215,22 +218,16 @@ def _composite(
     opacities: torch.Tensor,
     colors: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Composite, front to back, the splats ``index`` ``(T, K)`` (-1: none) over the pixels ``(T, P, 2)``.
+    """Composite, front to back, the splats ``index`` ``(C, N)`` (-1: none) over every pixel ``(C, P, 2)``.
 
-    Splat tensors are flat over (camera, splat); ``index`` lists each row's splats nearest first.
-    Returns colours ``(T, P, D)`` and alpha ``(T, P)``.
+    Splat tensors are flat over (camera, splat); ``index`` lists each camera's splats nearest first.
+    Returns colours ``(C, P, D)`` and alpha ``(C, P)``: a plain product over all ``P x N`` pairs.
     """
     present = index >= 0
     safe = index.clamp_min(0)
-    delta = pixels[:, :, None, :] - means2d[safe][:, None]  # (T, P, K, 2)
-    conic = conics[safe][:, None]
-    power = 0.5 * (conic[..., 0] * delta[..., 0] ** 2 + conic[..., 2] * delta[..., 1] ** 2)
-    power = power + conic[..., 1] * delta[..., 0] * delta[..., 1]
-    alpha = (opacities[safe][:, None] * torch.exp(-power)).clamp_max(ALPHA_MAX)
-    radius = radii[safe][:, None].to(delta.dtype)
-    inside = (delta.abs() <= radius[..., None]).all(-1)
-    keep = present[:, None] & inside & (power >= 0) & (alpha >= ALPHA_MIN)
-    alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
+    delta = pixels[:, :, None, :] - means2d[safe][:, None]  # (C, P, N, 2)
+    alpha, counts = _pair_alpha(delta, conics[safe][:, None], radii[safe][:, None], opacities[safe][:, None])
+    alpha = torch.where(present[:, None] & counts, alpha, torch.zeros_like(alpha))
     log_transmittance = torch.cumsum(torch.log1p(-alpha), dim=-1)
     after = torch.exp(log_transmittance)
     before = torch.exp(log_transmittance - torch.log1p(-alpha))
@@ -295,6 +292,40 @@ def _finish(
     return color, alpha[..., None]
 
 
+def _footprint_pairs(meta: dict[str, torch.Tensor], width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (pixel, splat) pair within each visible splat's square, flat over cameras: ``(pixels, splats)``.
+
+    Pixel ids are ``(camera * height + y) * width + x``; splat ids ``camera * N + splat``. The squares
+    are widened by a pixel so that :func:`_pair_alpha`'s exact test, shared with the dense path, decides.
+    """
+    count = meta["depths"].shape[1]
+    device = meta["depths"].device
+    radii = meta["radii"].reshape(-1).to(torch.float64)
+    centre = meta["means2d"].detach().reshape(-1, 2).to(torch.float64)
+    size = torch.tensor([width, height], device=device)
+    low = torch.floor(centre - radii[:, None] - 0.5).long().clamp_min(0)
+    high = torch.minimum(torch.ceil(centre + radii[:, None] - 0.5).long(), size - 1)
+    span = (high - low + 1).clamp_min(0)
+    pairs = torch.where(radii > 0, span[:, 0] * span[:, 1], torch.zeros_like(span[:, 0]))
+    splat = torch.repeat_interleave(torch.arange(len(radii), device=device), pairs)
+    local = torch.arange(len(splat), device=device) - (torch.cumsum(pairs, 0) - pairs)[splat]
+    x = low[splat, 0] + local % span[splat, 0]
+    y = low[splat, 1] + local // span[splat, 0]
+    pixel = (torch.div(splat, count, rounding_mode="floor") * height + y) * width + x
+    return pixel, splat
+
+
+def _pair_alpha(
+    delta: torch.Tensor, conics: torch.Tensor, radii: torch.Tensor, opacities: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pair's alpha and whether it counts (inside the square, a real Gaussian, at least 1/255)."""
+    power = 0.5 * (conics[..., 0] * delta[..., 0] ** 2 + conics[..., 2] * delta[..., 1] ** 2)
+    power = power + conics[..., 1] * delta[..., 0] * delta[..., 1]
+    alpha = (opacities * torch.exp(-power)).clamp_max(ALPHA_MAX)
+    inside = (delta.abs() <= radii.to(delta.dtype)[..., None]).all(-1)
+    return alpha, inside & (power >= 0) & (alpha >= ALPHA_MIN)
+
+
 def rasterize(
     means: torch.Tensor,
     quats: torch.Tensor,
@@ -311,8 +342,6 @@ def rasterize(
     eps2d: float = 0.3,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
-    tile_size: int = 16,
-    max_elements: int = 1 << 24,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Render ``N`` splats into ``C`` cameras: ``(rgb (C, H, W, D), alpha (C, H, W, 1), meta)``.
 
@@ -322,11 +351,14 @@ def rasterize(
         colors: ``(N, D)`` colours, or ``(N, K, 3)`` SH coefficients with ``sh_degree``.
         viewmats: ``(C, 4, 4)`` world-to-camera (OpenCV: +z forward, +y down). Ks: ``(C, 3, 3)``.
         backgrounds: ``(C, D)`` colours behind the splats.
-        tile_size: pixels per tile side; each tile composites only the splats whose footprint touches it.
-        max_elements: a bound on pixels x splats evaluated at once (memory), not on the result.
 
-    ``meta`` holds :func:`project`'s outputs (``means2d`` keeps its gradient for densification),
-    ``tile_size``, ``tiles`` (per camera) and ``intersections`` (splat-tile pairs).
+    The work is packed: only the (pixel, splat) pairs inside each splat's square that reach 1/255
+    are evaluated, sorted by pixel and depth, and composited with a float64 segmented prefix sum
+    (as :func:`foveate.models.volume_rendering.exclusive_transmittance` does for rays). Memory and
+    time follow the pixels the splats cover, not the image area times the splats per tile.
+
+    ``meta`` holds :func:`project`'s outputs (``means2d`` keeps its gradient for densification) and
+    ``pairs``, the number of (pixel, splat) contributions composited.
     """
     meta, colors = _prepare(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, eps2d, near_plane, far_plane
@@ -334,70 +366,35 @@ def rasterize(
     if meta["means2d"].requires_grad:
         meta["means2d"].retain_grad()
     cameras, count = meta["depths"].shape
-    tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
-    device = means.device
-
     with torch.no_grad():
-        radii = meta["radii"].reshape(-1)
-        centre = meta["means2d"].detach().reshape(-1, 2)
-        low = torch.floor((centre - radii[:, None]) / tile_size).clamp_min(0)
-        high = torch.floor((centre + radii[:, None]) / tile_size)
-        high = torch.minimum(high, torch.tensor([tiles_x - 1, tiles_y - 1], device=device, dtype=high.dtype))
-        span = (high - low + 1).clamp_min(0).long()
-        touched = torch.where(radii > 0, span[:, 0] * span[:, 1], torch.zeros_like(radii, dtype=torch.long))
-        splat = torch.repeat_interleave(torch.arange(len(radii), device=device), touched)
-        first = torch.cumsum(touched, 0) - touched
-        local = torch.arange(len(splat), device=device) - first[splat]
-        tile_x = low[splat, 0].long() + local % span[splat, 0]
-        tile_y = low[splat, 1].long() + local // span[splat, 0]
-        camera = splat // count
-        tile = (camera * tiles_y + tile_y) * tiles_x + tile_x
-        by_depth = torch.argsort(meta["depths"].detach().reshape(-1)[splat], stable=True)
-        order = by_depth[torch.argsort(tile[by_depth], stable=True)]
-        tile, splat = tile[order], splat[order]
-        total_tiles = cameras * tiles_y * tiles_x
-        per_tile = torch.bincount(tile, minlength=total_tiles)
-        width_k = max(int(per_tile.max()) if len(tile) else 0, 1)
-        slot = torch.arange(len(tile), device=device) - (torch.cumsum(per_tile, 0) - per_tile)[tile]
-        table = torch.full((total_tiles, width_k), -1, dtype=torch.long, device=device)
-        table[tile, slot] = splat
-        ys, xs = torch.meshgrid(
-            torch.arange(tile_size, device=device), torch.arange(tile_size, device=device), indexing="ij"
+        pixel, splat = _footprint_pairs(meta, width, height)
+    means2d = meta["means2d"].reshape(-1, 2)
+    xs = (pixel % width).to(means2d.dtype) + 0.5
+    ys = (torch.div(pixel, width, rounding_mode="floor") % height).to(means2d.dtype) + 0.5
+    delta = torch.stack((xs, ys), -1) - means2d[splat]
+    flat_opacities = opacities[None].expand(cameras, -1).reshape(-1)
+    alpha, counts = _pair_alpha(
+        delta, meta["conics"].reshape(-1, 3)[splat], meta["radii"].reshape(-1)[splat], flat_opacities[splat]
+    )
+    with torch.no_grad():
+        kept = torch.nonzero(counts).squeeze(1)
+        rank = torch.empty(cameras * count, dtype=torch.long, device=means.device)
+        rank[torch.argsort(meta["depths"].detach().reshape(-1), stable=True)] = torch.arange(
+            cameras * count, device=means.device
         )
-        offsets = torch.stack((xs, ys), -1).reshape(-1, 2)
-        tile_ids = torch.arange(total_tiles, device=device)
-        origin = torch.stack(((tile_ids % tiles_x) * tile_size, ((tile_ids // tiles_x) % tiles_y) * tile_size), -1)
-        pixels = (origin[:, None, :] + offsets[None]).to(means.dtype) + 0.5
-
-    flat = {
-        "means2d": meta["means2d"].reshape(-1, 2),
-        "conics": meta["conics"].reshape(-1, 3),
-        "radii": meta["radii"].reshape(-1),
-        "opacities": opacities[None].expand(cameras, -1).reshape(-1),
-        "colors": colors.reshape(cameras * count, -1),
-    }
-    chunk = max(1, max_elements // (tile_size * tile_size * width_k))
-    colours, alphas = [], []
-    for start in range(0, total_tiles, chunk):
-        rows = slice(start, start + chunk)
-        color, alpha = _composite(
-            pixels[rows],
-            table[rows],
-            flat["means2d"],
-            flat["conics"],
-            flat["radii"],
-            flat["opacities"],
-            flat["colors"],
-        )
-        colours.append(color)
-        alphas.append(alpha)
-    depth = colors.shape[-1]
-    color = torch.cat(colours).reshape(cameras, tiles_y, tiles_x, tile_size, tile_size, depth)
-    color = color.permute(0, 1, 3, 2, 4, 5).reshape(cameras, tiles_y * tile_size, tiles_x * tile_size, depth)
-    alpha = torch.cat(alphas).reshape(cameras, tiles_y, tiles_x, tile_size, tile_size)
-    alpha = alpha.permute(0, 1, 3, 2, 4).reshape(cameras, tiles_y * tile_size, tiles_x * tile_size)
-    meta.update(tile_size=tile_size, tiles=(tiles_y, tiles_x), intersections=len(tile))
-    rgb, alpha = _finish(color[:, :height, :width], alpha[:, :height, :width], backgrounds)
+        kept = kept[torch.argsort(pixel[kept] * (cameras * count) + rank[splat[kept]])]
+    pixel, splat, alpha = pixel[kept], splat[kept], alpha[kept]
+    before = exclusive_transmittance(pixel, -torch.log1p(-alpha))
+    weights = alpha * before * (before * (1 - alpha) > TRANSMITTANCE_MIN)
+    flat_colors = colors.reshape(cameras * count, -1)
+    total = cameras * height * width
+    color = torch.zeros(total, flat_colors.shape[-1], dtype=weights.dtype, device=means.device)
+    color = color.index_add(0, pixel, weights[:, None] * flat_colors[splat])
+    coverage = torch.zeros(total, dtype=weights.dtype, device=means.device).index_add(0, pixel, weights)
+    meta["pairs"] = len(pixel)
+    rgb, alpha = _finish(
+        color.reshape(cameras, height, width, -1), coverage.reshape(cameras, height, width), backgrounds
+    )
     return rgb, alpha, meta
 
 
@@ -428,7 +425,7 @@ def rasterize_dense(
     index = torch.where(meta["radii"].gather(1, order) > 0, order + offset, torch.full_like(order, -1))
     ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     pixels = torch.stack((xs, ys), -1).reshape(1, -1, 2).to(device=means.device, dtype=means.dtype) + 0.5
-    color, alpha = _composite(
+    color, alpha = _composite_dense(
         pixels.expand(cameras, -1, -1),
         index,
         meta["means2d"].reshape(-1, 2),
