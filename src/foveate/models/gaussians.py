@@ -44,6 +44,7 @@ __all__ = [
     "num_sh_bases",
     "project",
     "quat_scale_to_covar",
+    "quat_to_rotmat",
     "rasterize",
     "rasterize_dense",
     "sh_basis",
@@ -121,10 +122,10 @@ def spherical_harmonics(degree: int, dirs: torch.Tensor, coeffs: torch.Tensor) -
     return ((basis[..., None] * coeffs[..., :bases, :]).sum(-2) + 0.5).clamp_min(0.0)
 
 
-def quat_scale_to_covar(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """World covariances ``R diag(scales^2) R^T`` ``(N, 3, 3)`` from quaternions ``(N, 4)`` (wxyz, any norm)."""
+def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``(..., 3, 3)`` from quaternions ``(..., 4)``, w first, normalised here."""
     w, x, y, z = F.normalize(quats, dim=-1).unbind(-1)
-    rotation = torch.stack(
+    return torch.stack(
         (
             1 - 2 * (y * y + z * z),
             2 * (x * y - w * z),
@@ -138,7 +139,11 @@ def quat_scale_to_covar(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tens
         ),
         dim=-1,
     ).reshape(*quats.shape[:-1], 3, 3)
-    scaled = rotation * scales[..., None, :]
+
+
+def quat_scale_to_covar(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """World covariances ``R diag(scales^2) R^T`` ``(N, 3, 3)`` from quaternions ``(N, 4)`` (wxyz, any norm)."""
+    scaled = quat_to_rotmat(quats) * scales[..., None, :]
     return scaled @ scaled.transpose(-1, -2)
 
 
@@ -357,8 +362,8 @@ def rasterize(
     (as :func:`foveate.models.volume_rendering.exclusive_transmittance` does for rays). Memory and
     time follow the pixels the splats cover, not the image area times the splats per tile.
 
-    ``meta`` holds :func:`project`'s outputs (``means2d`` keeps its gradient for densification) and
-    ``pairs``, the number of (pixel, splat) contributions composited.
+    ``meta`` holds :func:`project`'s outputs (``means2d`` keeps its gradient for densification),
+    ``pairs`` (the number of (pixel, splat) contributions composited), ``width`` and ``height``.
     """
     meta, colors = _prepare(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, eps2d, near_plane, far_plane
@@ -391,7 +396,7 @@ def rasterize(
     color = torch.zeros(total, flat_colors.shape[-1], dtype=weights.dtype, device=means.device)
     color = color.index_add(0, pixel, weights[:, None] * flat_colors[splat])
     coverage = torch.zeros(total, dtype=weights.dtype, device=means.device).index_add(0, pixel, weights)
-    meta["pairs"] = len(pixel)
+    meta.update(pairs=len(pixel), width=width, height=height)
     rgb, alpha = _finish(
         color.reshape(cameras, height, width, -1), coverage.reshape(cameras, height, width), backgrounds
     )
