@@ -260,11 +260,22 @@ def build_report(
     }
 
 
+def cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo``'s model name on Linux), or what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
 def machine(device: str = "auto", threads: int = 0) -> dict[str, Any]:
     """What the numbers were measured on; ``threads`` is the runs' torch threads (0: torch's default)."""
     cuda = (device in ("auto", "cuda") and torch.cuda.is_available()) or device.startswith("cuda")
     return {
         "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
         "torch_threads": threads or torch.get_num_threads(),
         "platform": platform.platform(),

@@ -67,7 +67,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         f"{report['steps']} {report['step_noun']}" + (f" of {report['batch']} each" if report["batch"] else "") + ", "
         f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, on {machine['device']} "
-        f"({machine['cpus']} CPUs, {machine['torch_threads']} torch threads, torch {machine['torch']}), "
+        f"({machine['cpus']} CPUs{_model(machine)}, {machine['torch_threads']} torch threads, "
+        f"torch {machine['torch']}), "
         f"{report['date']}.",
         f"Command: `{report['command']}`" if report.get("command") else "",
         "",
@@ -101,7 +102,8 @@ def settings_markdown(title: str, reports: dict[str, dict[str, Any]], command: s
         f"# {title}",
         "",
         f"Command: `{command}`" + ("" if seconds is None else f" ({seconds / 60:.1f} min)") + "  ",
-        f"Machine: {machine['platform']}, {machine['torch_threads']} torch thread(s), torch {machine['torch']}; "
+        f"Machine: {machine['platform']}{_model(machine)}, {machine['torch_threads']} torch thread(s), "
+        f"torch {machine['torch']}; "
         f"{first['date']}.",
         "",
         "Numbers from foveate.report.pooling: the final value of a full validation (mean ± spread over seeds); its "
@@ -127,3 +129,8 @@ def write_settings_summary(
     atomic_write_text(out / "summary.md", text)
     atomic_write_text(out / "summary.json", json.dumps({k: r["variants"] for k, r in reports.items()}, indent=1))
     return text
+
+
+def _model(machine: dict[str, Any]) -> str:
+    """``", <CPU model>"`` where the report recorded one (reports before 2026-11-29 did not)."""
+    return f", {machine['cpu_model']}" if machine.get("cpu_model") else ""
