@@ -1,9 +1,18 @@
 import copy
 import math
 
+import pytest
 import torch
 
-from foveate.models.densify import DefaultStrategy, duplicate, remove, reset_opacities, split
+from foveate.models.densify import (
+    DefaultStrategy,
+    MCMCStrategy,
+    duplicate,
+    relocation,
+    remove,
+    reset_opacities,
+    split,
+)
 from foveate.models.gaussians import rasterize
 
 
@@ -145,3 +154,44 @@ def test_training_across_refinements_resumes_exactly():
     train(resumed, resumed_optimizers, strategy, resumed_state, 8, 8, resumed_generator)
     for name in params:
         assert torch.equal(resumed[name], params[name]), name
+
+
+def test_relocation_keeps_one_copy_as_is_and_n_copies_composite_to_the_original_opacity():
+    opacity, scale = torch.tensor([0.3, 0.9]), torch.tensor([[0.1, 0.2, 0.3], [1.0, 1.0, 1.0]])
+    same_o, same_s = relocation(opacity, scale, torch.tensor([1, 1]))
+    assert torch.allclose(same_o, opacity) and torch.allclose(same_s, scale)
+    for copies in (2, 3, 7):
+        new_o, new_s = relocation(opacity, scale, torch.tensor([copies, copies]))
+        assert torch.allclose(1 - (1 - new_o) ** copies, opacity, atol=1e-6)
+        assert (new_s < scale).all() and (new_s > 0).all()
+    # Two copies, by hand: o' = 1 - sqrt(1 - o); denominator o' + (o' - o'^2 / sqrt 2).
+    o2 = 1 - math.sqrt(1 - 0.3)
+    expected = 0.3 / (o2 + o2 - o2**2 / math.sqrt(2)) * 0.1
+    assert relocation(opacity[:1], scale[:1], torch.tensor([2]))[1][0, 0].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_mcmc_moves_dead_splats_onto_live_ones_and_grows_by_five_percent_up_to_the_cap():
+    params, optimizers = make(40)
+    with torch.no_grad():
+        params["opacities"][:] = 2.0
+        params["opacities"][:6] = -10.0  # dead
+    strategy = MCMCStrategy(refine_start_iter=0, refine_every=1, cap_max=41)
+    done = strategy.step_post_backward(params, optimizers, {}, 1, {}, lr=0.0, generator=torch.Generator())
+    assert done == {"relocated": 6, "added": 1}
+    assert len(params["means"]) == 41
+    assert (torch.sigmoid(params["opacities"]) > strategy.min_opacity).all()
+    # Every former dead splat now sits exactly on a live one.
+    for index in range(6):
+        assert (params["means"][6:40] == params["means"][index]).all(-1).any()
+    assert not moments(optimizers, "means")[:6].any() and not moments(optimizers, "means")[40].any()
+
+
+def test_mcmc_noise_moves_transparent_splats_and_leaves_opaque_ones():
+    params, optimizers = make(4)
+    with torch.no_grad():
+        params["opacities"][:] = torch.tensor([5.0, 5.0, -8.0, -8.0])
+    before = params["means"].detach().clone()
+    strategy = MCMCStrategy(refine_start_iter=10)
+    strategy.step_post_backward(params, optimizers, {}, 1, {}, lr=1e-4, generator=torch.Generator().manual_seed(0))
+    moved = (params["means"] - before).norm(dim=-1)
+    assert (moved[:2] < 1e-12).all() and (moved[2:] > 0).all()

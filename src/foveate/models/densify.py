@@ -21,15 +21,16 @@ Examples:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .gaussians import quat_to_rotmat
+from .gaussians import quat_scale_to_covar, quat_to_rotmat
 
-__all__ = ["DefaultStrategy", "duplicate", "remove", "reset_opacities", "split"]
+__all__ = ["DefaultStrategy", "MCMCStrategy", "duplicate", "relocation", "remove", "reset_opacities", "split"]
 
 Params = torch.nn.ParameterDict
 Optimizers = dict[str, torch.optim.Optimizer]
@@ -223,3 +224,139 @@ class DefaultStrategy:
             to_prune |= too_big
         remove(params, optimizers, state, to_prune)
         return int(to_prune.sum())
+
+
+def _binomials(size: int = 51) -> torch.Tensor:
+    """Pascal's triangle ``C(n, k)`` for ``n, k < size`` (the relocation sums need it)."""
+    table = torch.zeros(size, size, dtype=torch.float64)
+    for n in range(size):
+        for k in range(n + 1):
+            table[n, k] = math.comb(n, k)
+    return table
+
+
+def relocation(
+    opacities: torch.Tensor, scales: torch.Tensor, copies: torch.Tensor, max_copies: int = 51
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Opacity and scale for each of ``copies`` splats that replace one, keeping its rendered look.
+
+    Kheradmand et al. (3DGS as MCMC, eq. 9): ``o' = 1 - (1 - o)^(1/N)`` so that N copies composite to
+    ``o``, and ``s' = o s / sum_{i=1..N} sum_{k<i} C(i-1, k) (-1)^k o'^(k+1) / sqrt(k + 1)`` so that
+    their summed density matches. ``copies`` is clamped to ``max_copies``.
+    """
+    copies = copies.clamp(1, max_copies).to(torch.float64)
+    o = opacities.to(torch.float64)
+    new_o = 1 - (1 - o) ** (1 / copies)
+    binomials = _binomials(max_copies).to(o.device)
+    i = torch.arange(1, max_copies + 1, device=o.device, dtype=torch.float64)  # (I,)
+    k = torch.arange(max_copies, device=o.device, dtype=torch.float64)  # (K,)
+    terms = binomials[:, :] * (-1.0) ** k / torch.sqrt(k + 1)  # (I, K): row i - 1
+    powers = new_o[:, None] ** (k + 1)  # (M, K)
+    inner = powers @ terms.T  # (M, I): sum over k < i (the table is zero beyond)
+    denominator = (inner * (i[None] <= copies[:, None])).sum(-1)
+    new_scales = (o / denominator)[:, None] * scales.to(torch.float64)
+    return new_o.to(opacities.dtype), new_scales.to(scales.dtype)
+
+
+def _copy_into(
+    params: Params,
+    optimizers: Optimizers,
+    sources: torch.Tensor,
+    targets: torch.Tensor,
+    append: bool,
+    min_opacity: float,
+) -> None:
+    """Give ``sources`` their relocated opacity and scale, then copy them over ``targets`` (or append them)."""
+    copies = torch.bincount(sources, minlength=len(params["means"]))[sources] + 1
+    opacity, scale = relocation(
+        torch.sigmoid(params["opacities"].detach()[sources]), torch.exp(params["scales"].detach()[sources]), copies
+    )
+    opacity = opacity.clamp(min_opacity, 1 - torch.finfo(opacity.dtype).eps)
+    fresh = {"opacities": torch.logit(opacity), "scales": torch.log(scale)}
+
+    def param_fn(name: str, p: torch.Tensor) -> torch.Tensor:
+        p = p.clone()
+        if name in fresh:
+            p[sources] = fresh[name]
+        return torch.cat((p, p[sources])) if append else p.index_copy(0, targets, p[sources])
+
+    def moment_fn(key: str, v: torch.Tensor) -> torch.Tensor:
+        v = v.clone()
+        v[sources] = 0
+        if append:
+            return torch.cat((v, torch.zeros_like(v[sources])))
+        v[targets] = 0
+        return v
+
+    _update(params, optimizers, {}, param_fn, moment_fn, lambda v: v)
+
+
+@dataclass
+class MCMCStrategy:
+    """3DGS as Markov chain Monte Carlo (Kheradmand et al.), with gsplat's ``MCMCStrategy`` defaults.
+
+    Every ``refine_every`` steps between ``refine_start_iter`` and ``refine_stop_iter``, splats whose
+    opacity fell to ``min_opacity`` are moved onto live ones drawn in proportion to opacity (both
+    sharing the old look, :func:`relocation`), then 5% more splats are added the same way, up to
+    ``cap_max``. After every step, positions get noise shaped by each splat's covariance and scaled
+    by the means' learning rate x ``noise_lr``, gated to transparent splats.
+    """
+
+    cap_max: int = 1_000_000
+    noise_lr: float = 5e5
+    refine_start_iter: int = 500
+    refine_stop_iter: int = 25_000
+    refine_every: int = 100
+    min_opacity: float = 0.005
+
+    def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
+        return {"scene_scale": float(scene_scale)}
+
+    def step_post_backward(
+        self,
+        params: Params,
+        optimizers: Optimizers,
+        state: dict[str, Any],
+        step: int,
+        info: dict[str, Any],
+        lr: float,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, int]:
+        """Relocate and add on schedule, then perturb positions. Returns the counts."""
+        done = {"relocated": 0, "added": 0}
+        if self.refine_start_iter < step < self.refine_stop_iter and step % self.refine_every == 0:
+            done["relocated"] = self._relocate(params, optimizers, generator)
+            done["added"] = self._add(params, optimizers, generator)
+        self._perturb(params, lr * self.noise_lr, generator)
+        return done
+
+    def _relocate(self, params: Params, optimizers: Optimizers, generator: torch.Generator | None) -> int:
+        opacities = torch.sigmoid(params["opacities"].detach())
+        dead = opacities <= self.min_opacity
+        count = int(dead.sum())
+        if count == 0 or bool(dead.all()):
+            return 0
+        alive = torch.nonzero(~dead).squeeze(1)
+        sources = alive[torch.multinomial(opacities[alive], count, replacement=True, generator=generator)]
+        _copy_into(params, optimizers, sources, torch.nonzero(dead).squeeze(1), False, self.min_opacity)
+        return count
+
+    def _add(self, params: Params, optimizers: Optimizers, generator: torch.Generator | None) -> int:
+        current = len(params["means"])
+        count = max(0, min(self.cap_max, int(1.05 * current)) - current)
+        if count == 0:
+            return 0
+        opacities = torch.sigmoid(params["opacities"].detach())
+        sources = torch.multinomial(opacities, count, replacement=True, generator=generator)
+        _copy_into(params, optimizers, sources, sources, True, self.min_opacity)
+        return count
+
+    def _perturb(self, params: Params, scale: float, generator: torch.Generator | None) -> None:
+        with torch.no_grad():
+            opacities = torch.sigmoid(params["opacities"])
+            covars = quat_scale_to_covar(params["quats"], torch.exp(params["scales"]))
+            gate = torch.sigmoid(-100 * (opacities - self.min_opacity))  # about 1 below min_opacity, 0 above
+            means = params["means"]
+            noise = torch.randn(means.shape, generator=generator, device=means.device, dtype=means.dtype)
+            noise = noise * gate[:, None] * scale
+            means.add_((covars @ noise[..., None]).squeeze(-1))
