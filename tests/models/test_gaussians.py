@@ -5,6 +5,9 @@ import torch
 
 from foveate.models.gaussians import (
     ALPHA_MAX,
+    ALPHA_MIN,
+    footprint_extents,
+    gsplat_available,
     num_sh_bases,
     quat_scale_to_covar,
     rasterize,
@@ -193,3 +196,48 @@ def test_the_module_example_runs():
     import foveate.models.gaussians as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_footprint_reaches_as_far_as_alpha_reaches_one_255th():
+    covars2d = torch.diag(torch.tensor([4.0, 9.0])).expand(1, 3, 2, 2)
+    opacities = torch.tensor([1.0, ALPHA_MIN * math.exp(2.0), 0.5 * ALPHA_MIN])
+    extents = footprint_extents(covars2d, opacities, torch.ones(1, 3, dtype=torch.int32))
+    # sqrt(2 ln(255)) > 3 caps at three deviations; ln(255 o) = 2 reaches two; below 1/255 nothing.
+    torch.testing.assert_close(extents[0], torch.tensor([[6.0, 9.0], [4.0, 6.0], [0.0, 0.0]]))
+    culled = footprint_extents(covars2d, opacities, torch.zeros(1, 3, dtype=torch.int32))
+    assert not bool(culled.any())
+
+
+def test_gsplat_backend_needs_cuda_tensors():
+    means, quats, scales = torch.zeros(1, 3), torch.tensor([[1.0, 0, 0, 0]]), torch.ones(1, 3)
+    viewmats, Ks = torch.eye(4)[None], torch.tensor([[[8.0, 0, 4], [0, 8.0, 4], [0, 0, 1]]])
+    with pytest.raises(ValueError, match="CUDA"):
+        rasterize(means, quats, scales, torch.ones(1), torch.ones(1, 3), viewmats, Ks, 8, 8, backend="gsplat")
+    with pytest.raises(ValueError, match="backend"):
+        rasterize(means, quats, scales, torch.ones(1), torch.ones(1, 3), viewmats, Ks, 8, 8, backend="cuda")
+
+
+@pytest.mark.skipif(not gsplat_available(), reason="needs CUDA and gsplat (pip install gsplat)")
+def test_gsplat_and_torch_backends_agree():
+    generator = torch.Generator().manual_seed(3)
+    count, device = 500, torch.device("cuda")
+    inputs = [
+        torch.randn(count, 3, generator=generator) * 0.6,
+        torch.randn(count, 4, generator=generator),
+        torch.rand(count, 3, generator=generator) * 0.08 + 0.01,
+        torch.rand(count, generator=generator) * 0.9 + 0.05,
+        torch.randn(count, 4, 3, generator=generator) * 0.3,
+    ]
+    viewmats = torch.eye(4)[None].clone()
+    viewmats[0, 2, 3] = 3.0
+    Ks = torch.tensor([[[120.0, 0, 64], [0, 120.0, 48], [0, 0, 1]]])
+    results = {}
+    for backend in ("torch", "gsplat"):
+        leaves = [t.to(device).requires_grad_() for t in inputs]
+        rgb, alpha, _ = rasterize(*leaves, viewmats.to(device), Ks.to(device), 128, 96, sh_degree=1, backend=backend)
+        (rgb.square().sum() + alpha.sum()).backward()
+        results[backend] = (rgb.detach(), alpha.detach(), [leaf.grad for leaf in leaves])
+    torch.testing.assert_close(results["gsplat"][0], results["torch"][0], atol=2e-3, rtol=0)
+    torch.testing.assert_close(results["gsplat"][1], results["torch"][1], atol=2e-3, rtol=0)
+    for ours, theirs in zip(results["torch"][2], results["gsplat"][2], strict=True):
+        torch.testing.assert_close(theirs, ours, atol=1e-2 * float(ours.abs().max()), rtol=0)

@@ -6,8 +6,10 @@ differentiable through autograd (gsplat has no CPU path). Its steps follow 3DGS 
 1. Each splat's covariance ``R S S^T R^T`` (``R`` from a quaternion, ``S`` the scales) is moved into
    each camera and projected with the EWA Jacobian of the pinhole at the splat's centre,
    ``cov2d = J W cov W^T J^T + eps2d I`` (the low-pass term, 0.3 pixels^2 by default).
-2. A splat covers the pixels within three standard deviations (a square of ``radius`` pixels
-   around its centre); it is culled in front of ``near_plane``, beyond ``far_plane`` or off screen.
+2. A splat is culled in front of ``near_plane``, beyond ``far_plane`` or when the square of
+   three standard deviations around it (``radius``) is off screen. It covers the pixels of a box
+   as far as it can reach alpha 1/255, at most three standard deviations along x and along y
+   (:func:`footprint_extents`; tighter than the square, and exact for the 1/255 rule).
 3. Each pixel composites its splats front to back:
    ``alpha = min(0.99, opacity * exp(-d^T conic d / 2))``, contributions under 1/255 skipped, and a
    pixel stops once its transmittance would fall to 1e-4.
@@ -41,6 +43,8 @@ __all__ = [
     "ALPHA_MAX",
     "ALPHA_MIN",
     "TRANSMITTANCE_MIN",
+    "footprint_extents",
+    "gsplat_available",
     "num_sh_bases",
     "project",
     "quat_scale_to_covar",
@@ -219,7 +223,7 @@ def _composite_dense(
     index: torch.Tensor,
     means2d: torch.Tensor,
     conics: torch.Tensor,
-    radii: torch.Tensor,
+    extents: torch.Tensor,
     opacities: torch.Tensor,
     colors: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,7 +235,7 @@ def _composite_dense(
     present = index >= 0
     safe = index.clamp_min(0)
     delta = pixels[:, :, None, :] - means2d[safe][:, None]  # (C, P, N, 2)
-    alpha, counts = _pair_alpha(delta, conics[safe][:, None], radii[safe][:, None], opacities[safe][:, None])
+    alpha, counts = _pair_alpha(delta, conics[safe][:, None], extents[safe][:, None], opacities[safe][:, None])
     alpha = torch.where(present[:, None] & counts, alpha, torch.zeros_like(alpha))
     log_transmittance = torch.cumsum(torch.log1p(-alpha), dim=-1)
     after = torch.exp(log_transmittance)
@@ -286,6 +290,7 @@ def _prepare(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height)
     meta = project(means, quat_scale_to_covar(quats, scales), viewmats, Ks, width, height, eps2d, near_plane, far_plane)
+    meta["extents"] = footprint_extents(meta["covars2d"].detach(), opacities.detach(), meta["radii"])
     return meta, _colors(means, colors, viewmats, sh_degree)
 
 
@@ -297,22 +302,37 @@ def _finish(
     return color, alpha[..., None]
 
 
-def _footprint_pairs(meta: dict[str, torch.Tensor], width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every (pixel, splat) pair within each visible splat's square, flat over cameras: ``(pixels, splats)``.
+@torch.no_grad()
+def footprint_extents(covars2d: torch.Tensor, opacities: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
+    """``(C, N, 2)`` half-widths in pixels of the box outside which a splat adds nothing to a pixel.
 
-    Pixel ids are ``(camera * height + y) * width + x``; splat ids ``camera * N + splat``. The squares
+    A splat reaches alpha 1/255 only where ``opacity * exp(-power) >= 1/255``, i.e. within
+    ``sqrt(2 ln(255 opacity))`` standard deviations; the footprint is that reach, capped at three
+    standard deviations, along x and y: ``reach * sqrt(cov_xx)``, ``reach * sqrt(cov_yy)``. Culled
+    splats (radius 0) and splats fainter than 1/255 have none.
+    """
+    reach = (2 * torch.log((opacities / ALPHA_MIN).clamp_min(1.0))).sqrt().clamp_max(SIGMAS)
+    deviations = torch.diagonal(covars2d, dim1=-2, dim2=-1).clamp_min(0).sqrt()
+    extents = reach[None, :, None].to(deviations.dtype) * deviations
+    return torch.where(radii[..., None] > 0, extents, torch.zeros_like(extents))
+
+
+def _footprint_pairs(meta: dict[str, torch.Tensor], width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (pixel, splat) pair within each splat's footprint box, flat over cameras: ``(pixels, splats)``.
+
+    Pixel ids are ``(camera * height + y) * width + x``; splat ids ``camera * N + splat``. The boxes
     are widened by a pixel so that :func:`_pair_alpha`'s exact test, shared with the dense path, decides.
     """
     count = meta["depths"].shape[1]
     device = meta["depths"].device
-    radii = meta["radii"].reshape(-1).to(torch.float64)
+    extents = meta["extents"].reshape(-1, 2).to(torch.float64)
     centre = meta["means2d"].detach().reshape(-1, 2).to(torch.float64)
     size = torch.tensor([width, height], device=device)
-    low = torch.floor(centre - radii[:, None] - 0.5).long().clamp_min(0)
-    high = torch.minimum(torch.ceil(centre + radii[:, None] - 0.5).long(), size - 1)
+    low = torch.floor(centre - extents - 0.5).long().clamp_min(0)
+    high = torch.minimum(torch.ceil(centre + extents - 0.5).long(), size - 1)
     span = (high - low + 1).clamp_min(0)
-    pairs = torch.where(radii > 0, span[:, 0] * span[:, 1], torch.zeros_like(span[:, 0]))
-    splat = torch.repeat_interleave(torch.arange(len(radii), device=device), pairs)
+    pairs = torch.where((extents > 0).all(-1), span[:, 0] * span[:, 1], torch.zeros_like(span[:, 0]))
+    splat = torch.repeat_interleave(torch.arange(len(extents), device=device), pairs)
     local = torch.arange(len(splat), device=device) - (torch.cumsum(pairs, 0) - pairs)[splat]
     x = low[splat, 0] + local % span[splat, 0]
     y = low[splat, 1] + local // span[splat, 0]
@@ -321,13 +341,13 @@ def _footprint_pairs(meta: dict[str, torch.Tensor], width: int, height: int) -> 
 
 
 def _pair_alpha(
-    delta: torch.Tensor, conics: torch.Tensor, radii: torch.Tensor, opacities: torch.Tensor
+    delta: torch.Tensor, conics: torch.Tensor, extents: torch.Tensor, opacities: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each pair's alpha and whether it counts (inside the square, a real Gaussian, at least 1/255)."""
+    """Each pair's alpha and whether it counts (inside the footprint box, a real Gaussian, at least 1/255)."""
     power = 0.5 * (conics[..., 0] * delta[..., 0] ** 2 + conics[..., 2] * delta[..., 1] ** 2)
     power = power + conics[..., 1] * delta[..., 0] * delta[..., 1]
     alpha = (opacities * torch.exp(-power)).clamp_max(ALPHA_MAX)
-    inside = (delta.abs() <= radii.to(delta.dtype)[..., None]).all(-1)
+    inside = (delta.abs() <= extents.to(delta.dtype)).all(-1)
     return alpha, inside & (power >= 0) & (alpha >= ALPHA_MIN)
 
 
@@ -347,6 +367,7 @@ def rasterize(
     eps2d: float = 0.3,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
+    backend: str = "torch",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Render ``N`` splats into ``C`` cameras: ``(rgb (C, H, W, D), alpha (C, H, W, 1), meta)``.
 
@@ -356,6 +377,8 @@ def rasterize(
         colors: ``(N, D)`` colours, or ``(N, K, 3)`` SH coefficients with ``sh_degree``.
         viewmats: ``(C, 4, 4)`` world-to-camera (OpenCV: +z forward, +y down). Ks: ``(C, 3, 3)``.
         backgrounds: ``(C, D)`` colours behind the splats.
+        backend: ``torch`` (this module, any device) or ``gsplat`` (gsplat's CUDA kernels; tensors on
+            CUDA, ``pip install gsplat``). Both return the same ``meta`` keys, ``radii`` as ``(C, N)``.
 
     The work is packed: only the (pixel, splat) pairs inside each splat's square that reach 1/255
     are evaluated, sorted by pixel and depth, and composited with a float64 segmented prefix sum
@@ -365,6 +388,13 @@ def rasterize(
     ``meta`` holds :func:`project`'s outputs (``means2d`` keeps its gradient for densification),
     ``pairs`` (the number of (pixel, splat) contributions composited), ``width`` and ``height``.
     """
+    if backend == "gsplat":
+        return _rasterize_gsplat(
+            means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+            sh_degree=sh_degree, backgrounds=backgrounds, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+        )  # fmt: skip
+    if backend != "torch":
+        raise ValueError(f"backend must be 'torch' or 'gsplat', got {backend!r}")
     meta, colors = _prepare(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, eps2d, near_plane, far_plane
     )
@@ -373,14 +403,17 @@ def rasterize(
     cameras, count = meta["depths"].shape
     with torch.no_grad():
         pixel, splat = _footprint_pairs(meta, width, height)
-    means2d = meta["means2d"].reshape(-1, 2)
-    xs = (pixel % width).to(means2d.dtype) + 0.5
-    ys = (torch.div(pixel, width, rounding_mode="floor") % height).to(means2d.dtype) + 0.5
-    delta = torch.stack((xs, ys), -1) - means2d[splat]
-    flat_opacities = opacities[None].expand(cameras, -1).reshape(-1)
-    alpha, counts = _pair_alpha(
-        delta, meta["conics"].reshape(-1, 3)[splat], meta["radii"].reshape(-1)[splat], flat_opacities[splat]
-    )
+    # One gather of every per-splat quantity a pair needs: centre (2), conic (3), opacity (1).
+    features = torch.cat(
+        (meta["means2d"], meta["conics"], opacities[None, :, None].expand(cameras, -1, 1).to(meta["conics"].dtype)),
+        dim=-1,
+    ).reshape(cameras * count, 6)
+    gathered = features.index_select(0, splat)
+    xs = (pixel % width).to(features.dtype) + 0.5
+    ys = (torch.div(pixel, width, rounding_mode="floor") % height).to(features.dtype) + 0.5
+    delta = torch.stack((xs, ys), -1) - gathered[:, :2]
+    extents = meta["extents"].reshape(-1, 2).index_select(0, splat)
+    alpha, counts = _pair_alpha(delta, gathered[:, 2:5], extents, gathered[:, 5])
     with torch.no_grad():
         kept = torch.nonzero(counts).squeeze(1)
         rank = torch.empty(cameras * count, dtype=torch.long, device=means.device)
@@ -394,12 +427,58 @@ def rasterize(
     flat_colors = colors.reshape(cameras * count, -1)
     total = cameras * height * width
     color = torch.zeros(total, flat_colors.shape[-1], dtype=weights.dtype, device=means.device)
-    color = color.index_add(0, pixel, weights[:, None] * flat_colors[splat])
+    color = color.index_add(0, pixel, weights[:, None] * flat_colors.index_select(0, splat))
     coverage = torch.zeros(total, dtype=weights.dtype, device=means.device).index_add(0, pixel, weights)
     meta.update(pairs=len(pixel), width=width, height=height)
     rgb, alpha = _finish(
         color.reshape(cameras, height, width, -1), coverage.reshape(cameras, height, width), backgrounds
     )
+    return rgb, alpha, meta
+
+
+def gsplat_available() -> bool:
+    """Whether the ``gsplat`` backend can run here: gsplat installed and a CUDA device present."""
+    import importlib.util
+
+    return torch.cuda.is_available() and importlib.util.find_spec("gsplat") is not None
+
+
+def _rasterize_gsplat(
+    means: torch.Tensor,
+    quats: torch.Tensor,
+    scales: torch.Tensor,
+    opacities: torch.Tensor,
+    colors: torch.Tensor,
+    viewmats: torch.Tensor,
+    Ks: torch.Tensor,
+    width: int,
+    height: int,
+    **options: Any,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """gsplat's ``rasterization`` with this module's conventions and ``meta`` keys."""
+    if not means.is_cuda:
+        raise ValueError(
+            f"the gsplat backend runs on CUDA only; the splats are on {means.device} (use backend='torch')"
+        )
+    try:
+        from gsplat import rasterization
+    except ImportError as error:
+        raise ImportError("the gsplat backend needs gsplat: pip install gsplat (CUDA builds only)") from error
+    _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height)
+    rgb, alpha, info = rasterization(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, packed=False, **options
+    )
+    if info["means2d"].requires_grad:
+        info["means2d"].retain_grad()
+    radii = info["radii"]
+    meta = {
+        "means2d": info["means2d"],
+        "depths": info["depths"],
+        "conics": info["conics"],
+        "radii": radii.amax(-1) if radii.dim() == 3 else radii,
+        "width": width,
+        "height": height,
+    }
     return rgb, alpha, meta
 
 
@@ -435,7 +514,7 @@ def rasterize_dense(
         index,
         meta["means2d"].reshape(-1, 2),
         meta["conics"].reshape(-1, 3),
-        meta["radii"].reshape(-1),
+        meta["extents"].reshape(-1, 2),
         opacities[None].expand(cameras, -1).reshape(-1),
         colors.reshape(cameras * count, -1),
     )
