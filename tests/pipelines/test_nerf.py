@@ -222,7 +222,7 @@ def test_bad_input_is_reported_naming_the_path(tmp_path, capsys):
 
 
 def test_video_frames_are_padded_to_even_sides_by_edge_replication():
-    from foveate.pipelines.nerf.render import even_frame as _even
+    from foveate.pipelines.orbit import even_frame as _even
 
     frame = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
     padded = _even(frame)

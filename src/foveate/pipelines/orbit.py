@@ -1,12 +1,13 @@
-"""Novel-view orbits of a trained radiance field: ``foveate render nerf --run DIR``."""
+"""Novel-view orbits of a trained scene model (``foveate render nerf|splat --run DIR``): cameras, gif and mp4."""
 
 from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -14,10 +15,7 @@ from torch import nn
 
 from foveate.data import Cameras, camera_positions, look_at
 
-if TYPE_CHECKING:
-    from .task import RadianceFieldTask
-
-__all__ = ["OrbitOptions", "even_frame", "orbit_cameras", "render_orbit"]
+__all__ = ["OrbitOptions", "even_frame", "orbit_cameras", "render_orbit", "to_uint8"]
 
 
 @dataclass
@@ -59,18 +57,31 @@ def orbit_cameras(cameras: Cameras, center: torch.Tensor, frames: int) -> Camera
     return Cameras(look_at(positions, center, up), intrinsics, cameras.width, cameras.height)
 
 
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """Colours in [0, 1] (clamped) as rounded 8-bit values."""
+    return (image.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+
+
 def even_frame(frame: np.ndarray) -> np.ndarray:
     """Pad a frame by edge replication to even sides, which H.264 in yuv420p needs."""
     height, width = frame.shape[:2]
     return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
 
 
-def render_orbit(task: RadianceFieldTask, options: OrbitOptions, out: Path, progress: bool = False) -> list[Path]:
-    """Render the orbit of ``task``'s model into ``out``; returns the files written."""
+def render_orbit(
+    render_view: Callable[[Cameras, int], torch.Tensor],
+    cameras: Cameras,
+    center: torch.Tensor,
+    options: OrbitOptions,
+    out: Path,
+    progress: bool = False,
+) -> list[Path]:
+    """Render an orbit around ``center`` through ``cameras``' distances into ``out``; returns the files.
+
+    ``render_view(orbit, index)`` renders one camera of the orbit as ``(H, W, 3)`` in [0, 1].
+    """
     import imageio.v2 as imageio
     from rich.progress import track
-
-    from .task import to_uint8
 
     if options.frames < 1:
         raise ValueError(f"frames must be >= 1, got {options.frames}")
@@ -78,11 +89,11 @@ def render_orbit(task: RadianceFieldTask, options: OrbitOptions, out: Path, prog
         raise ValueError("formats is empty: choose gif, mp4 or both")
     if "mp4" in options.formats and importlib.util.find_spec("imageio_ffmpeg") is None:
         raise ValueError("mp4 output needs imageio-ffmpeg: pip install 'foveate[render]' (or pass --formats gif)")
-    orbit = orbit_cameras(task.rays.cameras, (task.aabb[0] + task.aabb[1]) / 2, options.frames).to(task.device)
+    orbit = orbit_cameras(cameras, center, options.frames).to(cameras.device)
     indices = range(options.frames)
     if progress:
         indices = track(indices, description=f"rendering {options.frames} frames")
-    frames = [to_uint8(task.render_view(orbit, index)).cpu().numpy() for index in indices]
+    frames = [to_uint8(render_view(orbit, index)).cpu().numpy() for index in indices]
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if "gif" in options.formats:

@@ -1,16 +1,16 @@
 """The radiance field: fit a hash-grid NeRF to a multi-view scene, drawing rays by their error.
 
 ``config`` holds the config and presets, ``task`` the task (per-ray loss, held-out views, the
-occupancy grid's hook), ``render`` the novel-view orbit of ``foveate render nerf``.
+occupancy grid's hook); ``foveate render nerf`` renders :mod:`foveate.pipelines.orbit`'s orbit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..orbit import OrbitOptions, orbit_cameras, render_orbit
 from ..registry import PipelineSpec, register_pipeline, train_command
 from .config import PRESETS, FieldConfig, MarchConfig, NerfConfig, preset
-from .render import OrbitOptions, orbit_cameras, render_orbit
 from .task import RadianceFieldTask, scene_box, scene_of, split_views
 
 __all__ = [

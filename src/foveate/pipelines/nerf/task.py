@@ -15,14 +15,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from foveate.data import Cameras, ErrorAwareDataHandler, Scene, load_scene
+from foveate.data import Cameras, ErrorAwareDataHandler, Scene
 from foveate.models import OccupancyGrid, RadianceField, render_rays
 from foveate.train import Hook, ImageQuality, Metric, Task, Validation, psnr_from_mse
 
+from ..orbit import OrbitOptions, to_uint8
+from ..scenes import load_training_scene, scene_box, split_views
 from .config import NerfConfig
-from .render import OrbitOptions
 
-__all__ = ["QUICK_RAYS", "RadianceFieldTask", "scene_box", "scene_of", "split_views", "to_uint8"]
+__all__ = ["QUICK_RAYS", "RadianceFieldTask", "scene_box", "scene_of", "split_views"]
 
 RENDER_CHUNK = 1 << 14
 """Rays rendered per pass when rendering whole images (bounds the marcher's memory)."""
@@ -30,40 +31,9 @@ QUICK_RAYS = 1 << 12
 """Held-out rays of the fixed random subset a quick validation scores."""
 
 
-def scene_box(scene: Scene, scale: float = 1.0) -> torch.Tensor:
-    """``(2, 3)`` box around the region to reconstruct: the one bounding the scene's normalised
-    unit sphere (:attr:`~foveate.data.scenes.Scene.normalization`), scaled by ``scale`` about its centre."""
-    if scale <= 0:
-        raise ValueError(f"box scale must be positive, got {scale}")
-    normalization = scene.normalization
-    center = normalization[:3, 3]
-    half = normalization[:3, :3].norm(dim=1) * scale
-    return torch.stack((center - half, center + half)).to(torch.float32)
-
-
-def split_views(scene: Scene, every: int) -> tuple[list[int], list[int]]:
-    """Training and held-out view indices: the scene's train/val splits, or every ``every``-th view held out."""
-    if scene.splits.get("val"):
-        train = scene.splits.get("train") or [i for i in range(scene.num_views) if i not in scene.splits["val"]]
-        return list(train), list(scene.splits["val"])
-    if every < 2 or scene.num_views < 2:
-        raise ValueError(
-            f"cannot hold out every {every}-th of {scene.num_views} views; need val_every >= 2 and 2 views"
-        )
-    held_out = list(range(0, scene.num_views, every))
-    return [i for i in range(scene.num_views) if i not in held_out], held_out
-
-
 def scene_of(config: NerfConfig) -> Scene:
     """The scene ``config.scene`` names, downsampled as configured."""
-    if not config.scene:
-        raise ValueError("no scene given: pass --scene DIR (a scene directory, e.g. from 'foveate data render')")
-    scene = load_scene(config.scene)
-    return scene.downsampled(config.downsample) if config.downsample > 1 else scene
-
-
-def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    return (image.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    return load_training_scene(config.scene, config.downsample)
 
 
 class RadianceFieldTask(Task):
@@ -205,9 +175,10 @@ class RadianceFieldTask(Task):
 
     def render(self, options: OrbitOptions, out: Path, progress: bool = False) -> list[Path]:
         """``foveate render nerf``: a novel-view orbit (gif, mp4) into ``out``."""
-        from .render import render_orbit
+        from ..orbit import render_orbit
 
-        return render_orbit(self, options, out, progress)
+        center = (self.aabb[0] + self.aabb[1]) / 2
+        return render_orbit(self.render_view, self.rays.cameras, center, options, out, progress)
 
 
 def _fixed_subset(scene: Scene, count: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
