@@ -51,9 +51,14 @@ INPUTS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "nerf": _scene,
     "motion": lambda tmp_path: {},
     "neus": _ball,
+    "splat": _scene,
 }
 """What each pipeline's tiny preset needs beyond itself, as config changes."""
-RENDER_FLAGS = {"nerf": ["--frames", "2", "--formats", "gif"], "neus": ["--frames", "2"]}
+RENDER_FLAGS = {
+    "nerf": ["--frames", "2", "--formats", "gif"],
+    "neus": ["--frames", "2"],
+    "splat": ["--frames", "2", "--formats", "gif"],
+}
 STEPS, SIGNAL_AT = 6, 3
 
 

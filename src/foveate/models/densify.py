@@ -151,14 +151,23 @@ class DefaultStrategy:
     """
 
     prune_opa: float = 0.005
+    """Splats below this opacity are pruned."""
     grow_grad2d: float = 0.0002
+    """Average screen-space gradient above which a splat is duplicated or split."""
     grow_scale3d: float = 0.01
+    """Splats up to this largest scale (x the scene scale) are duplicated; larger ones split."""
     prune_scale3d: float = 0.1
+    """After the first opacity reset, splats larger than this (x the scene scale) are pruned."""
     refine_start_iter: int = 500
+    """First step of density control."""
     refine_stop_iter: int = 15_000
+    """Last step of density control."""
     reset_every: int = 3000
+    """Steps between opacity resets."""
     refine_every: int = 100
+    """Steps between refinements."""
     absgrad: bool = False
+    """Accumulate absolute gradients (gsplat's AbsGS option; gsplat backend only)."""
 
     def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
         """Running state: accumulated gradient norms and visibility counts per splat (created lazily)."""
@@ -303,11 +312,17 @@ class MCMCStrategy:
     """
 
     cap_max: int = 1_000_000
+    """Most splats; growth stops here."""
     noise_lr: float = 5e5
+    """Position noise, times the means' learning rate."""
     refine_start_iter: int = 500
+    """First step of relocation and growth."""
     refine_stop_iter: int = 25_000
+    """Last step of relocation and growth."""
     refine_every: int = 100
+    """Steps between relocations."""
     min_opacity: float = 0.005
+    """Splats at or below this opacity are dead and relocated."""
 
     def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
         return {"scene_scale": float(scene_scale)}

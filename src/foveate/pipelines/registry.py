@@ -111,6 +111,7 @@ _MODULES = {
     "nerf": "foveate.pipelines.nerf",
     "motion": "foveate.pipelines.motion",
     "neus": "foveate.pipelines.neus",
+    "splat": "foveate.pipelines.splat",
 }
 """Built-in pipelines, imported on first use."""
 
