@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "NeuS's experiment runner: --mode train|train_rnb|validate_*",
     ),
     "neus evaluate": ("foveate.pipelines.neus.commands", "evaluate_main", "accuracy, completeness, Chamfer of a mesh"),
+    "view": ("foveate.viewer", "main", "serve trained splats to a browser: RUN_DIR or point_cloud.ply"),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
 PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {
