@@ -164,3 +164,23 @@ def test_mcmc_keeps_the_cap(scene_dir, tmp_path):
     trainer = make_trainer(SPEC, config)
     trainer.fit()
     assert 300 < len(trainer.task.model) <= 320
+
+
+@pytest.mark.parametrize("layout", ["neus", "colmap"])
+def test_neus_and_colmap_scenes_train(layout, tmp_path):
+    from foveate.data.formats.colmap import save_colmap
+    from foveate.data.formats.neus import save_neus
+
+    scene = ball_scene(views=8, size=16)
+    scene.points = torch.randn(40, 3) * 0.3
+    scene.point_colors = torch.randint(0, 256, (40, 3), dtype=torch.uint8)
+    root = tmp_path / layout
+    if layout == "colmap":
+        save_colmap(scene, root, binary=True)
+    else:
+        save_neus(scene, root, geometry=False)
+    config = tiny(root, tmp_path, train__steps=2, train__name=layout, val_every=4)
+    trainer = make_trainer(SPEC, config)
+    starting = len(trainer.task.model)
+    assert starting == (40 if layout == "colmap" else 300)
+    assert trainer.fit().status == "completed"
