@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "neus evaluate": ("foveate.pipelines.neus.commands", "evaluate_main", "accuracy, completeness, Chamfer of a mesh"),
     "view": ("foveate.viewer", "main", "serve trained splats to a browser: RUN_DIR or point_cloud.ply"),
+    "universe build": ("foveate.universe.commands", "build_main", "bin a star catalogue into HELIOS's cells"),
+    "universe pack": ("foveate.universe.commands", "pack_main", "concatenate a universe's cells into HELIOS's pack"),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
 PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {
