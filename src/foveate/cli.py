@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "view": ("foveate.viewer", "main", "serve trained splats to a browser: RUN_DIR or point_cloud.ply"),
     "universe build": ("foveate.universe.commands", "build_main", "bin a star catalogue into HELIOS's cells"),
     "universe pack": ("foveate.universe.commands", "pack_main", "concatenate a universe's cells into HELIOS's pack"),
+    "universe train-cell": ("foveate.universe.commands", "train_cell_main", "train one cell against its star views"),
+    "universe train-all": ("foveate.universe.commands", "train_all_main", "train every cell of a universe"),
+    "universe train-landmarks": ("foveate.universe.commands", "train_landmarks_main", "train the cells near landmarks"),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
 PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {

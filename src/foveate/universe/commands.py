@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["BuildArgs", "PackArgs", "build_main", "pack_main"]
+from .train import CellTrainConfig
+
+__all__ = [
+    "BuildArgs",
+    "PackArgs",
+    "TrainAllArgs",
+    "TrainCellArgs",
+    "TrainLandmarksArgs",
+    "build_main",
+    "pack_main",
+    "train_all_main",
+    "train_cell_main",
+    "train_landmarks_main",
+]
 
 
 @dataclass
@@ -91,3 +105,144 @@ def pack_main(argv: list[str]) -> int:
         return 2
     print(f"packed {len(index.cells):,} cells ({pack.stat().st_size / 1e6:.2f} MB) into {pack} and {manifest}")
     return 0
+
+
+def _device(backend: str) -> str:
+    import torch
+
+    if backend not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--backend must be cpu, cuda or auto, got {backend!r}")
+    if backend == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--backend cuda: no CUDA device here (use cpu or auto)")
+    return "cuda" if backend == "auto" and torch.cuda.is_available() else ("cpu" if backend == "auto" else backend)
+
+
+@dataclass
+class TrainCellArgs:
+    """Train one cell file's splats against star views rendered from its stars."""
+
+    cell: Path
+    """Input cell file (cells/{l}_{theta}_{phi}.bin)."""
+    output: Path
+    """Trained cell file to write."""
+    training: CellTrainConfig = field(default_factory=CellTrainConfig)
+    backend: str = "auto"
+    """'cpu', 'cuda' or 'auto'."""
+
+
+@dataclass
+class TrainAllArgs:
+    """Train every cell of a universe (cells with fewer than 2 splats are copied through, as HELIOS does)."""
+
+    input: Path
+    """Universe folder to read."""
+    output: Path
+    """Universe folder to write (resumes a run that stopped)."""
+    training: CellTrainConfig = field(default_factory=CellTrainConfig)
+    workers: int = 1
+    """Cells trained in parallel processes."""
+    backend: str = "auto"
+    """'cpu', 'cuda' or 'auto'."""
+
+
+@dataclass
+class TrainLandmarksArgs(TrainAllArgs):
+    """Train the cells around the landmarks (the others are copied through)."""
+
+    landmarks: Path | None = None
+    """landmarks.json (default: the input universe's)."""
+    neighbors: int = 1
+    """Also train every existing cell within this many steps of a landmark's cell in l, theta and phi."""
+
+
+def _cli(kind: type, argv: list[str], prog: str) -> Any:
+    import tyro
+
+    return tyro.cli(kind, args=argv, prog=prog, description=kind.__doc__, config=(tyro.conf.OmitArgPrefixes,))
+
+
+def train_cell_main(argv: list[str]) -> int:
+    """``foveate universe train-cell``."""
+    import torch
+
+    from foveate.pipelines.registry import one_line
+
+    from .cells import read_cell, write_cell
+    from .train import train_cell
+
+    args = _cli(TrainCellArgs, argv, "foveate universe train-cell")
+    try:
+        cell = read_cell(args.cell)
+        if len(cell.splats) < 2:
+            raise ValueError(
+                f"{args.cell}: {len(cell.splats)} splat(s); a cell needs 2 to train (HELIOS copies such cells)"
+            )
+        trained, result = train_cell(cell, args.training, torch.device(_device(args.backend)))
+    except (FileNotFoundError, ValueError, ImportError) as error:
+        print(f"error: {one_line(error)}")
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_cell(args.output, trained)
+    print(_result_line(result.__dict__))
+    return 0
+
+
+def _result_line(record: dict) -> str:
+    return (
+        f"{record['cell']}: loss {record['loss_before']:.4f} -> {record['loss_after']:.4f}, held-out PSNR "
+        f"{record['psnr_before']:.2f} -> {record['psnr_after']:.2f} dB, splats {record['splats_before']} -> "
+        f"{record['splats_after']}, {record['seconds']:.1f} s"
+    )
+
+
+def _train_many(args: TrainAllArgs, cells_of: Any) -> int:
+    from foveate.pipelines.registry import one_line
+
+    from .cells import CellFormatError, read_index
+    from .schedule import train_universe
+
+    try:
+        device = _device(args.backend)
+        cells = cells_of(read_index(args.input))
+        records = train_universe(
+            args.input,
+            args.output,
+            args.training,
+            cells,
+            args.workers,
+            device,
+            progress=lambda record, done, total: print(f"[{done}] {_result_line(record)}"),
+        )
+    except (FileNotFoundError, ValueError, CellFormatError, ImportError) as error:
+        print(f"error: {one_line(error)}")
+        return 2
+    improved = sum(r["loss_after"] < r["loss_before"] for r in records)
+    print(
+        f"trained {len(records)} cells into {args.output} ({improved} with a lower loss); "
+        f"numbers in {args.output}/training_metrics.json"
+    )
+    return 0
+
+
+def train_all_main(argv: list[str]) -> int:
+    """``foveate universe train-all``."""
+    return _train_many(_cli(TrainAllArgs, argv, "foveate universe train-all"), lambda index: None)
+
+
+def train_landmarks_main(argv: list[str]) -> int:
+    """``foveate universe train-landmarks``."""
+    import json
+
+    from .schedule import landmark_cells
+
+    args = _cli(TrainLandmarksArgs, argv, "foveate universe train-landmarks")
+    path = args.landmarks or args.input / "landmarks.json"
+
+    def cells_of(index: Any) -> list:
+        if not path.is_file():
+            raise FileNotFoundError(f"--landmarks {path}: no such file")
+        cells = landmark_cells(index, json.loads(path.read_text()), args.neighbors)
+        print(f"{len(cells)} cells within {args.neighbors} of the landmarks in {path}")
+        return cells
+
+    return _train_many(args, cells_of)

@@ -1,0 +1,120 @@
+"""Training cells: star views, one cell's fit, landmark selection, and a universe that resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from foveate.cli import main
+from foveate.data import Cameras, look_at
+from foveate.universe import CellFile, CellId, HLGGrid, build_universe, read_cell, read_index, synthetic_stars
+from foveate.universe.schedule import landmark_cells, train_universe
+from foveate.universe.train import CellTrainConfig, splats_from_cell, splats_to_cell, train_cell
+from foveate.universe.views import CellFrame, cell_frame, render_stars, star_views
+
+FAST = CellTrainConfig(iterations=40, image_size=32, views=12, held_out=4, densify_interval=20, densify_until=30)
+
+
+def star_cell(count: int = 12, seed: int = 0) -> CellFile:
+    """A cell of ``count`` stars scattered around a point 30 pc away, magnitudes 2 to 8."""
+    grid = HLGGrid()
+    rng = np.random.default_rng(seed)
+    centre = np.array([30 * 3.0857e16, 0.0, 0.0])
+    positions = centre + rng.normal(size=(count, 3)) * 2e15
+    cell = grid.cell_of(centre)
+    positions = positions[[grid.cell_of(p) == cell for p in positions]]
+    count = len(positions)
+    magnitude = rng.uniform(2, 8, count)
+    return CellFile.from_absolute(
+        grid,
+        cell,
+        positions,
+        np.full((count, 3), 1e14),
+        np.tile([0.0, 0.0, 0.0, 1.0], (count, 1)),
+        rng.uniform(0.5, 1.0, (count, 3)),
+        10 ** (-magnitude / 5),
+    )
+
+
+def test_star_views_see_every_star_and_follow_the_inverse_square_law():
+    cell = star_cell()
+    frame, views = star_views(cell, views=8, size=48)
+    assert views.images.shape == (8, 48, 48, 3) and float(views.images.max()) <= 1.0
+    assert float(frame.positions.norm(dim=1).max()) == pytest.approx(1.0)
+    assert int((views.images.amax(dim=(1, 2, 3)) > 0.05).sum()) == 8  # every view sees stars
+
+
+def test_a_star_dims_with_the_square_of_the_camera_distance():
+    frame = CellFrame(np.zeros(3), 1.0, torch.zeros(1, 3), torch.ones(1), torch.ones(1, 3))
+    positions = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 4.0]])
+    cameras = Cameras.from_fov(look_at(positions, (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)), 33, 33, 60.0)
+    peaks = render_stars(frame, cameras, exposure=1.0).amax(dim=(1, 2, 3))
+    # Fluxes 1/4 and 1/16 at the pixel under the star, through the film curve 1 - exp(-x).
+    assert peaks.tolist() == pytest.approx([1 - math.exp(-1 / 4), 1 - math.exp(-1 / 16)], rel=1e-5)
+
+
+def test_splats_survive_the_trip_into_cell_units_and_back():
+    cell = star_cell()
+    frame = cell_frame(cell)
+    back = splats_to_cell(splats_from_cell(cell, frame, torch.device("cpu")), frame, cell)
+    np.testing.assert_allclose(back.positions, cell.positions, rtol=1e-6, atol=1e9)
+    np.testing.assert_allclose(back.splats[:, 3:], cell.splats[:, 3:], rtol=1e-5, atol=1e-6)
+
+
+def test_training_a_cell_lowers_its_loss_and_raises_held_out_psnr():
+    torch.manual_seed(0)
+    trained, result = train_cell(star_cell(), FAST)
+    assert result.loss_after < 0.8 * result.loss_before
+    assert result.psnr_after > result.psnr_before + 1.0
+    assert trained.cell == star_cell().cell and trained.splats.shape[1] == 14
+    _, guided_result = train_cell(star_cell(), CellTrainConfig(**{**FAST.__dict__, "view_sampling": "error_weighted"}))
+    assert guided_result.loss_after < guided_result.loss_before
+
+
+def test_landmark_cells_are_the_existing_neighbours():
+    grid = HLGGrid()
+    index = type("Index", (), {})()
+    index.config = grid.config
+    home = CellId(20, 5, 0)
+    existing = [home, CellId(20, 4, 1), CellId(21, 5, 0), CellId(20, 9, 9), CellId(19, 63, 0)]
+    index.ids = lambda: existing
+    theta = -np.pi + 5.5 * 2 * np.pi / 64
+    phi = 0.5 * np.pi / 32
+    r = 4.6e10 * 2**20.5
+    position = {"x": r * np.sin(phi) * np.cos(theta), "y": r * np.sin(phi) * np.sin(theta), "z": r * np.cos(phi)}
+    landmarks = [{"pos_meters": position}]
+    assert landmark_cells(index, landmarks, 0) == [home]
+    assert landmark_cells(index, landmarks, 1) == sorted([home, CellId(20, 4, 1), CellId(21, 5, 0)])
+
+
+def test_a_universe_trains_copies_the_rest_and_resumes(tmp_path, capsys):
+    source = tmp_path / "u"
+    build_universe(synthetic_stars(3000, seed=3), source, landmarks_top=3)
+    index = read_index(source)
+    busy = sorted(index.cells, key=lambda e: -e["splat_count"])[:2]
+    assert busy[1]["splat_count"] >= 2
+    cells = [CellId.parse(e["file_name"]) for e in busy]
+    target = tmp_path / "t"
+    records = train_universe(source, target, FAST, cells)
+    assert [r["file_name"] for r in records] == [e["file_name"] for e in index.cells if e in busy]
+    assert all(r["loss_after"] < r["loss_before"] for r in records)
+    out = read_index(target)
+    assert len(out.cells) == len(index.cells)
+    for entry in index.cells:
+        if entry not in busy:
+            assert (target / "cells" / entry["file_name"]).read_bytes() == (
+                source / "cells" / entry["file_name"]
+            ).read_bytes()
+    metrics = json.loads((target / "training_metrics.json").read_text())
+    assert metrics["trained"] == 2
+    assert train_universe(source, target, FAST, cells) == records  # nothing left to train
+    assert any((target / "views").iterdir())
+    flags = ["--neighbors", "0", "--iterations", "5", "--image-size", "24", "--views", "6", "--held-out", "2"]
+    landmarks_run = ["universe", "train-landmarks", "--input", str(source), "--output", str(tmp_path / "l")]
+    assert main([*landmarks_run, *flags]) == 0
+    assert "cells within 0 of the landmarks" in capsys.readouterr().out
+    assert read_cell(next((tmp_path / "l" / "cells").iterdir())).splats.shape[1] == 14
