@@ -25,6 +25,7 @@ from foveate.models.densify import DefaultStrategy, MCMCStrategy
 from foveate.models.gaussians import gsplat_available, num_sh_bases, rasterize
 from foveate.sampling import Draw
 from foveate.train import ImageQuality, Metric, OptimConfig, Optimization, StepOutput, Task, Validation, psnr_from_mse
+from foveate.train.metrics import ssim_per_image
 
 from ..orbit import OrbitOptions, to_uint8
 from ..scenes import load_training_scene, scene_box, split_views
@@ -108,16 +109,12 @@ def unit_losses(rendered: torch.Tensor, target: torch.Tensor, ssim_lambda: float
     """Per-image ``loss``, ``l1`` and ``ssim`` of ``(B, H, W, 3)`` renders against targets in [0, 1].
 
     ``loss = (1 - ssim_lambda) * l1 + ssim_lambda * (1 - ssim)``, SSIM with an 11 x 11 Gaussian
-    window (sigma 1.5), as 3DGS and gsplat train with.
+    window (sigma 1.5), as 3DGS and gsplat train with (:func:`foveate.train.metrics.ssim_per_image`).
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
     l1 = (rendered - target).abs().mean(dim=(1, 2, 3))
     if ssim_lambda == 0:
         return {"loss": l1, "l1": l1}
-    ssim = structural_similarity_index_measure(
-        rendered.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), data_range=1.0, reduction="none"
-    )
+    ssim = ssim_per_image(rendered, target)
     return {"loss": (1 - ssim_lambda) * l1 + ssim_lambda * (1 - ssim), "l1": l1, "ssim": ssim}
 
 
