@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "universe train-cell": ("foveate.universe.commands", "train_cell_main", "train one cell against its star views"),
     "universe train-all": ("foveate.universe.commands", "train_all_main", "train every cell of a universe"),
     "universe train-landmarks": ("foveate.universe.commands", "train_landmarks_main", "train the cells near landmarks"),
+    "universe validate": (
+        "foveate.universe.commands",
+        "validate_main",
+        "check a trained universe: cells, splats, loss",
+    ),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
 PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -14,11 +14,14 @@ __all__ = [
     "TrainAllArgs",
     "TrainCellArgs",
     "TrainLandmarksArgs",
+    "ValidateArgs",
     "build_main",
     "pack_main",
     "train_all_main",
     "train_cell_main",
     "train_landmarks_main",
+    "validate_main",
+    "validate_universe",
 ]
 
 
@@ -246,3 +249,99 @@ def train_landmarks_main(argv: list[str]) -> int:
         return cells
 
     return _train_many(args, cells_of)
+
+
+@dataclass
+class ValidateArgs:
+    """Check a trained universe against the one it was trained from: cells, splats, sizes, loss per cell."""
+
+    input: Path
+    """The universe that was trained (from 'foveate universe build')."""
+    trained: Path
+    """The trained universe (from train-all or train-landmarks)."""
+    json: bool = False
+    """Print the numbers as JSON."""
+
+
+def validate_universe(source: Path, trained: Path) -> dict[str, Any]:
+    """The numbers ``foveate universe validate`` prints, and whether every check passed (``ok``)."""
+    import json as json_module
+
+    from .cells import read_cell, read_index
+
+    before, after = read_index(source), read_index(trained)
+    missing = [e["file_name"] for e in after.cells if not (trained / "cells" / e["file_name"]).is_file()]
+    unreadable, miscounted = [], []
+    for entry in after.cells:
+        if entry["file_name"] in missing:
+            continue
+        try:
+            if len(read_cell(trained / "cells" / entry["file_name"]).splats) != entry["splat_count"]:
+                miscounted.append(entry["file_name"])
+        except ValueError:
+            unreadable.append(entry["file_name"])
+    metrics_path = trained / "training_metrics.json"
+    records = json_module.loads(metrics_path.read_text())["cells"] if metrics_path.is_file() else []
+    reductions = [1 - r["loss_after"] / r["loss_before"] for r in records if r["loss_before"] > 0]
+    report = {
+        "cells": {"input": len(before.cells), "trained_universe": len(after.cells), "trained": len(records)},
+        "splats": {"input": before.total_splats, "trained_universe": after.total_splats},
+        "bytes": {"input": before.total_size_bytes, "trained_universe": after.total_size_bytes},
+        "missing_files": missing,
+        "unreadable_files": unreadable,
+        "miscounted_files": miscounted,
+        "cells_with_lower_loss": sum(r["loss_after"] < r["loss_before"] for r in records),
+        "loss_reduction": {
+            "mean": float(sum(reductions) / len(reductions)) if reductions else None,
+            "min": min(reductions) if reductions else None,
+            "max": max(reductions) if reductions else None,
+        },
+        "held_out_psnr": {
+            "before": sum(r["psnr_before"] for r in records) / len(records) if records else None,
+            "after": sum(r["psnr_after"] for r in records) / len(records) if records else None,
+        },
+    }
+    report["ok"] = (
+        len(before.cells) == len(after.cells)
+        and not (missing or unreadable or miscounted)
+        and report["cells_with_lower_loss"] == len(records)
+    )
+    return report
+
+
+def validate_main(argv: list[str]) -> int:
+    """``foveate universe validate``: exit status 0 when every check passes, 1 when one fails."""
+    import json
+
+    import tyro
+
+    from foveate.pipelines.registry import one_line
+
+    from .cells import CellFormatError
+
+    args = tyro.cli(ValidateArgs, args=argv, prog="foveate universe validate", description=ValidateArgs.__doc__)
+    try:
+        report = validate_universe(args.input, args.trained)
+    except (FileNotFoundError, CellFormatError, ImportError) as error:
+        print(f"error: {one_line(error)}")
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0 if report["ok"] else 1
+    cells, splats, sizes = report["cells"], report["splats"], report["bytes"]
+    mark = {True: "ok", False: "FAILED"}
+    print(f"cells: {cells['input']:,} in, {cells['trained_universe']:,} out, {cells['trained']:,} trained")
+    print(f"splats: {splats['input']:,} -> {splats['trained_universe']:,}; size {sizes['input'] / 1e6:.2f} -> "
+          f"{sizes['trained_universe'] / 1e6:.2f} MB")  # fmt: skip
+    for name in ("missing_files", "unreadable_files", "miscounted_files"):
+        if report[name]:
+            print(f"{name.replace('_', ' ')}: {len(report[name])}, e.g. {report[name][0]}")
+    reduction, psnr = report["loss_reduction"], report["held_out_psnr"]
+    if cells["trained"]:
+        print(
+            f"loss lower in {report['cells_with_lower_loss']}/{cells['trained']} trained cells; reduction mean "
+            f"{100 * reduction['mean']:.1f}% (min {100 * reduction['min']:.1f}%, max {100 * reduction['max']:.1f}%); "
+            f"held-out PSNR {psnr['before']:.2f} -> {psnr['after']:.2f} dB (mean over cells)"
+        )
+    print(f"validation {mark[report['ok']]}")
+    return 0 if report["ok"] else 1
