@@ -241,3 +241,13 @@ def test_gsplat_and_torch_backends_agree():
     torch.testing.assert_close(results["gsplat"][1], results["torch"][1], atol=2e-3, rtol=0)
     for ours, theirs in zip(results["torch"][2], results["gsplat"][2], strict=True):
         torch.testing.assert_close(theirs, ours, atol=1e-2 * float(ours.abs().max()), rtol=0)
+
+
+@pytest.mark.parametrize("sh_degree", [None, 0])
+def test_no_splats_render_the_background(sh_degree):
+    viewmats, Ks = camera(8.0, 8, 8)
+    colors = torch.zeros(0, 3) if sh_degree is None else torch.zeros(0, 1, 3)
+    empty = (torch.zeros(0, 3), torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0), colors)
+    for render in (rasterize, rasterize_dense):
+        rgb, alpha, meta = render(*empty, viewmats, Ks, 8, 8, sh_degree=sh_degree, backgrounds=torch.ones(1, 3))
+        assert bool((rgb == 1).all()) and not bool(alpha.any()) and meta["radii"].shape == (1, 0)

@@ -424,7 +424,7 @@ def rasterize(
     pixel, splat, alpha = pixel[kept], splat[kept], alpha[kept]
     before = exclusive_transmittance(pixel, -torch.log1p(-alpha))
     weights = alpha * before * (before * (1 - alpha) > TRANSMITTANCE_MIN)
-    flat_colors = colors.reshape(cameras * count, -1)
+    flat_colors = colors.reshape(cameras * count, colors.shape[-1])
     total = cameras * height * width
     color = torch.zeros(total, flat_colors.shape[-1], dtype=weights.dtype, device=means.device)
     color = color.index_add(0, pixel, weights[:, None] * flat_colors.index_select(0, splat))
@@ -516,7 +516,7 @@ def rasterize_dense(
         meta["conics"].reshape(-1, 3),
         meta["extents"].reshape(-1, 2),
         opacities[None].expand(cameras, -1).reshape(-1),
-        colors.reshape(cameras * count, -1),
+        colors.reshape(cameras * count, colors.shape[-1]),
     )
     rgb, alpha = _finish(color.reshape(cameras, height, width, -1), alpha.reshape(cameras, height, width), backgrounds)
     return rgb, alpha, meta

@@ -1,6 +1,7 @@
 """Training one cell's splats against its star views, with HELIOS's parameters and defaults.
 
-The splats start from the cell file (one per star), in the cell's units (:mod:`.views`); a step
+The splats start from the cell file (one per star), in the cell's units (:mod:`.views`), sized and
+made as opaque as their stars appear in the views (:func:`calibrated_start`); a step
 renders ``views_per_iter`` training views, minimises ``(1 - lambda) L1 + lambda (1 - SSIM)`` plus
 HELIOS's two regularisers, the isotropy term (the variance of each splat's log-scales) and the
 collapse term (``mean(relu(min_ratio - min_scale / max_scale))``), with Adam at one learning rate;
@@ -23,9 +24,9 @@ from foveate.models.gaussians import rasterize
 from foveate.sampling import Sampler
 
 from .cells import CellFile
-from .views import CellFrame, StarViews, render_stars, star_views
+from .views import PSF_PIXELS, CellFrame, StarViews, render_stars, star_views
 
-__all__ = ["CellResult", "CellTrainConfig", "splats_from_cell", "splats_to_cell", "train_cell"]
+__all__ = ["CellResult", "CellTrainConfig", "calibrated_start", "splats_from_cell", "splats_to_cell", "train_cell"]
 
 SH_C0 = 0.28209479177387814
 RATE_RATIOS = {"quats": 1.0, "opacities": 50.0, "scales": 5.0, "sh0": 2.5, "means": 0.16 * 2.2}
@@ -86,7 +87,7 @@ class CellResult:
 
 
 def splats_from_cell(cell: CellFile, frame: CellFrame, device: torch.device) -> torch.nn.ParameterDict:
-    """The cell's splats in gsplat's stored forms, in the cell's units."""
+    """The cell's splats, as stored, in gsplat's forms and the cell's units."""
     splats = torch.from_numpy(cell.splats.astype(np.float32))
     means = torch.from_numpy((cell.positions - frame.origin) / frame.unit).float()
     scales = (splats[:, 3:6].clamp_min(1e-30) / frame.unit).log().clamp_min(-20.0)
@@ -95,6 +96,25 @@ def splats_from_cell(cell: CellFile, frame: CellFrame, device: torch.device) -> 
     sh0 = ((splats[:, 10:13] - 0.5) / SH_C0)[:, None]
     values = {"means": means, "scales": scales, "quats": quats, "opacities": opacities, "sh0": sh0}
     return torch.nn.ParameterDict({k: torch.nn.Parameter(v.to(device)) for k, v in values.items()})
+
+
+def calibrated_start(
+    params: torch.nn.ParameterDict, frame: CellFrame, views: StarViews, psf: float = PSF_PIXELS
+) -> None:
+    """Start each splat as its star looks in the views: as wide as the point-spread function at the
+    cameras' distance, and as opaque as the star's peak brightness there (in place).
+
+    HELIOS's stored radius is a display size for its own camera (a few pixels at 720 lines), which
+    in a sparse cell can span the whole cell; fitted from there, the optimiser tends to fade such
+    splats out rather than shrink them.
+    """
+    centres = views.cameras.camera_to_world[:, :3, 3].to(frame.positions.device)
+    distance = (centres[:, None] - frame.positions[None]).norm(dim=-1).median(dim=0).values
+    focal = float(views.cameras.intrinsics[0, 0])
+    peak = 1 - torch.exp(-views.exposure * frame.luminosity / distance**2)
+    with torch.no_grad():
+        params["scales"].copy_((psf * distance / focal).log()[:, None].expand(-1, 3).to(params["scales"]))
+        params["opacities"].copy_(torch.logit(peak.clamp(0.02, 0.98)).to(params["opacities"]))
 
 
 def splats_to_cell(params: torch.nn.ParameterDict, frame: CellFrame, template: CellFile) -> CellFile:
@@ -152,6 +172,7 @@ def train_cell(
     held_viewmats, held_Ks = (t.to(device) for t in view_matrices(held_cameras))
     targets = training.images.to(device)
     params = splats_from_cell(cell, frame, device)
+    calibrated_start(params, frame, training, PSF_PIXELS)
     optimizers = {
         name: torch.optim.Adam([p], lr=config.learning_rate * RATE_RATIOS[name], eps=1e-15)
         for name, p in params.items()
