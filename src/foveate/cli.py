@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "validate_main",
         "check a trained universe: cells, splats, loss",
     ),
+    "universe report": ("foveate.universe.commands", "report_main", "plot loss per cell and where training went"),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
 PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {

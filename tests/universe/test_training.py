@@ -120,7 +120,7 @@ def test_a_universe_trains_copies_the_rest_and_resumes(tmp_path, capsys):
     assert read_cell(next((tmp_path / "l" / "cells").iterdir())).splats.shape[1] == 14
 
 
-def test_validate_reports_and_fails_on_a_broken_universe(tmp_path, capsys):
+def test_validate_and_report_and_fail_on_a_broken_universe(tmp_path, capsys):
     source, target = tmp_path / "u", tmp_path / "t"
     build_universe(synthetic_stars(3000, seed=4), source)
     busy = max(read_index(source).cells, key=lambda e: e["splat_count"])
@@ -128,6 +128,10 @@ def test_validate_reports_and_fails_on_a_broken_universe(tmp_path, capsys):
     assert main(["universe", "validate", "--input", str(source), "--trained", str(target)]) == 0
     out = capsys.readouterr().out
     assert "loss lower in 1/1 trained cells" in out and "validation ok" in out
+    assert main(["universe", "report", "--trained", str(target)]) == 0
+    summary = json.loads((target / "report" / "summary.json").read_text())
+    assert summary["cells_trained"] == 1 and summary["loss_reduction_percent"]["min"] > 0
+    assert all((target / "report" / f"{name}.png").stat().st_size > 1000 for name in ("loss", "reduction", "sky"))
     (target / "cells" / busy["file_name"]).write_bytes(b"\x00\x00\x00\x00")
     assert main(["universe", "validate", "--input", str(source), "--trained", str(target)]) == 1
     assert "unreadable files: 1" in capsys.readouterr().out

@@ -11,12 +11,14 @@ from .train import CellTrainConfig
 __all__ = [
     "BuildArgs",
     "PackArgs",
+    "ReportArgs",
     "TrainAllArgs",
     "TrainCellArgs",
     "TrainLandmarksArgs",
     "ValidateArgs",
     "build_main",
     "pack_main",
+    "report_main",
     "train_all_main",
     "train_cell_main",
     "train_landmarks_main",
@@ -345,3 +347,29 @@ def validate_main(argv: list[str]) -> int:
         )
     print(f"validation {mark[report['ok']]}")
     return 0 if report["ok"] else 1
+
+
+@dataclass
+class ReportArgs:
+    """Plot what training did to a universe: loss per cell, loss reduction, where on the sky training went."""
+
+    trained: Path
+    """A trained universe (with training_metrics.json)."""
+
+
+def report_main(argv: list[str]) -> int:
+    """``foveate universe report``."""
+    import tyro
+
+    from foveate.pipelines.registry import one_line
+
+    from .report import write_report
+
+    args = tyro.cli(ReportArgs, args=argv, prog="foveate universe report", description=ReportArgs.__doc__)
+    try:
+        written = write_report(args.trained)
+    except (FileNotFoundError, ValueError, ImportError) as error:
+        print(f"error: {one_line(error)}")
+        return 2
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
