@@ -135,3 +135,46 @@ def test_validate_and_report_and_fail_on_a_broken_universe(tmp_path, capsys):
     (target / "cells" / busy["file_name"]).write_bytes(b"\x00\x00\x00\x00")
     assert main(["universe", "validate", "--input", str(source), "--trained", str(target)]) == 1
     assert "unreadable files: 1" in capsys.readouterr().out
+
+
+def test_the_engine_gives_hard_cells_more_rounds():
+    from foveate.sampling import Sampler
+    from foveate.universe.schedule import allocate
+
+    errors = np.array([0.01] * 8 + [0.2, 0.4])  # two hard cells among ten
+    weights = np.ones(10)
+    weights[0] = 30.0  # a landmark cell, weighted up until it matters
+    sampler = Sampler(10, "error_weighted", warmup_iterations=0, update_frequency=1, decay=0.0, seed=0)
+    picks = np.zeros(10)
+    for round_index in range(200):
+        chosen = allocate(errors, weights, 2, "error_weighted", sampler, round_index)
+        assert len(set(chosen.tolist())) == 2
+        picks[chosen] += 1
+    assert picks[9] > picks[8] > 3 * picks[1:8].max()
+    assert picks[0] > 3 * picks[1:8].max()  # 30 x 0.01 = 0.3: as hard as the hard ones
+
+
+def test_a_budget_is_spent_exactly_and_resumes(tmp_path):
+    from foveate.universe.schedule import train_with_budget
+
+    source, target = tmp_path / "u", tmp_path / "t"
+    build_universe(synthetic_stars(3000, seed=5), source)
+    small = tmp_path / "small"
+    keep = sorted(read_index(source).cells, key=lambda e: -e["splat_count"])[:3]
+    (small / "cells").mkdir(parents=True)
+    for entry in keep:
+        (small / "cells" / entry["file_name"]).write_bytes((source / "cells" / entry["file_name"]).read_bytes())
+    from foveate.universe.cells import UniverseIndex, write_index
+
+    write_index(small, UniverseIndex(read_index(source).config, keep))
+    config = CellTrainConfig(**{**FAST.__dict__, "iterations": 0})
+    with pytest.raises(ValueError, match="less than one chunk"):
+        train_with_budget(small, target, config, budget=20, chunk=10)
+    records = train_with_budget(small, target, config, budget=80, chunk=10)
+    assert sum(r["iterations"] for r in records) == 80 and min(r["iterations"] for r in records) >= 10
+    assert all(r["loss_after"] < r["loss_before"] for r in records)
+    schedule = json.loads((target / "schedule.json").read_text())
+    assert sum(schedule["steps"]) == 80
+    again = train_with_budget(small, target, config, budget=80, chunk=10)  # nothing left: the same cells back
+    assert [r["iterations"] for r in again] == [r["iterations"] for r in records]
+    assert main(["universe", "validate", "--input", str(small), "--trained", str(target)]) == 0

@@ -148,6 +148,15 @@ class TrainAllArgs:
     """Cells trained in parallel processes."""
     backend: str = "auto"
     """'cpu', 'cuda' or 'auto'."""
+    budget: int = 0
+    """Total iterations over all cells, spent by the engine on the cells with the highest loss (0: HELIOS's
+    --iterations for every cell). Every cell gets one chunk first."""
+    chunk: int = 100
+    """Iterations a cell trains each time the engine picks it (with --budget)."""
+    strategy: str = "error_weighted"
+    """The engine's strategy over cells (with --budget): error_weighted or adaptive."""
+    landmark_weight: float = 2.0
+    """With --budget: the loss of cells holding a landmark counts this many times."""
 
 
 @dataclass
@@ -231,7 +240,41 @@ def _train_many(args: TrainAllArgs, cells_of: Any) -> int:
 
 def train_all_main(argv: list[str]) -> int:
     """``foveate universe train-all``."""
-    return _train_many(_cli(TrainAllArgs, argv, "foveate universe train-all"), lambda index: None)
+    import json
+
+    from foveate.pipelines.registry import one_line
+
+    from .cells import CellFormatError
+    from .schedule import train_with_budget
+
+    args = _cli(TrainAllArgs, argv, "foveate universe train-all")
+    if not args.budget:
+        return _train_many(args, lambda index: None)
+    try:
+        landmarks_path = args.input / "landmarks.json"
+        landmarks = json.loads(landmarks_path.read_text()) if landmarks_path.is_file() else []
+        records = train_with_budget(
+            args.input,
+            args.output,
+            args.training,
+            args.budget,
+            args.chunk,
+            args.strategy,
+            args.landmark_weight,
+            landmarks,
+            args.workers,
+            _device(args.backend),
+            progress=print,
+        )
+    except (FileNotFoundError, ValueError, CellFormatError, ImportError) as error:
+        print(f"error: {one_line(error)}")
+        return 2
+    spent = sorted(r["iterations"] for r in records)
+    print(
+        f"trained {len(records)} cells with {sum(spent):,} iterations ({spent[0]}-{spent[-1]} a cell) into "
+        f"{args.output}; numbers in {args.output}/training_metrics.json"
+    )
+    return 0
 
 
 def train_landmarks_main(argv: list[str]) -> int:

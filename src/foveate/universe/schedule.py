@@ -25,7 +25,7 @@ from .grid import CellId, HLGGrid
 from .train import CellTrainConfig, train_cell
 from .views import star_views
 
-__all__ = ["landmark_cells", "train_universe"]
+__all__ = ["allocate", "landmark_cells", "train_universe", "train_with_budget"]
 
 METRICS = "training_metrics.json"
 
@@ -49,15 +49,7 @@ def _train_one(job: tuple[Path, Path, str, CellTrainConfig, str]) -> dict[str, A
     torch.set_num_threads(1)
     torch.manual_seed(0)
     cell = read_cell(source / "cells" / file_name)
-    cache = target / "views" / f"{cell.cell.name}-{config.image_size}px-{config.views}.pt"
-    if cache.is_file():
-        frame, views = torch.load(cache, weights_only=False)
-    else:
-        frame, views = star_views(cell, config.views, config.image_size)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save((frame, views), cache.with_suffix(".tmp"))
-        os.replace(cache.with_suffix(".tmp"), cache)
-    trained, result = train_cell(cell, config, torch.device(device), (frame, views))
+    trained, result = train_cell(cell, config, torch.device(device), _views_for(target, cell, config))
     size = write_cell(target / "cells" / file_name, trained)
     record = dataclasses.asdict(result)
     record.update(file_name=file_name, file_size_bytes=size)
@@ -133,3 +125,172 @@ def _finish(
     os.replace(temporary, metrics)
     if progress is not None:
         progress(record, len(records), total)
+
+
+def _views_for(target: Path, cell: Any, config: CellTrainConfig) -> tuple[Any, Any]:
+    cache = target / "views" / f"{cell.cell.name}-{config.image_size}px-{config.views}.pt"
+    if cache.is_file():
+        return torch.load(cache, weights_only=False)
+    views = star_views(cell, config.views, config.image_size)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(views, cache.with_suffix(".tmp"))
+    os.replace(cache.with_suffix(".tmp"), cache)
+    return views
+
+
+def _chunk(job: tuple[Path, Path, str, CellTrainConfig, str, int]) -> tuple[str, float, int]:
+    """Train one cell for one chunk, from and back to its saved state (a worker's unit of work)."""
+    from .train import CellFit
+
+    source, target, file_name, config, device, iterations = job
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cell = read_cell(source / "cells" / file_name)
+    fit = CellFit(cell, config, torch.device(device), _views_for(target, cell, config))
+    saved = target / "state" / f"{file_name}.pt"
+    if saved.is_file():
+        fit.load_state_dict(torch.load(saved, weights_only=False))
+    loss = fit.run(iterations)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(fit.state_dict(), saved.with_suffix(".tmp"))
+    os.replace(saved.with_suffix(".tmp"), saved)
+    return file_name, loss, fit.step
+
+
+def allocate(
+    errors: np.ndarray,
+    weights: np.ndarray,
+    count: int,
+    strategy: str,
+    sampler: Any,
+    round_index: int,
+) -> np.ndarray:
+    """The next ``count`` distinct cells to train: drawn by the engine from their errors x weights."""
+    sampler.update(torch.arange(len(errors)), torch.as_tensor(errors * weights, dtype=torch.float32), round_index)
+    chosen: list[int] = []
+    draws = 0
+    while len(chosen) < min(count, len(errors)) and draws < 64:
+        for unit in sampler.sample(count, round_index).ids.tolist():
+            if unit not in chosen and len(chosen) < count:
+                chosen.append(unit)
+        draws += 1
+    return np.array(chosen, dtype=np.int64)
+
+
+def train_with_budget(
+    source: Path,
+    target: Path,
+    config: CellTrainConfig,
+    budget: int,
+    chunk: int = 100,
+    strategy: str = "error_weighted",
+    landmark_weight: float = 2.0,
+    landmarks: Iterable[dict[str, Any]] = (),
+    workers: int = 1,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Spend ``budget`` iterations over the trainable cells by their current loss (the engine over cells).
+
+    Every cell first trains one ``chunk``; then, round after round, ``workers`` distinct cells drawn
+    by the engine from their latest chunk's loss (landmark cells' loss x ``landmark_weight``) train
+    one more chunk each, until the budget is spent. Each cell keeps its splats, Adam moments and
+    density state between chunks (``state/``), so a cell trained in k chunks is trained as one
+    run of k x chunk steps; the schedule is saved every round and an interrupted run resumes.
+    Finally every cell is written as ``train_universe`` writes it.
+    """
+    from foveate.sampling import Sampler
+
+    from .train import CellFit
+
+    index = read_index(source)
+    if source.resolve() == target.resolve():
+        raise ValueError(f"--output {target} is the input universe; choose another folder")
+    names = [e["file_name"] for e in index.cells if e["splat_count"] >= 2]
+    if not names:
+        raise ValueError(f"{source}: no cell with 2 or more splats to train")
+    if budget < chunk * len(names):
+        raise ValueError(
+            f"--budget {budget} is less than one chunk ({chunk}) for each of the {len(names)} trainable cells"
+        )
+    (target / "cells").mkdir(parents=True, exist_ok=True)
+    special = {c.file_name for c in landmark_cells(index, landmarks, 0)}
+    weights = np.array([landmark_weight if n in special else 1.0 for n in names])
+    schedule_path = target / "schedule.json"
+    schedule = json.loads(schedule_path.read_text()) if schedule_path.is_file() else None
+    if schedule is None or schedule["names"] != names or schedule["budget"] != budget:
+        schedule = {
+            "names": names,
+            "budget": budget,
+            "chunk": chunk,
+            "errors": [None] * len(names),
+            "steps": [0] * len(names),
+            "round": 0,
+        }
+    sampler = Sampler(len(names), strategy, warmup_iterations=0, update_frequency=1, decay=0.0, seed=0)
+
+    pool = None
+    if workers > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+
+    def run_round(chosen: list[int]) -> None:
+        jobs = [(source, target, names[i], config, device, chunk) for i in chosen]
+        outcomes = pool.map(_chunk, jobs) if pool is not None and len(jobs) > 1 else [_chunk(job) for job in jobs]
+        for name, loss, steps in outcomes:
+            position = names.index(name)
+            schedule["errors"][position], schedule["steps"][position] = loss, steps
+        schedule["round"] += 1
+        temporary = schedule_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(schedule))
+        os.replace(temporary, schedule_path)
+
+    try:
+        pending = [i for i, e in enumerate(schedule["errors"]) if e is None]
+        for start in range(0, len(pending), max(1, workers)):
+            run_round(pending[start : start + max(1, workers)])
+            if progress:
+                progress(f"first chunks: {min(start + workers, len(pending))}/{len(pending)} cells")
+        while sum(schedule["steps"]) + chunk <= budget:
+            room = (budget - sum(schedule["steps"])) // chunk
+            errors = np.array(schedule["errors"])
+            chosen = allocate(errors, weights, min(workers, room), strategy, sampler, schedule["round"])
+            run_round(chosen.tolist())
+            if progress:
+                progress(f"round {schedule['round']}: {sum(schedule['steps']):,}/{budget:,} iterations spent")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+
+    records = []
+    for name in names:
+        cell = read_cell(source / "cells" / name)
+        fit = CellFit(cell, config, torch.device(device), _views_for(target, cell, config))
+        fit.load_state_dict(torch.load(target / "state" / f"{name}.pt", weights_only=False))
+        size = write_cell(target / "cells" / name, fit.trained_cell())
+        record = dataclasses.asdict(fit.result())
+        record.update(file_name=name, file_size_bytes=size)
+        records.append(record)
+    for entry in index.cells:
+        if entry["file_name"] not in names:
+            shutil.copyfile(source / "cells" / entry["file_name"], target / "cells" / entry["file_name"])
+    metrics = {
+        "cells": records,
+        "trained": len(records),
+        "budget": budget,
+        "strategy": strategy,
+        "mean_loss_reduction": float(np.mean([1 - r["loss_after"] / r["loss_before"] for r in records])),
+    }
+    (target / METRICS).write_text(json.dumps(metrics, indent=1))
+    entries = [
+        index_entry(
+            CellId.parse(e["file_name"]),
+            read_cell(target / "cells" / e["file_name"]).splats.shape[0],
+            (target / "cells" / e["file_name"]).stat().st_size,
+        )
+        for e in index.cells
+    ]
+    write_index(target, UniverseIndex(index.config, entries))
+    return records

@@ -26,7 +26,15 @@ from foveate.sampling import Sampler
 from .cells import CellFile
 from .views import PSF_PIXELS, CellFrame, StarViews, render_stars, star_views
 
-__all__ = ["CellResult", "CellTrainConfig", "calibrated_start", "splats_from_cell", "splats_to_cell", "train_cell"]
+__all__ = [
+    "CellFit",
+    "CellResult",
+    "CellTrainConfig",
+    "calibrated_start",
+    "splats_from_cell",
+    "splats_to_cell",
+    "train_cell",
+]
 
 SH_C0 = 0.28209479177387814
 RATE_RATIOS = {"quats": 1.0, "opacities": 50.0, "scales": 5.0, "sh0": 2.5, "means": 0.16 * 2.2}
@@ -78,6 +86,7 @@ class CellResult:
     splats_before: int
     splats_after: int
     loss_before: float
+    """The loss over every training view before training (and, below, after)."""
     loss_after: float
     psnr_before: float
     psnr_after: float
@@ -151,97 +160,172 @@ def _psnr(rendered: torch.Tensor, target: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
+class CellFit:
+    """One cell's training state, trained in chunks of iterations and saved between them.
+
+    ``train_cell`` runs one chunk of ``config.iterations``; the budget scheduler gives a cell
+    several chunks over a run (``run(k)`` continues exactly where the last one stopped, also after
+    ``state_dict`` / ``load_state_dict`` in another process).
+    """
+
+    def __init__(
+        self,
+        cell: CellFile,
+        config: CellTrainConfig,
+        device: torch.device | None = None,
+        views: tuple[CellFrame, StarViews] | None = None,
+    ) -> None:
+        from foveate.pipelines.splat import view_matrices
+
+        self.cell, self.config = cell, config
+        self.device = device or torch.device("cpu")
+        self.frame, training = views or star_views(cell, config.views, config.image_size)
+        held_cameras = _held_out_cameras(config.held_out, config.image_size)
+        self.held_targets = render_stars(self.frame, held_cameras, training.exposure).to(self.device)
+        self.viewmats, self.Ks = (t.to(self.device) for t in view_matrices(training.cameras))
+        self.held_viewmats, self.held_Ks = (t.to(self.device) for t in view_matrices(held_cameras))
+        self.targets = training.images.to(self.device)
+        self.params = splats_from_cell(cell, self.frame, self.device)
+        calibrated_start(self.params, self.frame, training, PSF_PIXELS)
+        self.optimizers = {
+            name: torch.optim.Adam([p], lr=config.learning_rate * RATE_RATIOS[name], eps=1e-15)
+            for name, p in self.params.items()
+        }
+        self.strategy = DefaultStrategy(
+            prune_opa=config.prune_opacity_threshold,
+            grow_grad2d=config.grad_threshold,
+            refine_start_iter=config.densify_interval,
+            refine_stop_iter=config.densify_until + 1,
+            refine_every=config.densify_interval,
+            reset_every=10**9,
+        )
+        self.state = self.strategy.initialize_state(scene_scale=1.0)
+        self.sampler = None
+        if config.view_sampling != "round_robin":
+            self.sampler = Sampler(
+                len(self.targets),
+                config.view_sampling,
+                device=self.device,
+                warmup_iterations=20,
+                update_frequency=10,
+                decay=0.5,
+                seed=0,
+            )
+        self.step = 0
+        self.losses: list[float] = []
+        self.seconds = 0.0
+        self.psnr_before = self.held_out_psnr()
+        self.loss_before = self.training_loss()
+
+    def training_loss(self) -> float:
+        """The loss over every training view (the per-step losses cover only the views of that step)."""
+        from foveate.pipelines.splat import unit_losses
+
+        total = 0.0
+        with torch.no_grad():
+            for ids in torch.arange(len(self.targets), device=self.device).split(8):
+                rendered, _ = _render(self.params, self.viewmats[ids], self.Ks[ids], self.config.image_size)
+                total += float(unit_losses(rendered, self.targets[ids], self.config.lambda_dssim)["loss"].sum())
+        return total / len(self.targets)
+
+    def held_out_psnr(self) -> float:
+        with torch.no_grad():
+            rendered, _ = _render(self.params, self.held_viewmats, self.held_Ks, self.config.image_size)
+        return _psnr(rendered, self.held_targets)
+
+    def run(self, iterations: int) -> float:
+        """Train ``iterations`` more steps; returns their mean per-view loss."""
+        import time
+
+        from foveate.pipelines.splat import unit_losses
+
+        started = time.perf_counter()
+        config, params, count = self.config, self.params, self.config.views_per_iter
+        first = len(self.losses)
+        for _ in range(iterations):
+            step = self.step
+            if self.sampler is None:
+                ids = (torch.arange(count, device=self.device) + step * count) % len(self.targets)
+                weights = torch.ones(count, device=self.device)
+            else:
+                draw = self.sampler.sample(count, step)
+                ids, weights = draw.ids, draw.weights
+            rendered, meta = _render(params, self.viewmats[ids], self.Ks[ids], config.image_size)
+            per_view = unit_losses(rendered, self.targets[ids], config.lambda_dssim)["loss"]
+            scales = params["scales"]
+            isotropy = scales.var(dim=1).mean() if len(scales) else scales.sum()
+            ratio = scales.min(dim=1).values.exp() / scales.max(dim=1).values.exp()
+            collapse = torch.relu(config.min_scale_ratio - ratio).mean()
+            loss = (weights * per_view).mean() + config.lambda_isotropy * isotropy + config.lambda_collapse * collapse
+            for optimizer in self.optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for optimizer in self.optimizers.values():
+                optimizer.step()
+            self.strategy.step_post_backward(params, self.optimizers, self.state, step, meta)
+            if self.sampler is not None:
+                self.sampler.update(ids, per_view.detach(), step)
+            self.losses.append(float(per_view.detach().mean()))
+            self.step += 1
+        self.seconds += time.perf_counter() - started
+        chunk = self.losses[first:]
+        return float(np.mean(chunk)) if chunk else math.nan
+
+    def result(self) -> CellResult:
+        losses = self.losses
+        return CellResult(
+            cell=self.cell.cell.name,
+            splats_before=len(self.cell.splats),
+            splats_after=len(self.params["means"]),
+            loss_before=self.loss_before,
+            loss_after=self.training_loss(),
+            psnr_before=self.psnr_before,
+            psnr_after=self.held_out_psnr(),
+            iterations=self.step,
+            seconds=self.seconds,
+            losses=list(losses),
+        )
+
+    def trained_cell(self) -> CellFile:
+        return splats_to_cell(self.params, self.frame, self.cell)
+
+    def state_dict(self) -> dict:
+        return {
+            "params": {k: v.detach().cpu() for k, v in self.params.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "density": dict(self.state),
+            "sampler": self.sampler.state_dict() if self.sampler is not None else None,
+            "step": self.step,
+            "losses": list(self.losses),
+            "seconds": self.seconds,
+            "psnr_before": self.psnr_before,
+            "loss_before": self.loss_before,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resize the splats to the saved count, then load the moments and the rest."""
+        for name, parameter in self.params.items():
+            parameter.data = state["params"][name].to(self.device)
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.state = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in state["density"].items()}
+        if self.sampler is not None and state["sampler"] is not None:
+            self.sampler.load_state_dict(state["sampler"])
+        self.step, self.losses = state["step"], list(state["losses"])
+        self.seconds, self.psnr_before = state["seconds"], state["psnr_before"]
+        self.loss_before = state["loss_before"]
+
+
 def train_cell(
     cell: CellFile,
     config: CellTrainConfig,
     device: torch.device | None = None,
     views: tuple[CellFrame, StarViews] | None = None,
-    generator: torch.Generator | None = None,
 ) -> tuple[CellFile, CellResult]:
-    """Train ``cell``'s splats on its star views; returns the trained cell and what happened."""
-    import time
-
-    from foveate.pipelines.splat import unit_losses, view_matrices
-
-    device = device or torch.device("cpu")
-    started = time.perf_counter()
-    frame, training = views or star_views(cell, config.views, config.image_size)
-    held_cameras = _held_out_cameras(config.held_out, config.image_size)
-    held_targets = render_stars(frame, held_cameras, training.exposure).to(device)
-    viewmats, Ks = (t.to(device) for t in view_matrices(training.cameras))
-    held_viewmats, held_Ks = (t.to(device) for t in view_matrices(held_cameras))
-    targets = training.images.to(device)
-    params = splats_from_cell(cell, frame, device)
-    calibrated_start(params, frame, training, PSF_PIXELS)
-    optimizers = {
-        name: torch.optim.Adam([p], lr=config.learning_rate * RATE_RATIOS[name], eps=1e-15)
-        for name, p in params.items()
-    }
-    strategy = DefaultStrategy(
-        prune_opa=config.prune_opacity_threshold,
-        grow_grad2d=config.grad_threshold,
-        refine_start_iter=config.densify_interval,
-        refine_stop_iter=config.densify_until + 1,
-        refine_every=config.densify_interval,
-        reset_every=10**9,
-    )
-    state = strategy.initialize_state(scene_scale=1.0)
-    sampler = None
-    if config.view_sampling != "round_robin":
-        sampler = Sampler(
-            len(targets),
-            config.view_sampling,
-            device=device,
-            warmup_iterations=20,
-            update_frequency=10,
-            decay=0.5,
-            seed=0,
-        )
-
-    def evaluate() -> float:
-        with torch.no_grad():
-            rendered, _ = _render(params, held_viewmats, held_Ks, config.image_size)
-        return _psnr(rendered, held_targets)
-
-    psnr_before = evaluate()
-    losses = []
-    count = config.views_per_iter
-    for step in range(config.iterations):
-        if sampler is None:
-            ids = (torch.arange(count, device=device) + step * count) % len(targets)
-            weights = torch.ones(count, device=device)
-        else:
-            draw = sampler.sample(count, step)
-            ids, weights = draw.ids, draw.weights
-        rendered, meta = _render(params, viewmats[ids], Ks[ids], config.image_size)
-        per_view = unit_losses(rendered, targets[ids], config.lambda_dssim)["loss"]
-        scales = params["scales"]
-        isotropy = scales.var(dim=1).mean() if len(scales) else scales.sum()
-        ratio = scales.min(dim=1).values.exp() / scales.max(dim=1).values.exp()
-        collapse = torch.relu(config.min_scale_ratio - ratio).mean()
-        loss = (weights * per_view).mean() + config.lambda_isotropy * isotropy + config.lambda_collapse * collapse
-        for optimizer in optimizers.values():
-            optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for optimizer in optimizers.values():
-            optimizer.step()
-        strategy.step_post_backward(params, optimizers, state, step, meta, generator)
-        if sampler is not None:
-            sampler.update(ids, per_view.detach(), step)
-        losses.append(float(per_view.detach().mean()))
-    result = CellResult(
-        cell=cell.cell.name,
-        splats_before=len(cell.splats),
-        splats_after=len(params["means"]),
-        loss_before=losses[0] if losses else math.nan,
-        loss_after=float(np.mean(losses[-max(1, len(losses) // 20) :])) if losses else math.nan,
-        psnr_before=psnr_before,
-        psnr_after=evaluate(),
-        iterations=config.iterations,
-        seconds=time.perf_counter() - started,
-        losses=losses,
-    )
-    return splats_to_cell(params, frame, cell), result
+    """Train ``cell``'s splats on its star views for ``config.iterations``; returns the trained cell and its numbers."""
+    fit = CellFit(cell, config, device, views)
+    fit.run(config.iterations)
+    return fit.trained_cell(), fit.result()
 
 
 def _held_out_cameras(count: int, size: int):
