@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["density_image", "density_map", "display_size", "downsample_map", "normalise_log"]
+__all__ = ["density_image", "density_map", "display_size", "downsample_map", "error_visuals", "normalise_log"]
 
 
 def display_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -66,3 +66,17 @@ def density_image(sampler: Any, step: int, max_side: int = 512) -> torch.Tensor 
     if len(sampler.shape) != 3 or sampler.in_warmup(step):
         return None
     return normalise_log(density_map(sampler, 1, max_side))[..., None]
+
+
+def error_visuals(
+    prediction: torch.Tensor, target: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A validation's pictures of one ``(H, W, C)`` view: ``images`` (target, prediction, and the error's
+    square root scaled to its peak) and ``maps`` (the per-pixel squared error, for heatmaps)."""
+    error = (prediction - target).square().mean(dim=2)
+    images = {
+        "target": target,
+        "prediction": prediction,
+        "error": (error / error.max().clamp(min=1e-12)).sqrt()[..., None],
+    }
+    return images, {"error": error}

@@ -18,6 +18,7 @@ from torch import nn
 from foveate.data import Cameras, ErrorAwareDataHandler, Scene
 from foveate.models import OccupancyGrid, RadianceField, render_rays
 from foveate.train import Hook, ImageQuality, Metric, Task, Validation, psnr_from_mse
+from foveate.train.visuals import error_visuals
 
 from ..orbit import OrbitOptions, to_uint8
 from ..scenes import load_training_scene, scene_box, split_views
@@ -150,13 +151,7 @@ class RadianceFieldTask(Task):
             target = self.val_colors[index].to(torch.float32) / 255.0
             quality.update(prediction, target)
             if not images:
-                error = (prediction - target).square().mean(dim=2)
-                maps["error"] = error
-                images = {
-                    "target": target,
-                    "prediction": prediction,
-                    "error": (error / error.max().clamp(min=1e-12)).sqrt()[..., None],
-                }
+                images, maps = error_visuals(prediction, target)
         return Validation(quality.compute(), images, maps)
 
     def export(self, run_dir: Path) -> list[Path]:

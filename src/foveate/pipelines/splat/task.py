@@ -26,6 +26,7 @@ from foveate.models.gaussians import gsplat_available, num_sh_bases, rasterize
 from foveate.sampling import Draw
 from foveate.train import ImageQuality, Metric, OptimConfig, Optimization, StepOutput, Task, Validation, psnr_from_mse
 from foveate.train.metrics import ssim_per_image
+from foveate.train.visuals import error_visuals
 
 from ..orbit import OrbitOptions, to_uint8
 from ..scenes import load_training_scene, scene_box, split_views
@@ -341,13 +342,7 @@ class SplatTask(Task):
                 continue
             quality.update(prediction, target)
             if not images:
-                error = (prediction - target).square().mean(dim=2)
-                maps["error"] = error
-                images = {
-                    "target": target,
-                    "prediction": prediction,
-                    "error": (error / error.max().clamp(min=1e-12)).sqrt()[..., None],
-                }
+                images, maps = error_visuals(prediction, target)
         metrics = quality.compute() if full else {}
         metrics["psnr"] = float(psnr_from_mse(torch.stack(squared).mean()))
         metrics["splats"] = float(len(self.model))
