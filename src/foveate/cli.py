@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "check a trained universe: cells, splats, loss",
     ),
     "universe report": ("foveate.universe.commands", "report_main", "plot loss per cell and where training went"),
+    "universe serve": ("foveate.universe.commands", "serve_main", "a universe in the browser: fly to its landmarks"),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
 PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -27,8 +27,10 @@ __all__ = [
     "CellFile",
     "CellFormatError",
     "UniverseIndex",
+    "parse_cell",
     "read_cell",
     "read_index",
+    "read_pack",
     "write_cell",
     "write_index",
     "write_pack",
@@ -108,7 +110,11 @@ def write_cell(path: Path, cell: CellFile) -> int:
 def read_cell(path: str | Path) -> CellFile:
     """Read a HELIOS cell file (one foveate wrote or one of HELIOS's own)."""
     path = Path(path)
-    data = path.read_bytes()
+    return parse_cell(path.read_bytes(), str(path))
+
+
+def parse_cell(data: bytes, name: str = "cell") -> CellFile:
+    """A cell from its file's bytes (a file, or a slice of a pack); errors name ``name``."""
     try:
         (length,) = struct.unpack_from("<I", data, 0)
         meta = json.loads(data[4 : 4 + length])
@@ -117,15 +123,30 @@ def read_cell(path: str | Path) -> CellFile:
         bounds = {k: {a: float(meta["bounds"][k][a]) for a in "xyz"} for k in ("min", "max", "centroid")}
         count = int(meta["splat_count"])
     except (struct.error, ValueError, KeyError, TypeError) as error:
-        raise CellFormatError(f"{path}: not a HELIOS cell file ({error})") from error
+        raise CellFormatError(f"{name}: not a HELIOS cell file ({error})") from error
     except Exception as error:  # lz4 raises its own LZ4BlockError
-        raise CellFormatError(f"{path}: corrupt LZ4 block ({error})") from error
+        raise CellFormatError(f"{name}: corrupt LZ4 block ({error})") from error
     if len(raw) != count * SPLAT_FLOATS * 4:
         raise CellFormatError(
-            f"{path}: {len(raw)} bytes of splats for splat_count {count} ({SPLAT_FLOATS * 4} bytes each)"
+            f"{name}: {len(raw)} bytes of splats for splat_count {count} ({SPLAT_FLOATS * 4} bytes each)"
         )
     splats = np.frombuffer(raw, dtype="<f4").reshape(count, SPLAT_FLOATS).astype(np.float32)
     return CellFile(cell, bounds, splats)
+
+
+def read_pack(folder: str | Path) -> list[CellFile]:
+    """Every cell of a universe's ``cells.pack.bin`` (as ``cells.pack.json`` lays them out)."""
+    folder = Path(folder)
+    manifest = folder / "cells.pack.json"
+    try:
+        table = json.loads(manifest.read_text())
+        blob = (folder / table["pack_file"]).read_bytes()
+        return [
+            parse_cell(blob[e["offset"] : e["offset"] + e["size"]], f"{folder / table['pack_file']}:{e['file_name']}")
+            for e in table["cells"]
+        ]
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise CellFormatError(f"{manifest}: not a HELIOS cells.pack.json ({error})") from error
 
 
 @dataclass

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import tyro
 
 from .train import CellTrainConfig
 
@@ -12,6 +14,7 @@ __all__ = [
     "BuildArgs",
     "PackArgs",
     "ReportArgs",
+    "ServeArgs",
     "TrainAllArgs",
     "TrainCellArgs",
     "TrainLandmarksArgs",
@@ -19,6 +22,7 @@ __all__ = [
     "build_main",
     "pack_main",
     "report_main",
+    "serve_main",
     "train_all_main",
     "train_cell_main",
     "train_landmarks_main",
@@ -50,7 +54,6 @@ class BuildArgs:
 
 def build_main(argv: list[str]) -> int:
     """``foveate universe build``."""
-    import tyro
 
     from foveate.pipelines.registry import one_line
 
@@ -90,7 +93,6 @@ class PackArgs:
 
 def pack_main(argv: list[str]) -> int:
     """``foveate universe pack``."""
-    import tyro
 
     from foveate.pipelines.registry import one_line
 
@@ -170,7 +172,6 @@ class TrainLandmarksArgs(TrainAllArgs):
 
 
 def _cli(kind: type, argv: list[str], prog: str) -> Any:
-    import tyro
 
     return tyro.cli(kind, args=argv, prog=prog, description=kind.__doc__, config=(tyro.conf.OmitArgPrefixes,))
 
@@ -358,8 +359,6 @@ def validate_main(argv: list[str]) -> int:
     """``foveate universe validate``: exit status 0 when every check passes, 1 when one fails."""
     import json
 
-    import tyro
-
     from foveate.pipelines.registry import one_line
 
     from .cells import CellFormatError
@@ -402,7 +401,6 @@ class ReportArgs:
 
 def report_main(argv: list[str]) -> int:
     """``foveate universe report``."""
-    import tyro
 
     from foveate.pipelines.registry import one_line
 
@@ -415,4 +413,46 @@ def report_main(argv: list[str]) -> int:
         print(f"error: {one_line(error)}")
         return 2
     print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+@dataclass
+class ServeArgs:
+    """Open a universe in the browser viewer: start at the Sun, fly to any landmark by name."""
+
+    universe: Annotated[Path, tyro.conf.Positional]
+    """Universe folder (its cells.pack.bin when there is one, else cells/), with landmarks.json."""
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8080
+    """Port to listen on (0: any free port)."""
+
+
+def serve_main(argv: list[str]) -> int:
+    """``foveate universe serve``."""
+    import time
+
+    from foveate.pipelines.registry import one_line
+    from foveate.viewer import ViewerServer
+
+    from .cells import CellFormatError
+    from .serve import universe_viewer_data
+
+    args = tyro.cli(ServeArgs, args=argv, prog="foveate universe serve", description=ServeArgs.__doc__)
+    try:
+        data = universe_viewer_data(args.universe)
+        server = ViewerServer(data, args.host, args.port)
+    except (FileNotFoundError, ValueError, CellFormatError, OSError, ImportError) as error:
+        print(f"error: {one_line(error)}")
+        return 2
+    with server:
+        names = ", ".join(entry["name"] for entry in data.meta["landmarks"][:5])
+        print(f"serving {data.meta['count']:,} splats of {args.universe} at {server.url} (landmarks: {names}, ...)")
+        if data.meta["landmarks"]:
+            print(f"  start at one: {server.url}?landmark={data.meta['landmarks'][0]['name']}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped")
     return 0

@@ -43,6 +43,12 @@ def landmark_cells(index: UniverseIndex, landmarks: Iterable[dict[str, Any]], ne
     return sorted(chosen)
 
 
+def _copy_landmarks(source: Path, target: Path) -> None:
+    """The trained universe keeps the landmarks of the one it came from."""
+    if (source / "landmarks.json").is_file():
+        shutil.copyfile(source / "landmarks.json", target / "landmarks.json")
+
+
 def _train_one(job: tuple[Path, Path, str, CellTrainConfig, str]) -> dict[str, Any]:
     """Train one cell file into the target universe (a worker's unit of work)."""
     source, target, file_name, config, device = job
@@ -70,6 +76,7 @@ def train_universe(
     if source.resolve() == target.resolve():
         raise ValueError(f"--output {target} is the input universe; choose another folder")
     (target / "cells").mkdir(parents=True, exist_ok=True)
+    _copy_landmarks(source, target)
     metrics = target / METRICS
     records: list[dict[str, Any]] = json.loads(metrics.read_text())["cells"] if metrics.is_file() else []
     done = {r["file_name"] for r in records if (target / "cells" / r["file_name"]).is_file()}
@@ -214,6 +221,7 @@ def train_with_budget(
             f"--budget {budget} is less than one chunk ({chunk}) for each of the {len(names)} trainable cells"
         )
     (target / "cells").mkdir(parents=True, exist_ok=True)
+    _copy_landmarks(source, target)
     special = {c.file_name for c in landmark_cells(index, landmarks, 0)}
     weights = np.array([landmark_weight if n in special else 1.0 for n in names])
     schedule_path = target / "schedule.json"
