@@ -151,7 +151,7 @@ class TrainAllArgs:
     backend: str = "auto"
     """'cpu', 'cuda' or 'auto'."""
     budget: int = 0
-    """Total iterations over all cells, spent by the engine on the cells with the highest loss (0: HELIOS's
+    """Total iterations over the cells trained, spent by the engine on those with the highest loss (0: HELIOS's
     --iterations for every cell). Every cell gets one chunk first."""
     chunk: int = 100
     """Iterations a cell trains each time the engine picks it (with --budget)."""
@@ -211,71 +211,59 @@ def _result_line(record: dict) -> str:
 
 
 def _train_many(args: TrainAllArgs, cells_of: Any) -> int:
+    """Train the cells ``cells_of(index)`` picks (None: all): equal iterations each, or a --budget."""
+    import json
+
     from foveate.pipelines.registry import one_line
 
     from .cells import CellFormatError, read_index
-    from .schedule import train_universe
+    from .schedule import train_universe, train_with_budget
 
     try:
         device = _device(args.backend)
         cells = cells_of(read_index(args.input))
-        records = train_universe(
-            args.input,
-            args.output,
-            args.training,
-            cells,
-            args.workers,
-            device,
-            progress=lambda record, done, total: print(f"[{done}] {_result_line(record)}"),
-        )
+        if args.budget:
+            landmarks_path = args.input / "landmarks.json"
+            landmarks = json.loads(landmarks_path.read_text()) if landmarks_path.is_file() else []
+            records = train_with_budget(
+                args.input,
+                args.output,
+                args.training,
+                args.budget,
+                args.chunk,
+                args.strategy,
+                args.landmark_weight,
+                landmarks,
+                args.workers,
+                device,
+                progress=print,
+                cells=cells,
+            )
+        else:
+            records = train_universe(
+                args.input,
+                args.output,
+                args.training,
+                cells,
+                args.workers,
+                device,
+                progress=lambda record, done, total: print(f"[{done}] {_result_line(record)}"),
+            )
     except (FileNotFoundError, ValueError, CellFormatError, ImportError) as error:
         print(f"error: {one_line(error)}")
         return 2
     improved = sum(r["loss_after"] < r["loss_before"] for r in records)
+    spent = sorted(r["iterations"] for r in records) or [0]
     print(
-        f"trained {len(records)} cells into {args.output} ({improved} with a lower loss); "
-        f"numbers in {args.output}/training_metrics.json"
+        f"trained {len(records)} cells ({sum(spent):,} iterations, {spent[0]}-{spent[-1]} a cell; {improved} with a "
+        f"lower loss) into {args.output}; numbers in {args.output}/training_metrics.json"
     )
     return 0
 
 
 def train_all_main(argv: list[str]) -> int:
     """``foveate universe train-all``."""
-    import json
-
-    from foveate.pipelines.registry import one_line
-
-    from .cells import CellFormatError
-    from .schedule import train_with_budget
-
-    args = _cli(TrainAllArgs, argv, "foveate universe train-all")
-    if not args.budget:
-        return _train_many(args, lambda index: None)
-    try:
-        landmarks_path = args.input / "landmarks.json"
-        landmarks = json.loads(landmarks_path.read_text()) if landmarks_path.is_file() else []
-        records = train_with_budget(
-            args.input,
-            args.output,
-            args.training,
-            args.budget,
-            args.chunk,
-            args.strategy,
-            args.landmark_weight,
-            landmarks,
-            args.workers,
-            _device(args.backend),
-            progress=print,
-        )
-    except (FileNotFoundError, ValueError, CellFormatError, ImportError) as error:
-        print(f"error: {one_line(error)}")
-        return 2
-    spent = sorted(r["iterations"] for r in records)
-    print(
-        f"trained {len(records)} cells with {sum(spent):,} iterations ({spent[0]}-{spent[-1]} a cell) into "
-        f"{args.output}; numbers in {args.output}/training_metrics.json"
-    )
-    return 0
+    return _train_many(_cli(TrainAllArgs, argv, "foveate universe train-all"), lambda index: None)
 
 
 def train_landmarks_main(argv: list[str]) -> int:

@@ -196,8 +196,10 @@ def train_with_budget(
     workers: int = 1,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    cells: list[CellId] | None = None,
 ) -> list[dict[str, Any]]:
-    """Spend ``budget`` iterations over the trainable cells by their current loss (the engine over cells).
+    """Spend ``budget`` iterations over the trainable cells (of ``cells``, default all) by their current
+    loss (the engine over cells); the other cells are copied through.
 
     Every cell first trains one ``chunk``; then, round after round, ``workers`` distinct cells drawn
     by the engine from their latest chunk's loss (landmark cells' loss x ``landmark_weight``) train
@@ -213,7 +215,10 @@ def train_with_budget(
     index = read_index(source)
     if source.resolve() == target.resolve():
         raise ValueError(f"--output {target} is the input universe; choose another folder")
-    names = [e["file_name"] for e in index.cells if e["splat_count"] >= 2]
+    wanted = None if cells is None else {c.file_name for c in cells}
+    names = [
+        e["file_name"] for e in index.cells if e["splat_count"] >= 2 and (wanted is None or e["file_name"] in wanted)
+    ]
     if not names:
         raise ValueError(f"{source}: no cell with 2 or more splats to train")
     if budget < chunk * len(names):
