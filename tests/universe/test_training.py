@@ -178,3 +178,17 @@ def test_a_budget_is_spent_exactly_and_resumes(tmp_path):
     again = train_with_budget(small, target, config, budget=80, chunk=10)  # nothing left: the same cells back
     assert [r["iterations"] for r in again] == [r["iterations"] for r in records]
     assert main(["universe", "validate", "--input", str(small), "--trained", str(target)]) == 0
+
+
+def test_a_budget_over_chosen_cells_copies_the_others(tmp_path):
+    from foveate.universe.schedule import train_with_budget
+
+    source, target = tmp_path / "u", tmp_path / "t"
+    build_universe(synthetic_stars(3000, seed=6), source)
+    entries = sorted(read_index(source).cells, key=lambda e: -e["splat_count"])
+    chosen = CellId.parse(entries[0]["file_name"])
+    records = train_with_budget(source, target, FAST, budget=20, chunk=10, cells=[chosen])
+    assert [r["file_name"] for r in records] == [chosen.file_name] and records[0]["iterations"] == 20
+    other = entries[1]["file_name"]
+    assert (target / "cells" / other).read_bytes() == (source / "cells" / other).read_bytes()
+    assert len(read_index(target).cells) == len(entries)
