@@ -418,10 +418,8 @@ class ServeArgs:
 
 def serve_main(argv: list[str]) -> int:
     """``foveate universe serve``."""
-    import time
-
     from foveate.pipelines.registry import one_line
-    from foveate.viewer import ViewerServer
+    from foveate.viewer import serve
 
     from .cells import CellFormatError
     from .serve import universe_viewer_data
@@ -429,18 +427,13 @@ def serve_main(argv: list[str]) -> int:
     args = tyro.cli(ServeArgs, args=argv, prog="foveate universe serve", description=ServeArgs.__doc__)
     try:
         data = universe_viewer_data(args.universe)
-        server = ViewerServer(data, args.host, args.port)
-    except (FileNotFoundError, ValueError, CellFormatError, OSError, ImportError) as error:
+    except (FileNotFoundError, ValueError, CellFormatError, ImportError) as error:
         print(f"error: {one_line(error)}")
         return 2
-    with server:
-        names = ", ".join(entry["name"] for entry in data.meta["landmarks"][:5])
-        print(f"serving {data.meta['count']:,} splats of {args.universe} at {server.url} (landmarks: {names}, ...)")
-        if data.meta["landmarks"]:
-            print(f"  start at one: {server.url}?landmark={data.meta['landmarks'][0]['name']}")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopped")
-    return 0
+    landmarks = [entry["name"] for entry in data.meta["landmarks"]]
+
+    def lines(url: str) -> list[str]:
+        shown = f" (landmarks: {', '.join(landmarks[:5])}, ...); start at one: {url}?landmark={landmarks[0]}"
+        return [f"serving {data.meta['count']:,} splats of {args.universe} at {url}" + (shown if landmarks else "")]
+
+    return serve(data, args.host, args.port, lines)

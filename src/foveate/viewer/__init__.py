@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import tyro
 
-__all__ = ["ViewerData", "ViewerServer", "load_viewer_data", "main"]
+__all__ = ["ViewerData", "ViewerServer", "load_viewer_data", "main", "pack_splats", "serve"]
 
 PAGE = Path(__file__).with_name("index.html")
 SH_C0 = 0.28209479177387814
@@ -178,27 +179,39 @@ class ViewArgs:
     """Training camera to start from."""
 
 
-def main(argv: list[str]) -> int:
-    """``foveate view``."""
+def serve(data: ViewerData, host: str, port: int, lines: Callable[[str], list[str]]) -> int:
+    """Serve ``data`` until Ctrl-C, printing ``lines(url)`` first; a bad address is a one-line error."""
     import time
 
-    from foveate.pipelines.registry import USAGE_ERRORS, one_line
-
-    args = tyro.cli(ViewArgs, args=argv, prog="foveate view", description=ViewArgs.__doc__)
     try:
-        data = load_viewer_data(args.path)
-        server = ViewerServer(data, args.host, args.port)
-    except (*USAGE_ERRORS, OSError) as error:
-        print(f"error: {one_line(error)}")
+        server = ViewerServer(data, host, port)
+    except OSError as error:
+        print(f"error: cannot listen on {host}:{port} ({error.strerror or error})")
         return 2
     with server:
-        print(
-            f"serving {data.meta['count']:,} splats of {data.meta['name']} at {server.url}?camera={args.camera}"
-            " (Ctrl-C stops)"
-        )
+        print("\n".join(lines(server.url)))
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("stopped")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """``foveate view``."""
+    from foveate.pipelines.registry import USAGE_ERRORS, one_line
+
+    args = tyro.cli(ViewArgs, args=argv, prog="foveate view", description=ViewArgs.__doc__)
+    try:
+        data = load_viewer_data(args.path)
+    except USAGE_ERRORS as error:
+        print(f"error: {one_line(error)}")
+        return 2
+    count, name = data.meta["count"], data.meta["name"]
+    return serve(
+        data,
+        args.host,
+        args.port,
+        lambda url: [f"serving {count:,} splats of {name} at {url}?camera={args.camera} (Ctrl-C stops)"],
+    )
