@@ -192,3 +192,21 @@ def test_a_budget_over_chosen_cells_copies_the_others(tmp_path):
     other = entries[1]["file_name"]
     assert (target / "cells" / other).read_bytes() == (source / "cells" / other).read_bytes()
     assert len(read_index(target).cells) == len(entries)
+
+
+def test_chunks_add_up_to_one_run():
+    from foveate.universe.train import CellFit
+
+    config = CellTrainConfig(**{**FAST.__dict__, "densify_interval": 5, "densify_until": 30})
+    whole = CellFit(star_cell(), config)
+    whole.run(20)
+    first = CellFit(star_cell(), config)
+    first.run(10)
+    torch.manual_seed(123)  # whatever else the process draws in between
+    second = CellFit(star_cell(), config, measure_start=False)
+    second.load_state_dict(first.state_dict())
+    second.run(10)
+    assert len(second.params["means"]) == len(whole.params["means"]) > len(star_cell().splats)
+    for name in whole.params:
+        torch.testing.assert_close(second.params[name], whole.params[name], rtol=0, atol=0)
+    assert second.losses == whole.losses and second.loss_before == whole.loss_before

@@ -145,18 +145,26 @@ def _views_for(target: Path, cell: Any, config: CellTrainConfig) -> tuple[Any, A
     return views
 
 
+_WORKER_FITS: dict[str, Any] = {}
+"""The cells a worker process trained last, kept so that its next chunk of one skips the rebuild
+(used only while the saved state is still at the same step)."""
+
+
 def _chunk(job: tuple[Path, Path, str, CellTrainConfig, str, int]) -> tuple[str, float, int]:
     """Train one cell for one chunk, from and back to its saved state (a worker's unit of work)."""
     from .train import CellFit
 
     source, target, file_name, config, device, iterations = job
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    cell = read_cell(source / "cells" / file_name)
-    fit = CellFit(cell, config, torch.device(device), _views_for(target, cell, config))
     saved = target / "state" / f"{file_name}.pt"
-    if saved.is_file():
-        fit.load_state_dict(torch.load(saved, weights_only=False))
+    state = torch.load(saved, weights_only=False) if saved.is_file() else None
+    fit = _WORKER_FITS.get(file_name)
+    if fit is None or state is None or fit.step != state["step"]:
+        cell = read_cell(source / "cells" / file_name)
+        fit = CellFit(cell, config, torch.device(device), _views_for(target, cell, config), measure_start=state is None)
+        if state is not None:
+            fit.load_state_dict(state)
+    _WORKER_FITS[file_name] = fit
     loss = fit.run(iterations)
     saved.parent.mkdir(parents=True, exist_ok=True)
     torch.save(fit.state_dict(), saved.with_suffix(".tmp"))

@@ -174,6 +174,7 @@ class CellFit:
         config: CellTrainConfig,
         device: torch.device | None = None,
         views: tuple[CellFrame, StarViews] | None = None,
+        measure_start: bool = True,
     ) -> None:
         from foveate.pipelines.splat import view_matrices
 
@@ -214,8 +215,10 @@ class CellFit:
         self.step = 0
         self.losses: list[float] = []
         self.seconds = 0.0
-        self.psnr_before = self.held_out_psnr()
-        self.loss_before = self.training_loss()
+        self.rng_state = torch.Generator().manual_seed(0).get_state()
+        # Skipped when a saved state is about to be loaded (it carries the start's numbers).
+        self.psnr_before = self.held_out_psnr() if measure_start else math.nan
+        self.loss_before = self.training_loss() if measure_start else math.nan
 
     def training_loss(self) -> float:
         """The loss over every training view (the per-step losses cover only the views of that step)."""
@@ -242,6 +245,8 @@ class CellFit:
         started = time.perf_counter()
         config, params, count = self.config, self.params, self.config.views_per_iter
         first = len(self.losses)
+        outside = torch.get_rng_state()
+        torch.set_rng_state(self.rng_state)  # the cell's own random stream: chunks add up to one run
         for _ in range(iterations):
             step = self.step
             if self.sampler is None:
@@ -267,6 +272,8 @@ class CellFit:
                 self.sampler.update(ids, per_view.detach(), step)
             self.losses.append(float(per_view.detach().mean()))
             self.step += 1
+        self.rng_state = torch.get_rng_state()
+        torch.set_rng_state(outside)
         self.seconds += time.perf_counter() - started
         chunk = self.losses[first:]
         return float(np.mean(chunk)) if chunk else math.nan
@@ -300,6 +307,7 @@ class CellFit:
             "seconds": self.seconds,
             "psnr_before": self.psnr_before,
             "loss_before": self.loss_before,
+            "rng": self.rng_state,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -314,6 +322,7 @@ class CellFit:
         self.step, self.losses = state["step"], list(state["losses"])
         self.seconds, self.psnr_before = state["seconds"], state["psnr_before"]
         self.loss_before = state["loss_before"]
+        self.rng_state = state["rng"]
 
 
 def train_cell(
