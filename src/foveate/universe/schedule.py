@@ -22,6 +22,7 @@ import torch
 
 from .cells import CellFormatError, UniverseIndex, index_entry, read_cell, read_index, write_cell, write_index
 from .grid import CellId, HLGGrid
+from .ranks import ranks
 from .train import CellTrainConfig, train_cell
 from .views import star_views
 
@@ -75,12 +76,11 @@ def train_universe(
     index = read_index(source)
     if source.resolve() == target.resolve():
         raise ValueError(f"--output {target} is the input universe; choose another folder")
+    team = ranks()
     (target / "cells").mkdir(parents=True, exist_ok=True)
-    _copy_landmarks(source, target)
     metrics = target / METRICS
-    records: list[dict[str, Any]] = json.loads(metrics.read_text())["cells"] if metrics.is_file() else []
-    done = {r["file_name"] for r in records if (target / "cells" / r["file_name"]).is_file()}
-    records = [r for r in records if r["file_name"] in done]
+    records = _records(target)
+    done = {r["file_name"] for r in records}
     wanted = None if cells is None else {c.file_name for c in cells}
     jobs = []
     for entry in index.cells:
@@ -88,30 +88,68 @@ def train_universe(
         trainable = entry["splat_count"] >= 2 and (wanted is None or name in wanted)
         if trainable and name not in done:
             jobs.append((source, target, name, config, device))
-        elif not trainable and not (target / "cells" / name).is_file():
+        elif not trainable and team.leader and not (target / "cells" / name).is_file():
             if not (source / "cells" / name).is_file():
                 raise CellFormatError(f"{source}/cells/{name}: listed in index.json but missing")
             shutil.copyfile(source / "cells" / name, target / "cells" / name)
-    if workers > 1 and len(jobs) > 1:
+    if team.leader:
+        _copy_landmarks(source, target)
+    mine = team.share(jobs)
+    own = metrics if team.world == 1 else target / "ranks" / f"metrics.{team.rank}.json"
+    own.parent.mkdir(exist_ok=True)
+    if workers > 1 and len(mine) > 1:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for record in pool.imap_unordered(_train_one, jobs):
-                _finish(record, records, metrics, progress, len(jobs))
+            for record in pool.imap_unordered(_train_one, mine):
+                _finish(record, records, own, progress, len(jobs))
     else:
-        for job in jobs:
-            _finish(_train_one(job), records, metrics, progress, len(jobs))
-    entries = []
-    for entry in index.cells:
-        path = target / "cells" / entry["file_name"]
-        count = (
-            read_cell(path).splats.shape[0]
-            if entry["file_name"] in {r["file_name"] for r in records}
-            else entry["splat_count"]
-        )
-        entries.append(index_entry(CellId.parse(entry["file_name"]), count, path.stat().st_size))
-    write_index(target, UniverseIndex(index.config, entries))
+        for job in mine:
+            _finish(_train_one(job), records, own, progress, len(jobs))
+    records = _merge(team.gather(records))
+    if team.leader:
+        _write_metrics(metrics, records)
+        entries = []
+        trained = {r["file_name"] for r in records}
+        for entry in index.cells:
+            path = target / "cells" / entry["file_name"]
+            count = read_cell(path).splats.shape[0] if entry["file_name"] in trained else entry["splat_count"]
+            entries.append(index_entry(CellId.parse(entry["file_name"]), count, path.stat().st_size))
+        write_index(target, UniverseIndex(index.config, entries))
+    team.barrier()
     return records
+
+
+def _records(target: Path) -> list[dict[str, Any]]:
+    """The records of cells an earlier run finished (its own file and every rank's), whose files exist."""
+    found = []
+    for path in [target / METRICS, *sorted((target / "ranks").glob("*.json"))]:
+        if path.is_file():
+            found.extend(json.loads(path.read_text())["cells"])
+    return _merge([found], target)
+
+
+def _merge(groups: list[list[dict[str, Any]]], target: Path | None = None) -> list[dict[str, Any]]:
+    """One record per cell (the last one seen), in file-name order; with ``target``, only written cells."""
+    merged: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        for record in group:
+            if target is None or (target / "cells" / record["file_name"]).is_file():
+                merged[record["file_name"]] = record
+    return [merged[name] for name in sorted(merged)]
+
+
+def _write_metrics(path: Path, records: list[dict[str, Any]], **extra: Any) -> None:
+    reductions = [1 - r["loss_after"] / r["loss_before"] for r in records]
+    summary = {
+        "cells": records,
+        "trained": len(records),
+        "mean_loss_reduction": float(np.mean(reductions)) if reductions else None,
+        **extra,
+    }
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(summary, indent=1))
+    os.replace(temporary, path)
 
 
 def _finish(
@@ -122,14 +160,7 @@ def _finish(
     total: int,
 ) -> None:
     records.append(record)
-    summary = {
-        "cells": records,
-        "trained": len(records),
-        "mean_loss_reduction": float(np.mean([1 - r["loss_after"] / r["loss_before"] for r in records])),
-    }
-    temporary = metrics.with_suffix(".tmp")
-    temporary.write_text(json.dumps(summary, indent=1))
-    os.replace(temporary, metrics)
+    _write_metrics(metrics, records)
     if progress is not None:
         progress(record, len(records), total)
 
@@ -233,8 +264,10 @@ def train_with_budget(
         raise ValueError(
             f"--budget {budget} is less than one chunk ({chunk}) for each of the {len(names)} trainable cells"
         )
+    team = ranks()
     (target / "cells").mkdir(parents=True, exist_ok=True)
-    _copy_landmarks(source, target)
+    if team.leader:
+        _copy_landmarks(source, target)
     special = {c.file_name for c in landmark_cells(index, landmarks, 0)}
     weights = np.array([landmark_weight if n in special else 1.0 for n in names])
     schedule_path = target / "schedule.json"
@@ -255,30 +288,34 @@ def train_with_budget(
         import multiprocessing
 
         pool = multiprocessing.get_context("spawn").Pool(workers)
+    per_round = max(1, workers) * team.world
 
     def run_round(chosen: list[int]) -> None:
-        jobs = [(source, target, names[i], config, device, chunk) for i in chosen]
-        outcomes = pool.map(_chunk, jobs) if pool is not None and len(jobs) > 1 else [_chunk(job) for job in jobs]
-        for name, loss, steps in outcomes:
+        jobs = [(source, target, names[i], config, device, chunk) for i in team.share(chosen)]
+        local = pool.map(_chunk, jobs) if pool is not None and len(jobs) > 1 else [_chunk(job) for job in jobs]
+        for name, loss, steps in (outcome for group in team.gather(local) for outcome in group):
             position = names.index(name)
             schedule["errors"][position], schedule["steps"][position] = loss, steps
         schedule["round"] += 1
-        temporary = schedule_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(schedule))
-        os.replace(temporary, schedule_path)
+        if team.leader:
+            temporary = schedule_path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(schedule))
+            os.replace(temporary, schedule_path)
 
     try:
         pending = [i for i, e in enumerate(schedule["errors"]) if e is None]
-        for start in range(0, len(pending), max(1, workers)):
-            run_round(pending[start : start + max(1, workers)])
-            if progress:
-                progress(f"first chunks: {min(start + workers, len(pending))}/{len(pending)} cells")
+        for start in range(0, len(pending), per_round):
+            run_round(pending[start : start + per_round])
+            if progress and team.leader:
+                progress(f"first chunks: {min(start + per_round, len(pending))}/{len(pending)} cells")
         while sum(schedule["steps"]) + chunk <= budget:
             room = (budget - sum(schedule["steps"])) // chunk
-            errors = np.array(schedule["errors"])
-            chosen = allocate(errors, weights, min(workers, room), strategy, sampler, schedule["round"])
-            run_round(chosen.tolist())
-            if progress:
+            chosen = None
+            if team.leader:
+                errors = np.array(schedule["errors"])
+                chosen = allocate(errors, weights, min(per_round, room), strategy, sampler, schedule["round"]).tolist()
+            run_round(team.broadcast(chosen))
+            if progress and team.leader:
                 progress(f"round {schedule['round']}: {sum(schedule['steps']):,}/{budget:,} iterations spent")
     finally:
         if pool is not None:
@@ -286,32 +323,28 @@ def train_with_budget(
             pool.join()
 
     records = []
-    for name in names:
+    for name in team.share(names):
         cell = read_cell(source / "cells" / name)
-        fit = CellFit(cell, config, torch.device(device), _views_for(target, cell, config))
+        fit = CellFit(cell, config, torch.device(device), _views_for(target, cell, config), measure_start=False)
         fit.load_state_dict(torch.load(target / "state" / f"{name}.pt", weights_only=False))
         size = write_cell(target / "cells" / name, fit.trained_cell())
         record = dataclasses.asdict(fit.result())
         record.update(file_name=name, file_size_bytes=size)
         records.append(record)
-    for entry in index.cells:
-        if entry["file_name"] not in names:
-            shutil.copyfile(source / "cells" / entry["file_name"], target / "cells" / entry["file_name"])
-    metrics = {
-        "cells": records,
-        "trained": len(records),
-        "budget": budget,
-        "strategy": strategy,
-        "mean_loss_reduction": float(np.mean([1 - r["loss_after"] / r["loss_before"] for r in records])),
-    }
-    (target / METRICS).write_text(json.dumps(metrics, indent=1))
-    entries = [
-        index_entry(
-            CellId.parse(e["file_name"]),
-            read_cell(target / "cells" / e["file_name"]).splats.shape[0],
-            (target / "cells" / e["file_name"]).stat().st_size,
-        )
-        for e in index.cells
-    ]
-    write_index(target, UniverseIndex(index.config, entries))
+    records = _merge(team.gather(records))
+    if team.leader:
+        for entry in index.cells:
+            if entry["file_name"] not in names:
+                shutil.copyfile(source / "cells" / entry["file_name"], target / "cells" / entry["file_name"])
+        _write_metrics(target / METRICS, records, budget=budget, strategy=strategy)
+        entries = [
+            index_entry(
+                CellId.parse(e["file_name"]),
+                read_cell(target / "cells" / e["file_name"]).splats.shape[0],
+                (target / "cells" / e["file_name"]).stat().st_size,
+            )
+            for e in index.cells
+        ]
+        write_index(target, UniverseIndex(index.config, entries))
+    team.barrier()
     return records
