@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from foveate.files import atomic_save
-from foveate.train import CheckpointError, CheckpointStore, load_checkpoint
+from foveate.train import CheckpointError, CheckpointLayout, CheckpointStore, load_checkpoint
 from foveate.train.checkpoint import CHECKPOINT_FORMAT, capture_rng, resolve_checkpoint, restore_rng
 
 
@@ -101,6 +101,20 @@ def test_a_corrupt_checkpoint_names_the_newest_loadable_one(tmp_path):
     (tmp_path / "step_00000030.pt").write_bytes(b"torn too")
     with pytest.raises(CheckpointError, match=r"newest loadable checkpoint beside it is .*step_00000020\.pt"):
         load_checkpoint(tmp_path / "latest.pt")
+
+
+def test_a_layout_names_every_file_and_the_fallback_follows_it(tmp_path):
+    epochs = CheckpointLayout("", "latest.pth", "best_model.pth", "checkpoint_epoch_{:04d}.pth", steps_per_number=5)
+    store = CheckpointStore(epochs.directory(tmp_path), keep=2, better=lambda v, than: True, metric="m", layout=epochs)
+    for step in (5, 10, 15):
+        store.save(_state(step), step)
+    store.consider({"step": 15, "m": 1.0}, lambda: _state(15))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["best_model.pth", "checkpoint_epoch_0002.pth", "checkpoint_epoch_0003.pth", "latest.pth"]
+    (tmp_path / "latest.pth").write_bytes(b"torn")
+    (tmp_path / "checkpoint_epoch_0003.pth").write_bytes(b"torn too")
+    with pytest.raises(CheckpointError, match=r"beside it is .*checkpoint_epoch_0002\.pth"):
+        load_checkpoint(tmp_path / "latest.pth", layout=epochs)
 
 
 def test_a_second_process_cannot_train_a_locked_run(tmp_path):

@@ -245,7 +245,7 @@ def load_run(run: Path, which: str = "auto", device: str = "auto", expect: str |
         raise CheckpointError(f"{path} is a checkpoint of pipeline {pipeline!r}, not {expect!r}")
     spec = get_pipeline(pipeline)
     config = config_from_dict(spec.config_type, state["config"], where=str(path))
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=device, progress=False))
+    config.train.device, config.train.progress = device, False
     seed_everything(config.train.seed)
     task = spec.task_type.from_config(config, select_device(device))
     return Trainer(task, config, device=select_device(device), run_dir=None, resume_from=path)

@@ -4,7 +4,7 @@ A pipeline writes a :class:`Task` (model, optimizers, one training step, validat
 the :class:`Trainer` runs it with the sampler, checkpoints, resume, signals and logs.
 """
 
-from .checkpoint import CheckpointError, CheckpointStore, load_checkpoint, resolve_checkpoint
+from .checkpoint import CheckpointError, CheckpointLayout, CheckpointStore, load_checkpoint, resolve_checkpoint
 from .cli import Preset, parse_config
 from .config import (
     ConfigMismatchError,
@@ -27,6 +27,7 @@ from .task import Hook, Metric, Optimization, StepOutput, Task, Validation, make
 __all__ = [
     "EXIT_CODES",
     "CheckpointError",
+    "CheckpointLayout",
     "CheckpointStore",
     "ConfigMismatchError",
     "Hook",

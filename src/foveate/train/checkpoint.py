@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from foveate.files import atomic_save, atomic_write
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "CheckpointLayout",
     "CheckpointStore",
     "RunLock",
     "capture_rng",
@@ -37,43 +39,83 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or not a foveate checkpoint."""
 
 
-class CheckpointStore:
-    """A run's ``checkpoints/``: ``latest.pt``, numbered ``step_*.pt`` (the newest ``keep``), ``best.pt``.
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """Where a run keeps its checkpoints and what they are called.
 
-    Every file is written atomically; ``latest.pt`` is a hard link to the newest numbered one
-    Without a directory the store writes nothing but still tracks the best record, so
-    in-memory runs report it too. ``latest.pt`` is a copy, never a link: damage to one file
-    cannot reach the other.
+    foveate's own layout is ``RUN/checkpoints/{latest,best,step_XXXXXXXX}.pt``; a pipeline whose users
+    expect another (NeuroPBR's ``checkpoint_epoch_XXXX.pth``, ``best_model.pth``, ``latest.pth`` in the
+    checkpoint directory itself) names it here, and every reader of checkpoints follows it.
+
+    Attributes:
+        folder: the checkpoints' folder inside the run directory ("" for the run directory itself).
+        latest, best: the file names of the newest and of the best checkpoint.
+        numbered: the pattern of numbered checkpoints, formatted with the step // ``steps_per_number``
+            (zero-padded, so that names sort as numbers do).
+        steps_per_number: training steps per number (an epoch's steps for epoch-numbered files).
+    """
+
+    folder: str = "checkpoints"
+    latest: str = "latest.pt"
+    best: str = "best.pt"
+    numbered: str = "step_{:08d}.pt"
+    steps_per_number: int = 1
+
+    def directory(self, run_dir: Path) -> Path:
+        return Path(run_dir) / self.folder if self.folder else Path(run_dir)
+
+    def numbered_name(self, step: int) -> str:
+        return self.numbered.format(step // self.steps_per_number)
+
+    @property
+    def numbered_glob(self) -> str:
+        """The glob of numbered checkpoints (``step_*.pt``)."""
+        return self.numbered.split("{", 1)[0] + "*" + self.numbered.rsplit("}", 1)[-1]
+
+
+class CheckpointStore:
+    """A run's checkpoints: latest, numbered (the newest ``keep``) and best, named by a :class:`CheckpointLayout`.
+
+    Every file is written atomically. Without a directory the store writes nothing but still
+    tracks the best record, so in-memory runs report it too. The latest file is a copy of the
+    newest numbered one, never a link: damage to one file cannot reach the other.
 
     Args:
         directory: where the files go, or None.
         keep: numbered checkpoints kept besides latest and best.
         better: ``better(value, than)`` says whether a metric value beats the best so far.
         metric: the key of the validation records to compare.
+        layout: the files' names (foveate's by default).
     """
 
     def __init__(
-        self, directory: Path | None, keep: int, better: Callable[[float, float | None], bool], metric: str
+        self,
+        directory: Path | None,
+        keep: int,
+        better: Callable[[float, float | None], bool],
+        metric: str,
+        layout: CheckpointLayout = CheckpointLayout(),
     ) -> None:
         self.directory = directory
         self.keep = keep
         self.better = better
         self.metric = metric
+        self.layout = layout
         self.best: dict[str, Any] | None = None
 
     @property
     def latest(self) -> Path | None:
-        return None if self.directory is None else self.directory / "latest.pt"
+        return None if self.directory is None else self.directory / self.layout.latest
 
     def save(self, state: dict[str, Any], step: int, numbered: bool = True) -> Path | None:
-        """Write ``latest.pt`` (and ``step_<step>.pt`` when ``numbered``); returns latest's path."""
+        """Write the latest checkpoint (and a numbered one when ``numbered``); returns latest's path."""
         if self.directory is None:
             return None
         self.directory.mkdir(parents=True, exist_ok=True)
         if numbered and self.keep > 0:
-            path = atomic_save(state, self.directory / f"step_{step:08d}.pt")
+            path = atomic_save(state, self.directory / self.layout.numbered_name(step))
             _copy(path, self.latest)
-            for old in sorted(self.directory.glob("step_*.pt"))[: -self.keep]:
+            for old in sorted(self.directory.glob(self.layout.numbered_glob))[: -self.keep]:
                 old.unlink(missing_ok=True)
         else:
             atomic_save(state, self.latest)
@@ -92,20 +134,27 @@ class CheckpointStore:
         if value is None or not self.better(value, None if self.best is None else self.best[self.metric]):
             return False
         self.best = dict(record)
-        if record.get("step", 0) > 0:
-            self.save_as(state(), "best")
+        if record.get("step", 0) > 0 and self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            atomic_save(state(), self.directory / self.layout.best)
         return True
 
 
-def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by the training loop, with a clear error when it is unusable."""
+def load_checkpoint(
+    path: str | Path, map_location: torch.device | str = "cpu", layout: CheckpointLayout = CheckpointLayout()
+) -> dict[str, Any]:
+    """Load a checkpoint written by the training loop, with a clear error when it is unusable.
+
+    When it cannot be read, the error names the newest loadable checkpoint beside it (``layout``
+    says how its neighbours are named).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # a torn or foreign file fails in many ways; each is "unreadable" here
-        fallback = newest_loadable(path.parent, but=path)
+        fallback = newest_loadable(path.parent, but=path, layout=layout)
         hint = f"; the newest loadable checkpoint beside it is {fallback} (--resume {fallback})" if fallback else ""
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt or not a torch file ({error}){hint}") from error
     if not isinstance(state, dict) or "format" not in state:
@@ -117,9 +166,11 @@ def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") 
     return state
 
 
-def newest_loadable(directory: Path, but: Path | None = None) -> Path | None:
+def newest_loadable(
+    directory: Path, but: Path | None = None, layout: CheckpointLayout = CheckpointLayout()
+) -> Path | None:
     """The newest checkpoint in ``directory`` (numbered ones, newest first, then best) that loads, or None."""
-    candidates = [*sorted(directory.glob("step_*.pt"), reverse=True), directory / "best.pt"]
+    candidates = [*sorted(directory.glob(layout.numbered_glob), reverse=True), directory / layout.best]
     for candidate in candidates:
         if candidate == but or not candidate.is_file():
             continue

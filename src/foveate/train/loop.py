@@ -199,9 +199,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         self.optimization = Optimization(task.optimizers, device, amp_dtype, config.optim.clip_grad_norm, self.scaler)
         self.hooks = task.hooks()
-        directory = None if self.run_dir is None else self.run_dir / "checkpoints"
+        self.layout = task.checkpoint_layout()
+        directory = None if self.run_dir is None else self.layout.directory(self.run_dir)
         keep = self.settings.keep_checkpoints
-        self.checkpoints = CheckpointStore(directory, keep, task.metric.better, task.metric.name)
+        self.checkpoints = CheckpointStore(directory, keep, task.metric.better, task.metric.name, self.layout)
         self.step = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
@@ -235,10 +236,10 @@ class Trainer:
         }
 
     def _load(self, path: Path) -> None:
-        state = load_checkpoint(path, map_location=self.device)
+        state = load_checkpoint(path, map_location=self.device, layout=self.layout)
         if state.get("pipeline") != self.task.name:
             raise ValueError(f"{path} is a checkpoint of pipeline {state.get('pipeline')!r}, not {self.task.name!r}")
-        differing = check_resume_compatible(state["config"], self.config_dict, path)
+        differing = check_resume_compatible(state["config"], self.config_dict, path, self.task.resume_exempt)
         if "train.steps" in differing:
             self.console.print(
                 f"[yellow]note: steps changed from {state['config']['train']['steps']} to {self.settings.steps}; "
@@ -262,7 +263,7 @@ class Trainer:
         with contextlib.ExitStack() as stack:
             if self.run_dir is not None:
                 stack.enter_context(RunLock(self.run_dir))
-                for directory in (self.run_dir, self.run_dir / "checkpoints"):
+                for directory in (self.run_dir, self.layout.directory(self.run_dir)):
                     remove_leftovers(directory)
                 save_config_yaml(self.config, self.run_dir / "config.yaml")
                 self.task.record(self.run_dir)

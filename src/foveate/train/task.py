@@ -34,7 +34,8 @@ from torch import nn
 
 from foveate.sampling import Draw, Sampler
 
-from .config import OptimConfig
+from .checkpoint import CheckpointLayout
+from .config import RESUME_EXEMPT, OptimConfig
 from .schedules import Scheduler, make_scheduler
 
 __all__ = ["Hook", "Metric", "Optimization", "StepOutput", "Task", "Validation", "make_adam"]
@@ -217,6 +218,8 @@ class Task:
             False and uses ``self.sampler`` itself.
         quick_validation: whether ``validate(full=False)`` is cheaper than ``validate(full=True)``;
             when False every validation is a full one.
+        resume_exempt: config keys (dotted) a resume may change: they do not alter what is computed
+            at a given step (the loop's cadence, the device, the run's length).
     """
 
     name: ClassVar[str] = ""
@@ -225,6 +228,7 @@ class Task:
     step_noun: ClassVar[str] = "steps"
     draws_units: ClassVar[bool] = True
     quick_validation: ClassVar[bool] = True
+    resume_exempt: ClassVar[frozenset[str]] = RESUME_EXEMPT
 
     model: nn.Module
     unit_shape: int | tuple[int, ...]
@@ -251,6 +255,10 @@ class Task:
         optimizer = make_adam(self.model.parameters(), config)
         self.optimizers = {"model": optimizer}
         self.schedulers = {"model": make_scheduler(optimizer, config, total_steps, self.metric.mode)}
+
+    def checkpoint_layout(self) -> CheckpointLayout:
+        """Where the run's checkpoints go and their names; default: ``checkpoints/{latest,best,step_*}.pt``."""
+        return CheckpointLayout()
 
     def hooks(self) -> list[Hook]:
         """Work to do on a cadence of steps, before the step.

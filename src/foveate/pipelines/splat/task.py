@@ -25,6 +25,7 @@ from foveate.models.densify import DefaultStrategy, MCMCStrategy
 from foveate.models.gaussians import gsplat_available, num_sh_bases, rasterize
 from foveate.sampling import Draw
 from foveate.train import ImageQuality, Metric, OptimConfig, Optimization, StepOutput, Task, Validation, psnr_from_mse
+from foveate.train.epochs import ShuffledEpochs
 from foveate.train.metrics import ssim_per_image
 from foveate.train.visuals import error_visuals
 
@@ -212,8 +213,7 @@ class SplatTask(Task):
         self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
         self.strategy = _strategy(config)
         self.strategy_state = self.strategy.initialize_state(self.scene_scale) if self.strategy else {}
-        self.order = torch.randperm(units, device=device)
-        self.cursor = 0
+        self.epochs = ShuffledEpochs(units, device)
         points, colors = _starting_points(scene, config.init)
         self.model = SplatModel(initial_splats(points.to(device), colors.to(device), config.init, config.sh_degree))
 
@@ -260,16 +260,7 @@ class SplatTask(Task):
     def draw(self, count: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit ids and importance weights for one step: the sampler's draw, or the next of a shuffled epoch."""
         if self.config.sampling.strategy == "uniform" and self.config.views.shuffled_epochs:
-            ids = []
-            while count > 0:
-                if self.cursor >= len(self.order):
-                    self.order = torch.randperm(len(self.order), device=self.device)
-                    self.cursor = 0
-                taken = self.order[self.cursor : self.cursor + count]
-                ids.append(taken)
-                self.cursor += len(taken)
-                count -= len(taken)
-            ids = torch.cat(ids)
+            ids = self.epochs.next(count)
             return ids, torch.ones(len(ids), device=self.device)
         draw = self.sampler.sample(count, step)
         return draw.ids, draw.weights
@@ -379,7 +370,7 @@ class SplatTask(Task):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["density"] = dict(self.strategy_state)
-        state["epoch"] = {"order": self.order.clone(), "cursor": self.cursor}
+        state["epoch"] = self.epochs.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -396,8 +387,7 @@ class SplatTask(Task):
         self.strategy_state = {
             key: value.to(self.device) if torch.is_tensor(value) else value for key, value in state["density"].items()
         }
-        self.order = state["epoch"]["order"].to(self.device)
-        self.cursor = int(state["epoch"]["cursor"])
+        self.epochs.load_state_dict(state["epoch"])
 
 
 def write_cameras_json(path: Path, cameras: Cameras) -> Path:
