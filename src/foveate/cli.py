@@ -44,6 +44,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "universe report": ("foveate.universe.commands", "report_main", "plot loss per cell and where training went"),
     "universe serve": ("foveate.universe.commands", "serve_main", "a universe in the browser: fly to its landmarks"),
+    "pbr data": ("foveate.pbr.commands", "data_main", "write a NeuroPBR dataset offline: materials and three views"),
+    "pbr check": ("foveate.pbr.commands", "check_main", "check a dataset's layout; name every bad file"),
+    "pbr train": ("foveate.pbr.commands", "train_main", "train the multi-view PBR generator (NeuroPBR's flags)"),
+    "pbr infer": ("foveate.pbr.commands", "infer_main", "estimate four maps from three views; write PNGs and glTF"),
+    "pbr export": ("foveate.pbr.commands", "export_main", "export the generator to TorchScript or ONNX"),
 }
 # Commands that take a pipeline name first: "command" -> ("module", "function", "one-line help").
 PIPELINE_COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -46,12 +46,22 @@ def _ball(tmp_path: Path) -> dict[str, Any]:
     return {"scene": str(write_ball(tmp_path / "neus-ball"))}
 
 
+def _materials(tmp_path: Path) -> dict[str, Any]:
+    from foveate.pbr.data import generate_dataset
+
+    root = tmp_path / "materials"
+    if not root.exists():
+        generate_dataset(root, samples=5, size=64, seed=0, progress=False, textures=[], environments=[])
+    return {"data__data_root": root}
+
+
 INPUTS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "image": _photo,
     "nerf": _scene,
     "motion": lambda tmp_path: {},
     "neus": _ball,
     "splat": _scene,
+    "pbr": _materials,
 }
 """What each pipeline's tiny preset needs beyond itself, as config changes."""
 RENDER_FLAGS = {

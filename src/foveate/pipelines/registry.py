@@ -67,6 +67,8 @@ class PipelineSpec:
         default_variants: how many of ``variants`` a comparison takes by default.
         render_options: a dataclass of ``foveate render NAME`` flags; None when the task renders nothing.
         config_readers: ``--config`` readers of other formats by file suffix (NeuS's ``.conf``).
+        command: the pipeline's own training command, when its users expect other flags than the
+            shared ones (NeuroPBR's); ``foveate train NAME`` then runs it with the arguments.
     """
 
     name: str
@@ -78,6 +80,7 @@ class PipelineSpec:
     default_variants: int = 4
     render_options: type | None = None
     config_readers: Mapping[str, Callable[[Path], Any]] = field(default_factory=dict)
+    command: Callable[[list[str]], int] | None = None
 
     def with_variant(self, config: Any, variant: str) -> Any:
         """``config`` changed to train ``variant`` (in place; returns it)."""
@@ -93,7 +96,7 @@ class RenderOptions:
     run: Path
     """Run directory (holding checkpoints/ and config.yaml), e.g. runs/nerf/NAME."""
     checkpoint: Literal["auto", "best", "latest"] = "auto"
-    """'auto' takes best.pt when present, else latest.pt."""
+    """'auto' takes the best checkpoint when present, else the latest."""
     device: str = "auto"
     """'auto', 'cpu', 'cuda' or 'cuda:N'."""
     progress: bool = True
@@ -112,6 +115,7 @@ _MODULES = {
     "motion": "foveate.pipelines.motion",
     "neus": "foveate.pipelines.neus",
     "splat": "foveate.pipelines.splat",
+    "pbr": "foveate.pbr",
 }
 """Built-in pipelines, imported on first use."""
 
@@ -161,12 +165,13 @@ def make_trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_mem
         torch.set_num_threads(config.train.cpu_threads)
     resume_from = run_dir = None
     if config.train.resume:
-        resume_from = resolve_checkpoint(config.train.resume, _pipeline_dir(spec, config), config.train.name)
-        run_dir = resume_from.parent.parent
+        layout = spec.task_type.checkpoint_names
+        resume_from = resolve_checkpoint(config.train.resume, _pipeline_dir(spec, config), config.train.name, layout)
+        run_dir = resume_from.parent.parent if layout.folder else resume_from.parent
     elif not in_memory:
         name = config.train.name or f"{spec.task_type.run_name(config)}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = _pipeline_dir(spec, config) / name
-        if (run_dir / "checkpoints" / "latest.pt").exists():
+        if spec.task_type.checkpoint_names.latest_of(run_dir).exists():
             raise CheckpointError(
                 f"{run_dir} already holds a run; continue it with --resume latest --name {name}, "
                 "or choose another --name"
@@ -183,7 +188,8 @@ def _saved_config(spec: PipelineSpec) -> Callable[[Any], Mapping[str, Any] | Non
     def saved(config: Any) -> Mapping[str, Any] | None:
         if not config.train.resume:
             return None
-        path = resolve_checkpoint(config.train.resume, _pipeline_dir(spec, config), config.train.name)
+        layout = spec.task_type.checkpoint_names
+        path = resolve_checkpoint(config.train.resume, _pipeline_dir(spec, config), config.train.name, layout)
         return load_checkpoint(path)["config"]
 
     return saved
@@ -198,6 +204,8 @@ def train_command(name: str, argv: Sequence[str]) -> int:
     trainer = None
     try:
         spec = get_pipeline(name)
+        if spec.command is not None:
+            return spec.command(list(argv))
         config, _ = parse_config(
             spec.config_type,
             argv,

@@ -64,6 +64,10 @@ class CheckpointLayout:
     def directory(self, run_dir: Path) -> Path:
         return Path(run_dir) / self.folder if self.folder else Path(run_dir)
 
+    def latest_of(self, run_dir: Path) -> Path:
+        """The latest checkpoint of the run in ``run_dir``."""
+        return self.directory(run_dir) / self.latest
+
     def numbered_name(self, step: int) -> str:
         return self.numbered.format(step // self.steps_per_number)
 
@@ -129,12 +133,18 @@ class CheckpointStore:
         return atomic_save(state, self.directory / f"{name}.pt")
 
     def consider(self, record: dict[str, Any], state: Callable[[], dict[str, Any]]) -> bool:
-        """Keep ``record`` as the best if its metric beats the best so far, writing ``best.pt``."""
+        """Keep ``record`` as the best if its metric beats the best so far, writing the best file.
+
+        Only trained states compete: the validation before the first step never becomes the best,
+        so a run always has a best checkpoint once it has validated after training.
+        """
         value = record.get(self.metric)
-        if value is None or not self.better(value, None if self.best is None else self.best[self.metric]):
+        if record.get("step", 0) <= 0 or value is None:
+            return False
+        if not self.better(value, None if self.best is None else self.best[self.metric]):
             return False
         self.best = dict(record)
-        if record.get("step", 0) > 0 and self.directory is not None:
+        if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             atomic_save(state(), self.directory / self.layout.best)
         return True
@@ -190,12 +200,12 @@ def remove_leftovers(directory: Path) -> list[Path]:
     return leftovers
 
 
-def find_latest_run(pipeline_dir: Path) -> Path | None:
+def find_latest_run(pipeline_dir: Path, layout: CheckpointLayout = CheckpointLayout()) -> Path | None:
     """The run directory under ``pipeline_dir`` whose latest checkpoint is newest, or None."""
-    candidates = list(pipeline_dir.glob("*/checkpoints/latest.pt"))
+    candidates = [p for p in pipeline_dir.iterdir() if layout.latest_of(p).is_file()] if pipeline_dir.is_dir() else []
     if not candidates:
         return None
-    return max(candidates, key=lambda p: p.stat().st_mtime).parent.parent
+    return max(candidates, key=lambda run: layout.latest_of(run).stat().st_mtime)
 
 
 LAST_RUN = ".last_run"
@@ -208,8 +218,10 @@ def note_last_run(run_dir: Path) -> None:
     atomic_write(run_dir.parent / LAST_RUN, lambda file: file.write(run_dir.name.encode("utf-8")))
 
 
-def resolve_checkpoint(resume: str, pipeline_dir: Path, name: str | None) -> Path:
-    """Turn ``--resume PATH|latest`` into a checkpoint file path.
+def resolve_checkpoint(
+    resume: str, pipeline_dir: Path, name: str | None, layout: CheckpointLayout = CheckpointLayout()
+) -> Path:
+    """Turn ``--resume PATH|latest`` into a checkpoint file path (a run directory means its latest).
 
     ``latest`` without a name continues the run started last in ``pipeline_dir`` (recorded when
     it started), never merely the one written to most recently.
@@ -217,28 +229,28 @@ def resolve_checkpoint(resume: str, pipeline_dir: Path, name: str | None) -> Pat
     if resume != "latest":
         path = Path(resume).expanduser()
         if path.is_dir():
-            path = path / "checkpoints" / "latest.pt"
+            path = layout.latest_of(path)
         if not path.is_file():
             raise CheckpointError(f"checkpoint not found: {path}")
         return path
     if name is not None:
-        path = pipeline_dir / name / "checkpoints" / "latest.pt"
+        path = layout.latest_of(pipeline_dir / name)
         if not path.is_file():
-            raise CheckpointError(f"run {pipeline_dir / name} has no checkpoints/latest.pt to resume")
+            raise CheckpointError(f"run {pipeline_dir / name} has no {path.relative_to(pipeline_dir / name)} to resume")
         return path
     last = pipeline_dir / LAST_RUN
     if last.is_file():
         run = pipeline_dir / last.read_text().strip()
-        path = run / "checkpoints" / "latest.pt"
+        path = layout.latest_of(run)
         if not path.is_file():
             raise CheckpointError(
                 f"the run started last, {run}, has no checkpoint yet; name the run to continue with --name"
             )
         return path
-    run = find_latest_run(pipeline_dir)
+    run = find_latest_run(pipeline_dir, layout)
     if run is None:
         raise CheckpointError(f"no run under {pipeline_dir} has a checkpoint to resume")
-    return run / "checkpoints" / "latest.pt"
+    return layout.latest_of(run)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -220,6 +220,8 @@ class Task:
             when False every validation is a full one.
         resume_exempt: config keys (dotted) a resume may change: they do not alter what is computed
             at a given step (the loop's cadence, the device, the run's length).
+        checkpoint_names: where a run's checkpoints are and their names (an instance's
+            :meth:`checkpoint_layout` may number them by epochs).
     """
 
     name: ClassVar[str] = ""
@@ -229,6 +231,7 @@ class Task:
     draws_units: ClassVar[bool] = True
     quick_validation: ClassVar[bool] = True
     resume_exempt: ClassVar[frozenset[str]] = RESUME_EXEMPT
+    checkpoint_names: ClassVar[CheckpointLayout] = CheckpointLayout()
 
     model: nn.Module
     unit_shape: int | tuple[int, ...]
@@ -257,8 +260,8 @@ class Task:
         self.schedulers = {"model": make_scheduler(optimizer, config, total_steps, self.metric.mode)}
 
     def checkpoint_layout(self) -> CheckpointLayout:
-        """Where the run's checkpoints go and their names; default: ``checkpoints/{latest,best,step_*}.pt``."""
-        return CheckpointLayout()
+        """Where this run's checkpoints go and their names; default: ``checkpoint_names``."""
+        return self.checkpoint_names
 
     def hooks(self) -> list[Hook]:
         """Work to do on a cadence of steps, before the step.
