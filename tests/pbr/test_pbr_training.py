@@ -179,3 +179,16 @@ def test_infer_and_export_from_best_model(dataset, tmp_path, capsys):
     difference = float(capsys.readouterr().out.rsplit(":", 1)[1].strip(" )\n"))
     assert difference < 1e-4
     assert main(["pbr", "check", str(dataset)]) == 0
+
+
+def test_use_wandb_logs_the_seed_tags_offline(dataset, tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="W&B logging is optional: pip install wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config = _tiny(dataset, tmp_path, training={"epochs": 1, "use_wandb": True, "wandb_project": "neuropbr"})
+    make_pbr_trainer(config).fit()
+    records = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(records) == 1
+    logged = records[0].read_bytes()
+    for tag in (b"train/g_loss", b"train/loss_l1_total", b"val/loss", b"val/albedo_rmse", b"val/comparison"):
+        assert tag in logged, tag

@@ -184,7 +184,7 @@ def compare(
         metric=task.metric,
         unit_noun=task.unit_noun,
         step_noun=task.step_noun,
-        steps=config.train.steps,
+        steps=max(record.steps for record in records),
         batch=f"{config.train.batch_size} {task.unit_noun}" if task.draws_units else None,
         machine=machine(config.train.device, config.train.cpu_threads),
         command=command,

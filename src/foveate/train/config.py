@@ -107,6 +107,10 @@ class TrainConfig:
     """Show a progress bar."""
     tensorboard: bool = True
     """Write TensorBoard event files under the run's tb/."""
+    wandb_project: str | None = None
+    """Also log to Weights & Biases in this project (needs the wandb package; WANDB_MODE=offline works offline)."""
+    wandb_run_name: str | None = None
+    """The W&B run's name (default: the run directory's)."""
 
     def validation_interval(self) -> int:
         """Steps between quick validations: validate_every, or every 5% of the run."""
@@ -230,6 +234,8 @@ RESUME_EXEMPT = frozenset(
         "resume",
         "progress",
         "tensorboard",
+        "wandb_project",
+        "wandb_run_name",
     )
 )
 """Config keys a resumed run may change: they do not alter what is computed at a given step."""

@@ -272,7 +272,9 @@ class Trainer:
     def _fit(self, stop_at: int | None) -> TrainResult:
         settings = self.settings
         end = settings.steps if stop_at is None else min(stop_at, settings.steps)
-        log = RunLog(self.run_dir, self._resumed_step, settings.tensorboard)
+        log = RunLog(
+            self.run_dir, self._resumed_step, settings.tensorboard, settings.wandb_project, settings.wandb_run_name
+        )
         limit = None if settings.max_minutes is None else 60.0 * settings.max_minutes
         status = "completed" if end == settings.steps else "stopped"
         try:
