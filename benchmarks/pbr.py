@@ -54,7 +54,15 @@ def main() -> None:
         if args.epochs is not None:
             config.training.epochs = args.epochs
         started = time.perf_counter()
-        comparison = compare(SPEC, config, args.strategies, list(range(args.seeds)), args.out / preset, args.workers)
+        comparison = compare(
+            SPEC,
+            config,
+            args.strategies,
+            list(range(args.seeds)),
+            args.out / preset,
+            workers=args.workers,
+            command=command,
+        )
         seconds = time.perf_counter() - started
         report = comparison.report
         per_epoch = max(r.steps for r in comparison.records) / config.training.epochs

@@ -27,6 +27,8 @@ from foveate.pbr.losses import (
 )
 from foveate.pbr.perceptual import PerceptualLoss
 
+from .helpers import random_maps
+
 UP = (0.0, 0.0, 1.0)
 RIGHT = (1.0, 0.0, 0.0)
 
@@ -41,19 +43,6 @@ def constant_maps(albedo: float, roughness: float, metallic: float, normal=UP, s
         "roughness": fill(roughness, 1),
         "metallic": fill(metallic, 1),
         "normal": fill(normal, 3),
-    }
-
-
-def random_maps(batch: int = 2, size: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    normal = F.normalize(
-        torch.randn(batch, 3, size, size, generator=g) + torch.tensor([0, 0, 2.0]).view(1, 3, 1, 1), dim=1
-    )
-    return {
-        "albedo": torch.rand(batch, 3, size, size, generator=g),
-        "roughness": torch.rand(batch, 1, size, size, generator=g),
-        "metallic": torch.rand(batch, 1, size, size, generator=g),
-        "normal": normal,
     }
 
 

@@ -25,6 +25,8 @@ from foveate.pbr.metrics import (
     ssim,
 )
 
+from .helpers import random_maps
+
 EXPECTED_KEYS = {
     *(f"{name}_{metric}" for name in ("albedo", "roughness", "metallic") for metric in ("psnr", "ssim", "mae", "rmse")),
     "normal_mae",
@@ -40,17 +42,8 @@ EXPECTED_KEYS = {
 }
 
 
-def random_maps(batch: int = 2, size: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    normal = F.normalize(
-        torch.randn(batch, 3, size, size, generator=g) + torch.tensor([0, 0, 1.5]).view(1, 3, 1, 1), dim=1
-    )
-    return {
-        "albedo": torch.rand(batch, 3, size, size, generator=g),
-        "roughness": torch.rand(batch, 1, size, size, generator=g),
-        "metallic": torch.rand(batch, 1, size, size, generator=g),
-        "normal": normal,
-    }
+def random_maps_tilted(batch: int = 2, size: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    return random_maps(batch, size, seed, tilt=1.5)
 
 
 def normals_at(angles_deg: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +66,7 @@ def test_psnr_mae_rmse_by_hand():
 
 
 def test_psnr_ssim_mae_match_torchmetrics_per_sample():
-    pred, target = random_maps(3, 24, 0)["albedo"], random_maps(3, 24, 1)["albedo"]
+    pred, target = random_maps_tilted(3, 24, 0)["albedo"], random_maps_tilted(3, 24, 1)["albedo"]
     tm_psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
     tm_ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
     assert torch.allclose(psnr(pred, target), tm_psnr, atol=1e-4)
@@ -92,7 +85,7 @@ def test_normal_angles_by_hand_including_tiny_angles():
 
 
 def test_normal_angles_match_numpy_arccos_in_double():
-    pred, target = random_maps(2, 16, 0)["normal"], random_maps(2, 16, 1)["normal"]
+    pred, target = random_maps_tilted(2, 16, 0)["normal"], random_maps_tilted(2, 16, 1)["normal"]
     a, b = pred.double().numpy(), target.double().numpy()
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert np.allclose(normal_angles(pred, target).numpy(), np.degrees(np.arccos(np.clip(cosine, -1, 1))), atol=1e-3)
@@ -111,7 +104,7 @@ def test_quantiles_match_numpy(count):
 
 
 def test_evaluate_names_and_values():
-    pred, target = random_maps(2, 16, 0), random_maps(2, 16, 1)
+    pred, target = random_maps_tilted(2, 16, 0), random_maps_tilted(2, 16, 1)
     metrics = evaluate(pred, target)
     assert set(metrics) == EXPECTED_KEYS
     assert all(isinstance(value, float) for value in metrics.values())
@@ -129,7 +122,7 @@ def test_evaluate_names_and_values():
 
 
 def test_evaluate_of_a_perfect_prediction():
-    maps = random_maps(2, 16, 0)
+    maps = random_maps_tilted(2, 16, 0)
     metrics = evaluate(maps, maps)
     assert metrics["overall_psnr"] == pytest.approx(100.0)
     assert metrics["overall_ssim"] == pytest.approx(1.0, abs=1e-5)
@@ -138,7 +131,7 @@ def test_evaluate_of_a_perfect_prediction():
 
 
 def test_accumulator_over_batches_matches_evaluate_over_all_of_them():
-    batches = [(random_maps(2, 16, 2 * i), random_maps(2, 16, 2 * i + 1)) for i in range(3)]
+    batches = [(random_maps_tilted(2, 16, 2 * i), random_maps_tilted(2, 16, 2 * i + 1)) for i in range(3)]
     accumulator = MetricAccumulator()
     for pred, target in batches:
         accumulator.update(pred, target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -187,8 +188,15 @@ def test_use_wandb_logs_the_seed_tags_offline(dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     config = _tiny(dataset, tmp_path, training={"epochs": 1, "use_wandb": True, "wandb_project": "neuropbr"})
     make_pbr_trainer(config).fit()
-    records = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(records) == 1
-    logged = records[0].read_bytes()
-    for tag in (b"train/g_loss", b"train/loss_l1_total", b"val/loss", b"val/albedo_rmse", b"val/comparison"):
-        assert tag in logged, tag
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    images = {path.name.rsplit("_", 2)[0] for path in (runs[0] / "files" / "media" / "images" / "val").glob("*.png")}
+    assert images == {"comparison", "input_views", "error_heatmaps"}
+    wanted = (b"train/g_loss", b"train/loss_l1_total", b"val/loss", b"val/albedo_rmse")
+    record = next(runs[0].glob("run-*.wandb"))
+    for _ in range(50):  # W&B's writer may still be flushing its record file
+        logged = record.read_bytes()
+        if all(tag in logged for tag in wanted):
+            break
+        time.sleep(0.1)
+    assert [tag for tag in wanted if tag not in logged] == []

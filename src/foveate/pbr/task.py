@@ -30,7 +30,13 @@ from foveate.train.epochs import ShuffledEpochs
 from .config import PBRConfig
 from .dataset import PBRData, load_dataset, split_indices
 from .discriminators import build_discriminator, discriminator_input
-from .losses import discriminator_loss, generator_gan_loss, reconstruction_loss, rendering_loss
+from .losses import (
+    build_perceptual_loss,
+    discriminator_loss,
+    generator_gan_loss,
+    reconstruction_loss,
+    rendering_loss,
+)
 from .metrics import MetricAccumulator, rendering_rmse
 from .networks import MultiViewPBRGenerator
 from .shading import shade_plane
@@ -135,6 +141,8 @@ class PBRTask(Task):
         if config.model.use_gan:
             modules["discriminator"] = build_discriminator(config.model)
         self.model = nn.ModuleDict(modules).to(device)
+        perceptual = build_perceptual_loss(config.loss)
+        self.perceptual = None if perceptual is None else perceptual.to(device).eval()
         self.unit_shape = len(self.train_ids)
         self.epochs = ShuffledEpochs(len(self.train_ids), device)
         light_generator = torch.Generator().manual_seed(20_21)
@@ -254,7 +262,7 @@ class PBRTask(Task):
         with optimization.autocast():
             prediction = self.generator(views)
             prediction = {name: value.float() for name, value in prediction.items()}
-            per_sample, parts = reconstruction_loss(prediction, target, loss_config)
+            per_sample, parts = reconstruction_loss(prediction, target, loss_config, perceptual=self.perceptual)
             if loss_config.w_render > 0:
                 render = rendering_loss(prediction, target, shade_plane, lights=loss_config.render_lights)
                 per_sample = per_sample + loss_config.w_render * render
