@@ -37,7 +37,7 @@ from .losses import (
     reconstruction_loss,
     rendering_loss,
 )
-from .metrics import MetricAccumulator, rendering_rmse
+from .metrics import MetricAccumulator, mae, normal_angles, rendering_rmse, rmse
 from .networks import MultiViewPBRGenerator
 from .shading import shade_plane
 from .visuals import comparison_grid, error_heatmaps, view_strip
@@ -276,6 +276,11 @@ class PBRTask(Task):
         optimization.minimize(loss, "generator")
         self.sampler.update(ids, per_sample.detach(), step)
         terms.update({name: value.detach().mean() for name, value in parts.items()})
+        with torch.no_grad():
+            for name in ("albedo", "roughness", "metallic", "normal"):
+                terms[f"mae_{name}"] = mae(prediction[name], target[name]).mean()
+                terms[f"rmse_{name}"] = rmse(prediction[name], target[name]).mean()
+            terms["normal_angle_deg"] = normal_angles(prediction["normal"], target["normal"]).mean()
         terms["g_loss"] = loss.detach()
         terms["g_lr"] = self.optimizers["generator"].param_groups[0]["lr"]
         return StepOutput(loss.detach(), None, terms)
