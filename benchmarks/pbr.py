@@ -35,6 +35,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--presets", nargs="+", default=["cpu"])
     parser.add_argument("--epochs", type=int, default=None, help="override the presets' epochs")
+    parser.add_argument(
+        "--lightweight", action="store_true", help="NeuroPBR's lightweight: no GAN, SSIM 0.5, normal 0.7"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--strategies", nargs="+", default=["uniform", "error_weighted"])
@@ -53,6 +56,10 @@ def main() -> None:
         config.training.progress = config.training.use_tensorboard = False
         if args.epochs is not None:
             config.training.epochs = args.epochs
+        name = preset
+        if args.lightweight:
+            name = f"{preset}-lightweight"
+            config.model.use_gan, config.loss.w_gan, config.loss.w_ssim, config.loss.w_normal = False, 0.0, 0.5, 0.7
         started = time.perf_counter()
         comparison = compare(
             SPEC,
@@ -74,13 +81,14 @@ def main() -> None:
             ratio = line["steps_ratio_median"] if line["reached"] == args.seeds else None
             result["variants"][variant] = {"means": means, "steps_to_uniform_final_ratio": ratio}
             rows.append(
-                f"| {preset} | {variant} | {means['loss']:.4f} | {means['albedo_rmse']:.4f} "
+                f"| {name} | {variant} | {means['loss']:.4f} | {means['albedo_rmse']:.4f} "
                 f"| {means['roughness_rmse']:.4f} | {means['metallic_rmse']:.4f} | {means['normal_angle_mean']:.2f} "
                 f"| {means['render_rmse']:.4f} | {'-' if ratio is None else f'{ratio:.2f}x'} |"
             )
-        summary["presets"][preset] = result
+        summary["presets"][name] = result
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    suffix = "-lightweight" if args.lightweight else ""
+    (args.out / f"summary{suffix}.json").write_text(json.dumps(summary, indent=1))
     text = (
         "# PBR: uniform against error-guided samples\n\n"
         f"Command: `{command}`\n\n"
@@ -89,7 +97,7 @@ def main() -> None:
         + "\n".join(rows)
         + "\n"
     )
-    (args.out / "summary.md").write_text(text)
+    (args.out / f"summary{suffix}.md").write_text(text)
     print(text)
 
 

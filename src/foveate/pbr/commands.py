@@ -36,8 +36,7 @@ class DataArgs:
     seed: int = 0
     """Seeds materials, cameras, lights and dirt."""
     textures: list[Path] | None = None
-    """Real texture sets to mix in: folders of material folders, or a pypbr wheel (default: FOVEATE_TEXTURES,
-    then ~/.cache/foveate/textures)."""
+    """Real texture sets: material folders or pypbr wheels (default: FOVEATE_TEXTURES, ~/.cache/foveate/textures)."""
     progress: bool = True
     """Show a progress bar."""
 
