@@ -66,7 +66,7 @@ def main() -> None:
             config,
             args.strategies,
             list(range(args.seeds)),
-            args.out / preset,
+            args.out / name,
             workers=args.workers,
             command=command,
         )
