@@ -127,12 +127,15 @@ def test_every_command_answers_help_in_plain_text(argv, capsys):
             assert flag in text, f"{flag} missing from the help of {' '.join(argv)}"
 
 
-@pytest.mark.parametrize("group", ["motion", "data"])
+@pytest.mark.parametrize("group", ["motion", "data", "universe", "pbr"])
 def test_a_command_group_lists_its_commands(group, capsys):
     assert main([group, "--help"]) == 0
     assert f"usage: foveate {group} <command>" in capsys.readouterr().out
     assert main([group, "nonsense"]) == 2
     assert "unknown command" in capsys.readouterr().err
+    assert main([group]) == 2
+    bare = capsys.readouterr().err
+    assert f"usage: foveate {group} <command>" in bare and "unknown command" not in bare
 
 
 def test_unknown_pipeline_and_command_exit_with_a_message(capsys):

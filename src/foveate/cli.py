@@ -117,8 +117,9 @@ def _dispatch(args: list[str]) -> int:
             + [f"  {name.ljust(width)}  {text}" for name, text in group.items()]
         )
         asked = args[1:2] in (["-h"], ["--help"])
+        bare = len(args) == 1
         print(
-            usage if asked else f"foveate: unknown command {' '.join(args[:2])!r}\n\n{usage}",
+            usage if asked or bare else f"foveate: unknown command {' '.join(args[:2])!r}\n\n{usage}",
             file=sys.stdout if asked else sys.stderr,
         )
         return 0 if asked else 2
