@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from foveate.train.distributed import Ranks
 from foveate.universe import build_universe, read_index, synthetic_stars
-from foveate.universe.ranks import Ranks
 from foveate.universe.schedule import train_universe, train_with_budget
 from foveate.universe.train import CellTrainConfig
 

@@ -181,13 +181,22 @@ class DefaultStrategy:
         step: int,
         info: dict[str, Any],
         generator: torch.Generator | None = None,
+        reduce: Callable[[torch.Tensor], None] | None = None,
     ) -> dict[str, int]:
-        """Accumulate this step's gradients; refine and reset on schedule. Returns what was done (counts)."""
+        """Accumulate this step's gradients; refine and reset on schedule. Returns what was done (counts).
+
+        ``reduce`` sums a tensor over the ranks of a distributed run in place: the accumulated
+        gradients and counts are reduced before refining, so every rank grows, splits and prunes
+        the same splats.
+        """
         done = {"duplicated": 0, "split": 0, "pruned": 0, "reset": 0}
         if step >= self.refine_stop_iter:
             return done
         self._accumulate(params, state, info)
         if step > self.refine_start_iter and step % self.refine_every == 0:
+            if reduce is not None:
+                reduce(state["grad2d"])
+                reduce(state["count"])
             done.update(self._grow(params, optimizers, state, generator))
             done["pruned"] = self._prune(params, optimizers, state, step)
             state["grad2d"].zero_()

@@ -144,7 +144,7 @@ class PBRTask(Task):
         perceptual = build_perceptual_loss(config.loss)
         self.perceptual = None if perceptual is None else perceptual.to(device).eval()
         self.unit_shape = len(self.train_ids)
-        self.epochs = ShuffledEpochs(len(self.train_ids), device)
+        self.epochs = ShuffledEpochs(len(self.train_ids), device, seed=config.train.seed)
         light_generator = torch.Generator().manual_seed(20_21)
         self.validation_lights = _random_lights(VALIDATION_BATCH, config.loss.render_lights, light_generator)
 
@@ -228,7 +228,7 @@ class PBRTask(Task):
         """Positions in the training split and their importance weights: a shuffled epoch's, or the engine's."""
         batch = self.config.data.batch_size
         if self.config.sampling.strategy == "uniform":
-            ids = self.epochs.next(batch)
+            ids = self.ranks.local(self.epochs.next(batch))
             return ids, torch.ones(len(ids), device=self.device)
         draw = self.sampler.sample(batch, step)
         return draw.ids, draw.weights

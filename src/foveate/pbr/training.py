@@ -26,6 +26,7 @@ from foveate.train import (
     select_device,
 )
 from foveate.train.checkpoint import CheckpointError
+from foveate.train.distributed import join, rank_device
 
 from .config import PRESETS, PBRConfig, read_config_file
 from .task import NEUROPBR_LAYOUT, PBRTask
@@ -87,6 +88,8 @@ def make_pbr_trainer(config: PBRConfig, console: Any = None, in_memory: bool = F
     config.check()
     check_config(config)
     device = select_device(config.training.device)
+    ranks = join(device)
+    device = rank_device(device, ranks)
     if config.training.cpu_threads > 0:
         torch.set_num_threads(config.training.cpu_threads)
     resume_from = run_dir = None
@@ -102,7 +105,8 @@ def make_pbr_trainer(config: PBRConfig, console: Any = None, in_memory: bool = F
             )
     seed_everything(config.train.seed)
     task = PBRTask.from_config(config, device)
-    return Trainer(task, config, device=device, run_dir=run_dir, resume_from=resume_from, console=console)
+    run_dir = run_dir if ranks.leader else None
+    return Trainer(task, config, device=device, run_dir=run_dir, resume_from=resume_from, console=console, ranks=ranks)
 
 
 def train_command(argv: Sequence[str]) -> int:
@@ -132,7 +136,8 @@ def train_command(argv: Sequence[str]) -> int:
         else:
             console.print(f"[yellow]{prog}: aborted; the last complete checkpoint is kept ({latest})[/]")
         return EXIT_CODES["interrupted"]
-    console.print(result.message, highlight=False, soft_wrap=True)
+    if trainer.ranks.leader:
+        console.print(result.message, highlight=False, soft_wrap=True)
     if trainer.run_dir is not None:
         print(trainer.run_dir)
     return EXIT_CODES[result.status]

@@ -40,6 +40,7 @@ from foveate.train import (
     select_device,
 )
 from foveate.train.checkpoint import note_last_run
+from foveate.train.distributed import join, rank_device
 
 STRATEGY_VARIANTS = {
     name: {"sampling__strategy": name} for name in ("uniform", "error_weighted", "spatial", "adaptive")
@@ -161,6 +162,8 @@ def make_trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_mem
     """
     check_config(config)
     device = select_device(config.train.device)
+    ranks = join(device)
+    device = rank_device(device, ranks)
     if config.train.cpu_threads > 0:
         torch.set_num_threads(config.train.cpu_threads)
     resume_from = run_dir = None
@@ -169,18 +172,27 @@ def make_trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_mem
         resume_from = resolve_checkpoint(config.train.resume, _pipeline_dir(spec, config), config.train.name, layout)
         run_dir = resume_from.parent.parent if layout.folder else resume_from.parent
     elif not in_memory:
-        name = config.train.name or f"{spec.task_type.run_name(config)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        stamp = ranks.broadcast(time.strftime("%Y%m%d-%H%M%S"))
+        name = config.train.name or f"{spec.task_type.run_name(config)}-{stamp}"
         run_dir = _pipeline_dir(spec, config) / name
         if spec.task_type.checkpoint_names.latest_of(run_dir).exists():
             raise CheckpointError(
                 f"{run_dir} already holds a run; continue it with --resume latest --name {name}, "
                 "or choose another --name"
             )
-        note_last_run(run_dir)
+        if ranks.leader:
+            note_last_run(run_dir)
     seed_everything(config.train.seed)
     task = spec.task_type.from_config(config, device)
+    writes = not in_memory and ranks.leader
     return Trainer(
-        task, config, device=device, run_dir=None if in_memory else run_dir, resume_from=resume_from, console=console
+        task,
+        config,
+        device=device,
+        run_dir=run_dir if writes else None,
+        resume_from=resume_from,
+        console=console,
+        ranks=ranks,
     )
 
 
@@ -231,7 +243,8 @@ def train_command(name: str, argv: Sequence[str]) -> int:
                 f"[yellow]{prog}: aborted; the last complete checkpoint is kept ({latest})[/]", soft_wrap=True
             )
         return EXIT_CODES["interrupted"]
-    console.print(result.message, highlight=False, soft_wrap=True)
+    if trainer.ranks.leader:
+        console.print(result.message, highlight=False, soft_wrap=True)
     if trainer.run_dir is not None:
         print(trainer.run_dir)
     return EXIT_CODES[result.status]

@@ -53,6 +53,14 @@ class Sampler:
         error_dtype: storage of the EMA errors; ``None`` picks float32, or bfloat16 above 2^26 units.
         device: where statistics and draws live (default: CPU).
         seed: seeds the sampler's own generator, so draws repeat.
+        distributed: act as one sampler across the ranks of a ``torch.distributed`` process group
+            (``group``, default the whole world): ``sample(n)`` draws the global batch of ``n``
+            identically on every rank and returns this rank's contiguous slice of it;
+            ``update`` all-gathers every rank's ids and errors, so the statistics, the distribution
+            and the state dict are the same on every rank and a checkpoint loads at any world size.
+            Every rank feeds back its whole slice; ``seed`` must be the same on every rank (rank 0's
+            is used when it is None).
+        group: the process group of a distributed sampler (None: the default group).
         **strategy_args: the strategy's own arguments (see each strategy's docstring).
 
     Draws are multisets: error-guided draws come back in ascending id order.
@@ -75,6 +83,8 @@ class Sampler:
         error_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
         seed: int | None = None,
+        distributed: bool = False,
+        group: Any = None,
         **strategy_args: Any,
     ) -> None:
         self.layout = Layout.from_shape(shape)
@@ -93,7 +103,11 @@ class Sampler:
         self.weight_cap = float(weight_cap)
         self.stratified = bool(stratified)
         self.check_inputs = bool(check_inputs)
+        self.group = group
+        self.rank, self.world = _place_in(group) if distributed else (0, 1)
         self.seed = seed if seed is not None else secrets.randbits(31)
+        if self.world > 1 and seed is None:
+            self.seed = _broadcast_int(self.seed, group)
 
         num_units = self.layout.num_units
         if error_dtype is None:
@@ -147,26 +161,41 @@ class Sampler:
         return step < self.warmup_iterations
 
     def sample(self, n: int, step: int) -> Draw:
-        """Draw ``n`` ids (with replacement) for training step ``step``."""
+        """Draw ``n`` ids (with replacement) for training step ``step``.
+
+        A distributed sampler draws ``n`` in all and returns this rank's ``n / world`` of them.
+        """
         _check_int("n", n, 1)
         _check_int("step", step, 0)
+        if n % self.world:
+            raise ValueError(f"a batch of {n} does not divide among {self.world} ranks")
         self.last_step = step
         if self.in_warmup(step):
             self._labels = None
             ids, _ = self._uniform.sample(n, self.generator, self.host_rng, self.stratified)
-            return Draw(ids, torch.ones(n, dtype=torch.float32, device=self.device))
+            return self._local(Draw(ids, torch.ones(n, dtype=torch.float32, device=self.device)))
         proposal = self._current_proposal()
         ids, self._labels = proposal.sample(n, self.generator, self.host_rng, self.stratified)
-        return Draw(ids, self._importance_weights(proposal, ids))
+        return self._local(Draw(ids, self._importance_weights(proposal, ids)))
+
+    def _local(self, draw: Draw) -> Draw:
+        if self.world == 1:
+            return draw
+        size = len(draw.ids) // self.world
+        part = slice(self.rank * size, (self.rank + 1) * size)
+        return Draw(draw.ids[part], draw.weights[part])
 
     def update(self, ids: torch.Tensor, errors: torch.Tensor, step: int) -> None:
         """Feed back one error per drawn id (duplicates are averaged, non-finite values ignored).
 
         Pass the ids of the latest draw in the order drawn: the adaptive strategy credits each
-        id to the component that drew it.
+        id to the component that drew it. A distributed sampler gathers every rank's update
+        first (a collective: every rank calls it, with its whole slice).
         """
         _check_int("step", step, 0)
         ids, errors = self._validated(ids, errors)
+        if self.world > 1:
+            ids, errors = self._gathered(ids, errors)
         labels = self._labels if self._labels is not None and self._labels.numel() == ids.numel() else None
         self.strategy.observe(self.statistics, ids, errors, labels)
         self._labels = None
@@ -232,6 +261,16 @@ class Sampler:
             if bool((errors < 0).any()):
                 raise ValueError("errors must be >= 0 (a loss or failure count); got negative values")
         return ids, errors
+
+    def _gathered(self, ids: torch.Tensor, errors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every rank's ids and errors, in rank order: one all-gather of ``(2, b)`` float64 (ids exact below 2^53)."""
+        import torch.distributed as dist
+
+        packed = torch.stack((ids.to(torch.float64), errors.to(torch.float64)))
+        parts = [torch.empty_like(packed) for _ in range(self.world)]
+        dist.all_gather(parts, packed, group=self.group)
+        whole = torch.cat(parts, dim=1)
+        return whole[0].to(torch.int64), whole[1].to(errors.dtype)
 
     def stats(self) -> dict[str, Any]:
         """JSON-serialisable summary of the statistics and the current distribution."""
@@ -320,6 +359,22 @@ class Sampler:
             # Generator states do not transfer between device types: continue reproducibly instead.
             self.generator.manual_seed(self.seed + self.updates)
         self.host_rng.setstate(state["host_rng"])
+
+
+def _place_in(group: Any) -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise ValueError("distributed=True needs an initialised torch.distributed process group (run under torchrun)")
+    return dist.get_rank(group), dist.get_world_size(group)
+
+
+def _broadcast_int(value: int, group: Any) -> int:
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=dist.get_global_rank(group, 0) if group is not None else 0, group=group)
+    return int(box[0])
 
 
 def _describe(value: Any) -> str:

@@ -33,6 +33,7 @@ from .checkpoint import (
     restore_rng,
 )
 from .config import SamplingConfig, check_resume_compatible, config_to_dict, save_config_yaml
+from .distributed import ALONE, Ranks
 from .runlog import RunLog
 from .task import Optimization, StepOutput, Task, Validation
 from .visuals import density_image
@@ -95,8 +96,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_sampler(config: SamplingConfig, shape: int | tuple[int, ...], device: torch.device, seed: int) -> Sampler:
-    """The engine's sampler for ``config``; inputs are checked on CPU only (on CUDA a check costs a host sync)."""
+def make_sampler(
+    config: SamplingConfig, shape: int | tuple[int, ...], device: torch.device, seed: int, distributed: bool = False
+) -> Sampler:
+    """The engine's sampler for ``config``; inputs are checked on CPU only (on CUDA a check costs a host sync).
+
+    ``distributed`` makes it one sampler across the ranks of the process group (see :class:`Sampler`).
+    """
     return Sampler(
         shape,
         config.chosen(),
@@ -111,6 +117,7 @@ def make_sampler(config: SamplingConfig, shape: int | tuple[int, ...], device: t
         check_inputs=device.type == "cpu",
         device=device,
         seed=seed,
+        distributed=distributed,
     )
 
 
@@ -172,6 +179,9 @@ class Trainer:
         run_dir: where checkpoints and logs go; None keeps the run in memory (no files).
         resume_from: a checkpoint to continue from exactly.
         console: a ``rich`` console for messages and the progress bar.
+        ranks: this process's place in a distributed run (``torchrun``): the sampler draws the
+            global batch and hands each rank its slice, gradients are averaged, errors gathered;
+            rank 0 validates and is the only one to write (give the others no ``run_dir``).
     """
 
     def __init__(
@@ -183,21 +193,30 @@ class Trainer:
         run_dir: Path | None = None,
         resume_from: Path | None = None,
         console: Any = None,
+        ranks: Ranks = ALONE,
     ) -> None:
         from rich.console import Console
 
+        if run_dir is not None and not ranks.leader:
+            raise ValueError(f"only rank 0 writes a run directory; rank {ranks.rank} was given {run_dir}")
         self.task, self.config, self.settings, self.device = task, config, config.train, device
+        self.ranks = ranks
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.console = console or Console(stderr=True)
         self.config_dict = config_to_dict(config)
-        self.sampler = make_sampler(config.sampling, task.unit_shape, device, seed=self.settings.seed)
+        self.sampler = make_sampler(
+            config.sampling, task.unit_shape, device, seed=self.settings.seed, distributed=not ranks.alone
+        )
+        task.ranks = ranks
         task.bind(self.sampler)
         task.configure_optimizers(config.optim, self.settings.steps)
         amp_dtype = None
         if self.settings.amp and device.type == "cuda":
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-        self.optimization = Optimization(task.optimizers, device, amp_dtype, config.optim.clip_grad_norm, self.scaler)
+        self.optimization = Optimization(
+            task.optimizers, device, amp_dtype, config.optim.clip_grad_norm, self.scaler, ranks
+        )
         self.hooks = task.hooks()
         self.layout = task.checkpoint_layout()
         directory = None if self.run_dir is None else self.layout.directory(self.run_dir)
@@ -214,6 +233,7 @@ class Trainer:
         self._resumed_step: int | None = None
         if resume_from is not None:
             self._load(Path(resume_from))
+        ranks.broadcast_module(task.model)
 
     # ----------------------------------------------------------------- state
 
@@ -223,6 +243,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "pipeline": self.task.name,
             "step": self.step,
+            "world_size": self.ranks.world,
             "config": self.config_dict,
             "task": self.task.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -244,6 +265,12 @@ class Trainer:
             self.console.print(
                 f"[yellow]note: steps changed from {state['config']['train']['steps']} to {self.settings.steps}; "
                 "the learning-rate schedule stretches to the new length[/]"
+            )
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.ranks.world and self.ranks.leader:
+            self.console.print(
+                f"note: {path} was written by {saved_world} process(es), this run has {self.ranks.world}; "
+                "the global batch and the sampler's draws continue unchanged"
             )
         self.sampler.load_state_dict(state["sampler"])
         self.task.load_state_dict(state["task"])
@@ -272,9 +299,8 @@ class Trainer:
     def _fit(self, stop_at: int | None) -> TrainResult:
         settings = self.settings
         end = settings.steps if stop_at is None else min(stop_at, settings.steps)
-        log = RunLog(
-            self.run_dir, self._resumed_step, settings.tensorboard, settings.wandb_project, settings.wandb_run_name
-        )
+        wandb_project = settings.wandb_project if self.ranks.leader else None
+        log = RunLog(self.run_dir, self._resumed_step, settings.tensorboard, wandb_project, settings.wandb_run_name)
         limit = None if settings.max_minutes is None else 60.0 * settings.max_minutes
         status = "completed" if end == settings.steps else "stopped"
         try:
@@ -283,10 +309,12 @@ class Trainer:
                     self._validate(log, curve=True)
                 window, clock = _Window(self.train_seconds), time.perf_counter()
                 while self.step < end:
-                    if signals.requested:
+                    over = limit is not None and self.train_seconds + time.perf_counter() - clock >= limit
+                    requested, over = self.ranks.any(signals.requested is not None, over)
+                    if requested:
                         status = "interrupted"
                         break
-                    if limit is not None and self.train_seconds + time.perf_counter() - clock >= limit:
+                    if over:
                         status = "time_limit"
                         break
                     window.add(self.train_step())
@@ -359,13 +387,14 @@ class Trainer:
     def _on_due(self, due: set[str], window: _Window, log: RunLog, progress: _Progress) -> str | None:
         """Log, validate, snapshot and save as due; returns a status when the run must end here."""
         step = self.step
-        if int(self._nonfinite_at) >= 0:
+        if self.ranks.any(int(self._nonfinite_at) >= 0)[0]:
             return "nonfinite"
         if "log" in due:
-            values = {**window.values(self.train_seconds), **self._learning_rates(), "wall_seconds": self.train_seconds}
+            values = {**self.ranks.mean(window.values(self.train_seconds)), **self._learning_rates()}
+            values["wall_seconds"] = self.train_seconds
             log.scalars(step, "train", values)
             progress.update(step, values)
-        if "stats" in due:
+        if "stats" in due and self.ranks.leader:
             log.sampler_stats(step, self.sampler.stats(), self.sampler.config)
         reached = False
         if "validate" in due:
@@ -383,7 +412,8 @@ class Trainer:
         if status == "nonfinite":
             return self._stop_nonfinite(int(self._nonfinite_at))
         if status in ("completed", "target"):
-            if not log.sampler_history or log.sampler_history[-1]["step"] != self.step:
+            stale = not log.sampler_history or log.sampler_history[-1]["step"] != self.step
+            if stale and self.ranks.leader:
                 log.sampler_stats(self.step, self.sampler.stats(), self.sampler.config)
             if not self.history or self.history[-1]["step"] != self.step:
                 self._validate(log, curve=True)
@@ -403,12 +433,7 @@ class Trainer:
         A task without a cheaper quick validation validates in full at every curve point.
         """
         full = not curve or not self.task.quick_validation
-        model = self.task.model
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            validation = self.task.validate(full=full)
-        model.train(was_training)
+        validation = self._validation(full)
         metric = self.task.metric
         if metric.name not in validation.metrics:
             raise KeyError(f"{type(self.task).__name__}.validate returned no {metric.name!r} (its metric)")
@@ -435,6 +460,34 @@ class Trainer:
                 scheduler.step(value)
         self.checkpoints.consider(record, self.state_dict)
         return metric.target is not None and metric.reached(value, metric.target)
+
+    def _validation(self, full: bool) -> Validation:
+        """The task's validation in eval mode, on its own random numbers so training's continue as if
+        it had not run. Distributed, rank 0 validates (with its BatchNorm statistics, as DDP does)
+        and the others receive its metrics and 1-D maps."""
+        ranks = self.ranks
+        ranks.broadcast_buffers(self.task.model)
+        validation = None
+        if ranks.leader:
+            model = self.task.model
+            was_training = model.training
+            model.eval()
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                validation = self.task.validate(full=full)
+            model.train(was_training)
+        if ranks.alone:
+            return validation
+        shared = (
+            None
+            if validation is None
+            else (
+                validation.metrics,
+                {name: values.cpu() for name, values in validation.maps.items() if values.ndim == 1},
+            )
+        )
+        metrics, maps = ranks.broadcast(shared)
+        return validation if ranks.leader else Validation(metrics, maps=maps)
 
     def _learning_rates(self) -> dict[str, float]:
         rates = {name: optimizer.param_groups[0]["lr"] for name, optimizer in self.task.optimizers.items()}
@@ -490,7 +543,7 @@ class _Progress:
             TextColumn("{task.fields[info]}"),
             TimeRemainingColumn(),
             console=trainer.console,
-            disable=not trainer.settings.progress,
+            disable=not trainer.settings.progress or not trainer.ranks.leader,
         )
         self.bar = self.progress.add_task("train", total=trainer.settings.steps, completed=trainer.step, info="")
 

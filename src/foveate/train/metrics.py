@@ -67,8 +67,8 @@ class ImageQuality:
             from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
         except ImportError as error:
             raise ImportError("validation metrics need torchmetrics: pip install 'foveate[train]'") from error
-        self.psnr = PeakSignalNoiseRatio(data_range=1.0).to(device)
-        self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0, sync_on_compute=False).to(device)
+        self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0, sync_on_compute=False).to(device)
         self.ssim_bands = 0
         self.with_ssim = ssim
 

@@ -36,6 +36,7 @@ from foveate.sampling import Draw, Sampler
 
 from .checkpoint import CheckpointLayout
 from .config import RESUME_EXEMPT, OptimConfig
+from .distributed import ALONE, Ranks
 from .schedules import Scheduler, make_scheduler
 
 __all__ = ["Hook", "Metric", "Optimization", "StepOutput", "Task", "Validation", "make_adam"]
@@ -142,6 +143,7 @@ class Optimization:
         amp_dtype: bfloat16 or float16 under autocast, or None for full precision.
         clip_grad_norm: default gradient-norm clip per optimizer step (0: none).
         scaler: loss scaling for float16 (a no-op otherwise).
+        ranks: the ranks of a distributed run; every step first averages the gradients over them.
     """
 
     def __init__(
@@ -151,12 +153,14 @@ class Optimization:
         amp_dtype: torch.dtype | None,
         clip_grad_norm: float,
         scaler: torch.amp.GradScaler,
+        ranks: Ranks = ALONE,
     ) -> None:
         self.optimizers = optimizers
         self.device = device
         self.amp_dtype = amp_dtype
         self.clip_grad_norm = clip_grad_norm
         self.scaler = scaler
+        self.ranks = ranks
 
     def autocast(self) -> AbstractContextManager:
         """Mixed precision for the forward pass (CUDA with ``amp``; a no-op elsewhere)."""
@@ -173,12 +177,14 @@ class Optimization:
         self.scaler.scale(loss).backward(retain_graph=retain_graph)
 
     def step(self, *names: str, clip: float | None = None) -> None:
-        """Clip and step the named optimizers (all when none are named), then update the loss scale."""
+        """Average the gradients over the ranks, clip and step the named optimizers (all when none are
+        named), then update the loss scale."""
         clip = self.clip_grad_norm if clip is None else clip
         for optimizer in self._named(names):
+            parameters = [p for group in optimizer.param_groups for p in group["params"]]
+            self.ranks.average_gradients(parameters)
             if clip > 0:
                 self.scaler.unscale_(optimizer)
-                parameters = [p for group in optimizer.param_groups for p in group["params"]]
                 nn.utils.clip_grad_norm_(parameters, clip)
             self.scaler.step(optimizer)
         self.scaler.update()
@@ -236,6 +242,9 @@ class Task:
     model: nn.Module
     unit_shape: int | tuple[int, ...]
     sampler: Sampler | None = None
+    ranks: Ranks = ALONE
+    """The ranks of a distributed run (set by the loop before :meth:`bind`): a task that draws its own
+    units takes its slice of each global batch with ``self.ranks.local``."""
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, Scheduler]
 

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from foveate.train.distributed import ranks
+
 from .cells import CellFormatError, UniverseIndex, index_entry, read_cell, read_index, write_cell, write_index
 from .grid import CellId, HLGGrid
-from .ranks import ranks
 from .train import CellTrainConfig, train_cell
 from .views import star_views
 

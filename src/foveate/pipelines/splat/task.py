@@ -213,7 +213,7 @@ class SplatTask(Task):
         self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
         self.strategy = _strategy(config)
         self.strategy_state = self.strategy.initialize_state(self.scene_scale) if self.strategy else {}
-        self.epochs = ShuffledEpochs(units, device)
+        self.epochs = ShuffledEpochs(units, device, seed=config.train.seed)
         points, colors = _starting_points(scene, config.init)
         self.model = SplatModel(initial_splats(points.to(device), colors.to(device), config.init, config.sh_degree))
 
@@ -260,7 +260,7 @@ class SplatTask(Task):
     def draw(self, count: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit ids and importance weights for one step: the sampler's draw, or the next of a shuffled epoch."""
         if self.config.sampling.strategy == "uniform" and self.config.views.shuffled_epochs:
-            ids = self.epochs.next(count)
+            ids = self.ranks.local(self.epochs.next(count))
             return ids, torch.ones(len(ids), device=self.device)
         draw = self.sampler.sample(count, step)
         return draw.ids, draw.weights
@@ -298,7 +298,9 @@ class SplatTask(Task):
 
     def _control_density(self, step: int, meta: dict[str, Any]) -> dict[str, int]:
         if isinstance(self.strategy, DefaultStrategy):
-            return self.strategy.step_post_backward(self.splats, self.optimizers, self.strategy_state, step, meta)
+            return self.strategy.step_post_backward(
+                self.splats, self.optimizers, self.strategy_state, step, meta, reduce=self.ranks.sum_
+            )
         if isinstance(self.strategy, MCMCStrategy):
             lr = self.optimizers["means"].param_groups[0]["lr"]
             return self.strategy.step_post_backward(self.splats, self.optimizers, self.strategy_state, step, meta, lr)
