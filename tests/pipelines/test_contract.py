@@ -11,6 +11,8 @@ import copy
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -156,3 +158,25 @@ def test_compare_two_variants(name, tmp_path):
     assert report["metric"]["name"] == spec.task_type.metric.name
     assert report["unit_noun"] == spec.task_type.unit_noun
     assert (tmp_path / "compare" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(set(INPUTS) - {"motion"}))
+def test_two_torchrun_ranks_train_one_run(name, tmp_path):
+    """Two gloo ranks on the tiny preset: one run directory, the ranks' models identical at every checkpoint."""
+    inputs = {key.split("__")[-1].replace("_", "-"): value for key, value in INPUTS[name](tmp_path).items()}
+    flags = ["--preset", "tiny", *(item for key, value in inputs.items() for item in (f"--{key}", str(value)))]
+    if name == "pbr":
+        flags += ["--checkpoint-dir", str(tmp_path / "two"), "--batch-size", "2"]
+    else:
+        flags += ["--steps", str(STEPS), "--train.checkpoint-every", "2", "--train.runs-dir", str(tmp_path)]
+        flags += ["--name", "two"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    done = subprocess.run(
+        [*command, "-m", "foveate", "train", name, *flags], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "two" if name == "pbr" else tmp_path / name / "two"
+    assert done.stdout.strip() == str(run)
+    spec = get_pipeline(name)
+    latest = torch.load(spec.task_type.checkpoint_names.latest_of(run), weights_only=True)
+    assert latest["world_size"] == 2 and latest["step"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -109,3 +110,24 @@ def test_a_rank_killed_mid_run_leaves_a_loadable_latest(tmp_path):
     assert process.returncode != 0
     latest = load_checkpoint(run / "checkpoints" / "latest.pt")
     assert latest["step"] >= 20 and latest["step"] % 20 == 0
+
+
+def test_a_comparison_spreads_its_jobs_over_the_ranks_and_rank_0_reports(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    flags = ["--preset", "tiny", "--steps", "20", "--strategies", "uniform", "error_weighted", "--seeds", "2"]
+    done = subprocess.run(
+        [*command, "-m", "foveate", "compare", "image", *flags, "--out", str(tmp_path / "cmp")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rank 0: [2/2]" in done.stderr and "rank 1: [2/2]" in done.stderr
+    assert done.stdout.count("report:") == 1
+    report = json.loads((tmp_path / "cmp" / "report.json").read_text())
+    assert sorted((run["variant"], run["seed"]) for run in report["runs"]) == [
+        ("error_weighted", 0),
+        ("error_weighted", 1),
+        ("uniform", 0),
+        ("uniform", 1),
+    ]

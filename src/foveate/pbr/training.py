@@ -26,7 +26,7 @@ from foveate.train import (
     select_device,
 )
 from foveate.train.checkpoint import CheckpointError
-from foveate.train.distributed import join, rank_device
+from foveate.train.distributed import first_process, join, rank_device
 
 from .config import PRESETS, PBRConfig, read_config_file
 from .task import NEUROPBR_LAYOUT, PBRTask
@@ -127,7 +127,8 @@ def train_command(argv: Sequence[str]) -> int:
             console.print(f"continuing {trainer.run_dir} from epoch {epoch} (step {trainer.step})", highlight=False)
         result = trainer.fit()
     except USAGE_ERRORS as error:
-        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
+        if first_process():
+            console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         latest = None if trainer is None else trainer.checkpoints.latest

@@ -40,7 +40,7 @@ from foveate.train import (
     select_device,
 )
 from foveate.train.checkpoint import note_last_run
-from foveate.train.distributed import join, rank_device
+from foveate.train.distributed import ALONE, first_process, join, rank_device
 
 STRATEGY_VARIANTS = {
     name: {"sampling__strategy": name} for name in ("uniform", "error_weighted", "spatial", "adaptive")
@@ -155,14 +155,18 @@ def run_pipeline(
     return trainer.fit(), trainer
 
 
-def make_trainer(spec: PipelineSpec, config: Any, *, console: Any = None, in_memory: bool = False) -> Trainer:
+def make_trainer(
+    spec: PipelineSpec, config: Any, *, console: Any = None, in_memory: bool = False, alone: bool = False
+) -> Trainer:
     """The trainer :func:`run_pipeline` runs: device, threads, seeds, the run directory (or a resume) and the task.
 
-    The config's numbers and device are checked first, so a bad flag writes nothing.
+    Under ``torchrun`` the processes train one run together, unless ``alone`` (a comparison's
+    jobs, spread over the ranks, each train on their own). The config's numbers and device are
+    checked first, so a bad flag writes nothing.
     """
     check_config(config)
     device = select_device(config.train.device)
-    ranks = join(device)
+    ranks = ALONE if alone else join(device)
     device = rank_device(device, ranks)
     if config.train.cpu_threads > 0:
         torch.set_num_threads(config.train.cpu_threads)
@@ -232,7 +236,8 @@ def train_command(name: str, argv: Sequence[str]) -> int:
             console.print(f"continuing {trainer.run_dir} from step {trainer.step}", highlight=False, soft_wrap=True)
         result = trainer.fit()
     except USAGE_ERRORS as error:
-        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
+        if first_process():
+            console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         if trainer is None or trainer.checkpoints.latest is None:

@@ -35,6 +35,7 @@ from foveate.files import atomic_write_json
 from foveate.pipelines import PipelineSpec, get_pipeline, make_trainer
 from foveate.pipelines.registry import USAGE_ERRORS, one_line
 from foveate.train import Metric, Preset, check_config, config_to_dict, parse_config
+from foveate.train.distributed import first_process, ranks
 from foveate.train.visuals import density_map, downsample_map
 
 from .plots import plot_curves, plot_images, plot_maps, plot_profiles, plot_sampling
@@ -85,7 +86,7 @@ def train_variant(pipeline: str, config: Any, variant: str, seed: int) -> tuple[
     config = spec.with_variant(copy.deepcopy(config), variant)
     config.train.seed = seed
     config.train.resume = None
-    trainer = make_trainer(spec, config, in_memory=True)
+    trainer = make_trainer(spec, config, in_memory=True, alone=True)
     if trainer.task.metric != spec.task_type.metric:
         raise ValueError(
             f"{trainer.task.describe()} is judged by {trainer.task.metric.name}, not by the {pipeline} pipeline's "
@@ -141,7 +142,11 @@ def compare(
     workers: int = 1,
     command: str = "",
 ) -> Comparison:
-    """Train every variant for every seed (in ``workers`` processes), pool, and write the report into ``out``."""
+    """Train every variant for every seed (in ``workers`` processes), pool, and write the report into ``out``.
+
+    Under ``torchrun`` the jobs are spread over the ranks (each with its own ``workers``) and rank 0
+    writes the report of them all.
+    """
     variants, seeds = list(variants), list(seeds)
     if not variants or not seeds:
         raise ValueError("give at least one variant and one seed")
@@ -150,6 +155,9 @@ def compare(
     for variant in variants:  # an unknown name or a bad number fails here, before any training
         check_config(spec.with_variant(copy.deepcopy(config), variant))
     jobs = [(spec.name, config, variant, seed) for seed in seeds for variant in variants]
+    team = ranks()
+    mine = team.share(jobs)
+    where = "" if team.alone else f"rank {team.rank}: "
     metric = spec.task_type.metric.name
     outcomes = []
 
@@ -157,7 +165,8 @@ def compare(
         record = outcome[0]
         outcomes.append(outcome)
         print(
-            f"[{len(outcomes)}/{len(jobs)}] {record.variant} seed {record.seed}: {metric} {record.curve[-1][1]:.4g} "
+            f"{where}[{len(outcomes)}/{len(mine)}] {record.variant} seed {record.seed}: "
+            f"{metric} {record.curve[-1][1]:.4g} "
             f"after {record.curve[-1][0]:.0f} {spec.task_type.step_noun}, {record.train_seconds:.1f} s",
             file=sys.stderr,
             flush=True,
@@ -165,11 +174,12 @@ def compare(
 
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as executor:
-            for future in as_completed([executor.submit(train_variant, *job) for job in jobs]):
+            for future in as_completed([executor.submit(train_variant, *job) for job in mine]):
                 finished(future.result())
     else:
-        for job in jobs:
+        for job in mine:
             finished(train_variant(*job))
+    outcomes = [outcome for part in team.gather(outcomes) for outcome in part]
     order = {(variant, seed): index for index, (_, _, variant, seed) in enumerate(jobs)}
     outcomes.sort(key=lambda outcome: order[outcome[0].variant, outcome[0].seed])
     records = [record for record, _, _ in outcomes]
@@ -190,7 +200,8 @@ def compare(
         command=command,
         config=config_to_dict(config),
     )
-    write_report(out, report, records, artefacts)
+    if team.leader:
+        write_report(out, report, records, artefacts)
     return Comparison(report, records, artefacts)
 
 
@@ -502,11 +513,14 @@ def compare_command(
                 spec, config, options.strategies, seeds, options.out, workers=options.workers, command=command
             ).report
     except USAGE_ERRORS as error:
-        console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
+        if first_process():
+            console.print(f"[red]{prog}: error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print(f"[yellow]{prog}: interrupted; no report written (comparisons run in memory)[/]", soft_wrap=True)
         return 130
+    if not first_process():
+        return 0
     budget = f"{report['steps']} {report['step_noun']}" + (f" x {report['batch']}" if report["batch"] else "")
     print(f"{report['source']}: {budget}, seeds {report['seeds']}, {time.perf_counter() - started:.0f} s in all")
     for line in headline(report):

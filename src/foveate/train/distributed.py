@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ALONE", "Ranks", "join", "local_batch", "rank_device", "ranks", "world_size"]
+__all__ = ["ALONE", "Ranks", "first_process", "join", "local_batch", "rank_device", "ranks", "world_size"]
 
 _joined: Ranks | None = None
 
@@ -148,6 +148,28 @@ class Ranks:
             for tensor in [*module.parameters(), *module.buffers()]:
                 dist.broadcast(tensor.data, src=0)
 
+    def check_identical(self, module: nn.Module, step: int) -> None:
+        """Raise if the ranks' copies of ``module`` differ (sizes or a float64 sum per tensor).
+
+        The loop checks at every checkpoint: ranks that drifted apart would train different models
+        while rank 0 saved only its own.
+        """
+        if self.world == 1:
+            return
+        tensors = [*module.parameters()]
+        sizes = [tensor.numel() for tensor in tensors]
+        with torch.no_grad():
+            sums = torch.stack([tensor.detach().double().sum() for tensor in tensors]).cpu() if tensors else None
+        prints = self.gather((sizes, sums))
+        first_sizes, first_sums = prints[0]
+        for rank, (other_sizes, other_sums) in enumerate(prints[1:], start=1):
+            same = other_sizes == first_sizes and (first_sums is None or torch.equal(other_sums, first_sums))
+            if not same:
+                raise RuntimeError(
+                    f"rank {rank}'s model differs from rank 0's at step {step} "
+                    f"({sum(other_sizes)} against {sum(first_sizes)} values): the ranks diverged; please report it"
+                )
+
     def broadcast_buffers(self, module: nn.Module) -> None:
         """Copy rank 0's buffers (BatchNorm's running statistics) to every rank."""
         if self.world == 1:
@@ -168,6 +190,11 @@ def local_batch(batch: int, world: int) -> int:
     if batch % world:
         raise ValueError(f"the batch ({batch}) must divide by the number of processes ({world}) under torchrun")
     return batch // world
+
+
+def first_process() -> bool:
+    """Whether this process is rank 0 (or alone): the one that prints what every rank would."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def world_size() -> int:

@@ -197,6 +197,11 @@ class Trainer:
     ) -> None:
         from rich.console import Console
 
+        if not ranks.alone and not task.distributable:
+            raise ValueError(
+                f"the {task.name} pipeline trains on one process; under torchrun, spread its seeds over the "
+                f"ranks with 'foveate compare {task.name}'"
+            )
         if run_dir is not None and not ranks.leader:
             raise ValueError(f"only rank 0 writes a run directory; rank {ranks.rank} was given {run_dir}")
         self.task, self.config, self.settings, self.device = task, config, config.train, device
@@ -402,6 +407,7 @@ class Trainer:
         if "full" in due and not ("validate" in due and not self.task.quick_validation):
             self._validate(log, curve=False)
         if "checkpoint" in due:
+            self.ranks.check_identical(self.task.model, step)
             log.write_sampler_stats()
             log.flush()
             self.checkpoints.save(self.state_dict(), step)
@@ -419,6 +425,7 @@ class Trainer:
                 self._validate(log, curve=True)
             if self.task.quick_validation and (not self.full_history or self.full_history[-1]["step"] != self.step):
                 self._validate(log, curve=False)
+        self.ranks.check_identical(self.task.model, self.step)
         log.write_sampler_stats()
         saved = self.checkpoints.save(self.state_dict(), self.step, numbered=status in ("completed", "target"))
         if self.run_dir is not None and status in ("completed", "target"):

@@ -228,6 +228,8 @@ class Task:
             at a given step (the loop's cadence, the device, the run's length).
         checkpoint_names: where a run's checkpoints are and their names (an instance's
             :meth:`checkpoint_layout` may number them by epochs).
+        distributable: whether ranks under ``torchrun`` can train one run of it together (a motion's
+            episodes reset on their own clocks, so its ranks run separate seeds instead).
     """
 
     name: ClassVar[str] = ""
@@ -238,6 +240,7 @@ class Task:
     quick_validation: ClassVar[bool] = True
     resume_exempt: ClassVar[frozenset[str]] = RESUME_EXEMPT
     checkpoint_names: ClassVar[CheckpointLayout] = CheckpointLayout()
+    distributable: ClassVar[bool] = True
 
     model: nn.Module
     unit_shape: int | tuple[int, ...]

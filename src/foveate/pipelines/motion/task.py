@@ -68,6 +68,7 @@ class MotionTask(Task):
     """
 
     name = "motion"
+    distributable = False
     metric = Metric("completion", True, "share of the motion tracked from frame 0", target=1.0)
     unit_noun = "bins"
     step_noun = "iterations"
