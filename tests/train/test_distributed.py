@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -131,3 +132,21 @@ def test_a_comparison_spreads_its_jobs_over_the_ranks_and_rank_0_reports(tmp_pat
         ("uniform", 0),
         ("uniform", 1),
     ]
+
+
+def test_two_local_nodes_meet_at_a_c10d_rendezvous_and_train_one_run(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
+    launcher += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "two-nodes"]
+    flags = ["--preset", "tiny", "--steps", "20", "--train.runs-dir", str(tmp_path), "--name", "nodes"]
+    nodes = [
+        subprocess.Popen([*launcher, "-m", "foveate", "train", "image", *flags], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=240)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0]
+    assert sorted(output.strip() for output in outputs) == ["", str(tmp_path / "image" / "nodes")]
+    latest = load_checkpoint(tmp_path / "image" / "nodes" / "checkpoints" / "latest.pt")
+    assert (latest["step"], latest["world_size"]) == (20, 2)
