@@ -2,16 +2,17 @@
 
 ``steps``: trains the image field and the PBR model with 1 and 2 processes (one torch thread each,
 the same global batch), for ``uniform`` and ``error_weighted``, and prints per configuration the
-step time (training seconds / steps), the share of it spent in collectives on rank 0 (gradient
-all-reduce, the errors' all-gather, the stop flag), the speed-up over one process and the final
-validation metric, so that the guided gain can be read at both world sizes.
+step time (training seconds / steps; the median of ``--repeats`` runs, interleaved), the share of
+it spent in collectives on rank 0 (gradient all-reduce, the errors' all-gather, the stop flag),
+the speed-up over one process and the final validation metric (training is deterministic, so every
+repeat ends alike), so that the guided gain can be read at both world sizes.
 
 ``sync``: two gloo ranks time, per step and for populations of 2^20 ... 2^26 units, what
 foveate's distributed sampler exchanges (an all-gather of the batch's ids and errors) against the
 alternative of reducing a dense per-unit update (an all-reduce of N sums and N counts), beside
 the sampler's own draw-and-update time.
 
-    python benchmarks/distributed.py steps --out benchmarks/results/distributed
+    python benchmarks/distributed.py steps --repeats 3 --out benchmarks/results/distributed
     python benchmarks/distributed.py sync --out benchmarks/results/distributed
 """
 
@@ -33,7 +34,7 @@ import torch
 
 HERE = Path(__file__).resolve()
 IMAGE_FLAGS = ["--preset", "cpu", "--steps", "300", "--train.validate-every", "50", "--no-ssim"]
-PBR_FLAGS = ["--preset", "cpu", "--epochs", "4", "--image-size", "64", "--batch-size", "8"]
+PBR_FLAGS = ["--preset", "cpu", "--epochs", "8", "--image-size", "64", "--batch-size", "8"]
 
 
 def torchrun(processes: int, args: list[str]) -> list[str]:
@@ -157,17 +158,24 @@ def run_steps(args: argparse.Namespace) -> None:
             check=True,
         )
     cases = {"image": IMAGE_FLAGS, "pbr": [*PBR_FLAGS, "--data-root", str(data)]}
+    runs: dict[tuple[str, str, int], list[dict]] = {}
+    for repeat in range(args.repeats):
+        for pipeline, flags in cases.items():
+            for strategy in ("uniform", "error_weighted"):
+                for processes in (1, 2):
+                    out = args.work / f"{pipeline}-{strategy}-{processes}-{repeat}.json"
+                    command = torchrun(processes, ["train-worker", pipeline, strategy, str(out), "--", *flags])
+                    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+                    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+                    record = json.loads(out.read_text())
+                    runs.setdefault((pipeline, strategy, processes), []).append(record)
+                    print(json.dumps(record), flush=True)
     records = []
-    for pipeline, flags in cases.items():
-        for strategy in ("uniform", "error_weighted"):
-            for processes in (1, 2):
-                out = args.work / f"{pipeline}-{strategy}-{processes}.json"
-                command = torchrun(processes, ["train-worker", pipeline, strategy, str(out), "--", *flags])
-                env = {**os.environ, "OMP_NUM_THREADS": "1"}
-                subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-                record = json.loads(out.read_text())
-                records.append(record)
-                print(json.dumps(record), flush=True)
+    for repeats in runs.values():
+        ordered = sorted(repeats, key=lambda r: r["train_seconds"])
+        median = dict(ordered[len(ordered) // 2])
+        median["step_times"] = [r["train_seconds"] / r["steps"] for r in repeats]
+        records.append(median)
     lines = [
         "| pipeline | strategy | processes | step time (ms) | communication share | speed-up | final | best |",
         "|---|---|---|---|---|---|---|---|",
@@ -223,6 +231,8 @@ def main() -> None:
         sub = commands.add_parser(name)
         sub.add_argument("--work", type=Path, default=Path("runs/distributed-benchmark"))
         sub.add_argument("--out", type=Path, default=Path("benchmarks/results/distributed"))
+        if name == "steps":
+            sub.add_argument("--repeats", type=int, default=3)
         if name == "sync":
             sub.add_argument("--batch", type=int, default=2**16)
             sub.add_argument("--repeats", type=int, default=10)

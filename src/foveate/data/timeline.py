@@ -120,6 +120,12 @@ class TimelineSampler:
         sampler: a sampler over the timeline's bins owned elsewhere (foveate's training loop owns
             one); its strategy sets the form (uniform, or failure_bins' form), and it should
             rebuild at every update with no warm-up, as the sampler made here does.
+        distributed: share one distribution among the ranks of a ``torch.distributed`` process
+            group, each with its own ``num_envs`` environments (IsaacLab's multi-GPU training):
+            every update gathers all ranks' outcomes (their numbers may differ), so every rank
+            learns what one process with all the environments would; each rank draws its own
+            starts from it (rank-offset streams). Every rank calls each update method together.
+            The diagnostics (``starts``, ``frames_played``, ``failures``) stay per rank.
         **failure_bins_args: ``kernel_size``, ``kernel_decay``, ``uniform_ratio``, ``alpha`` of the
             engine's ``failure_bins`` strategy; ``None`` or absent takes the form's default.
     """
@@ -133,6 +139,7 @@ class TimelineSampler:
         device: torch.device | str | None = None,
         seed: int = 0,
         sampler: Sampler | None = None,
+        distributed: bool = False,
         **failure_bins_args: Any,
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
@@ -149,6 +156,8 @@ class TimelineSampler:
             raise ValueError(f"form 'uniform' takes no failure_bins arguments, got {sorted(arguments)}")
         self.form = form
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.rank, self.world = _place() if distributed else (0, 1)
+        self.seed = seed
         if sampler is None:
             strategy, extra = ("uniform", {}) if form == "uniform" else ("failure_bins", {"form": form, **arguments})
             sampler = Sampler(
@@ -158,12 +167,12 @@ class TimelineSampler:
                 warmup_iterations=0,
                 check_inputs=False,
                 device=self.device,
-                seed=seed,
+                seed=seed + _RANK_STRIDE * self.rank,
                 **extra,
             )
         self.sampler = sampler
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed + 1)
+        self.generator.manual_seed(seed + 1 + _RANK_STRIDE * self.rank)
         bins = timeline.num_bins
         self.start_bins = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.step = 0
@@ -204,10 +213,10 @@ class TimelineSampler:
         failed = terminated.to(torch.float32)
         if self.form == "official":
             # Non-failures add zero counts: passing every env avoids a data-dependent selection.
-            self.sampler.update(current, failed, self.step)
+            self._update(current, failed)
         elif self.form == "paper":
             ended = terminated | time_out
-            self.sampler.update(self.start_bins[ended], failed[ended], self.step)
+            self._update(self.start_bins[ended], failed[ended])
         self.frames_played += torch.bincount(current, minlength=self.num_bins).to(torch.float64)
         self.failures += torch.bincount(current, weights=failed, minlength=self.num_bins).to(torch.float64)
         self.step += 1
@@ -228,14 +237,14 @@ class TimelineSampler:
                 f"env_ids, frames and failed must be 1-D of one length, got {tuple(env_ids.shape)}, "
                 f"{tuple(frames.shape)} and {tuple(failed.shape)}"
             )
-        if not env_ids.numel():
+        if not env_ids.numel() and self.world == 1:
             return
         where = self.timeline.bin_of(frames)
         counts = torch.bincount(where, weights=failed.to(torch.float32), minlength=self.num_bins)
         if self.form == "official":
             self._pending += counts
         elif self.form == "paper":
-            self.sampler.update(self.start_bins[env_ids], failed.to(torch.float32), self.step)
+            self._update(self.start_bins[env_ids], failed.to(torch.float32))
         self.failures += counts.to(torch.float64)
 
     def advance(self, frames: torch.Tensor) -> None:
@@ -248,10 +257,17 @@ class TimelineSampler:
         if frames.shape != (self.num_envs,):
             raise ValueError(f"frames must have shape {(self.num_envs,)}, got {tuple(frames.shape)}")
         if self.form == "official":
-            self.sampler.update(torch.arange(self.num_bins, device=self.device), self._pending, self.step)
+            self._update(torch.arange(self.num_bins, device=self.device), self._pending)
             self._pending.zero_()
         self.frames_played += torch.bincount(self.timeline.bin_of(frames), minlength=self.num_bins).to(torch.float64)
         self.step += 1
+
+    def _update(self, bins: torch.Tensor, errors: torch.Tensor) -> None:
+        """Feed the sampler: this rank's outcomes, or, distributed, every rank's in rank order."""
+        if self.world > 1:
+            bins, errors = _gathered(bins, errors.to(torch.float32))
+        if bins.numel():
+            self.sampler.update(bins, errors, self.step)
 
     def probabilities(self) -> torch.Tensor:
         """The current distribution over bins (float32, sums to 1)."""
@@ -294,6 +310,11 @@ class TimelineSampler:
         self.sampler.load_state_dict(state["sampler"])
         self.generator.set_state(state["generator"])
         self.step = int(state["step"])
+        if self.rank > 0:  # a checkpoint holds rank 0's streams: the others continue on fresh ones of their own
+            offset = self.seed + _RANK_STRIDE * self.rank + 7919 * self.step
+            self.sampler.generator.manual_seed(offset)
+            self.sampler.host_rng.seed(offset)
+            self.generator.manual_seed(offset + 1)
         for name in ("start_bins", "starts", "frames_played", "failures"):
             getattr(self, name).copy_(state[name])
         self._pending.copy_(state["pending"])
@@ -305,6 +326,36 @@ class TimelineSampler:
                 got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                 raise ValueError(f"{name} must be a tensor of shape {shape}, got {got}")
         return frames.to(self.device), terminated.to(self.device, torch.bool), time_out.to(self.device, torch.bool)
+
+
+_RANK_STRIDE = 1_000_003
+"""Seed offset between the ranks' draw streams."""
+
+
+def _place() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise ValueError("distributed=True needs an initialised torch.distributed process group (run under torchrun)")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _gathered(bins: torch.Tensor, errors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's (bins, errors), concatenated in rank order: sizes first, then one padded all-gather."""
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    size = torch.tensor([bins.numel()], device=bins.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    counts = [int(count) for count in torch.cat(sizes).tolist()]
+    packed = torch.zeros(2, max(counts), dtype=torch.float64, device=bins.device)
+    packed[0, : bins.numel()] = bins.to(torch.float64)
+    packed[1, : bins.numel()] = errors.to(torch.float64)
+    parts = [torch.empty_like(packed) for _ in range(world)]
+    dist.all_gather(parts, packed)
+    whole = torch.cat([part[:, :count] for part, count in zip(parts, counts, strict=True)], dim=1)
+    return whole[0].to(torch.long), whole[1].to(torch.float32)
 
 
 def _form_of(sampler: Sampler, timeline: Timeline, failure_bins_args: dict[str, Any]) -> str:
@@ -349,7 +400,7 @@ class MotionCommandSampler:
         num_envs: number of environments.
         form: ``"uniform"``, ``"paper"`` or ``"official"``.
         bin_seconds: bin width in seconds (the released code: 1).
-        device, seed, sampler, **failure_bins_args: passed to :class:`TimelineSampler`.
+        device, seed, sampler, distributed, **failure_bins_args: passed to :class:`TimelineSampler`.
     """
 
     def __init__(
@@ -363,11 +414,19 @@ class MotionCommandSampler:
         device: torch.device | str | None = None,
         seed: int = 0,
         sampler: Sampler | None = None,
+        distributed: bool = False,
         **failure_bins_args: Any,
     ) -> None:
         timeline = Timeline(num_frames, control_rate, bin_seconds)
         self.sampler = TimelineSampler(
-            timeline, num_envs, form, device=device, seed=seed, sampler=sampler, **failure_bins_args
+            timeline,
+            num_envs,
+            form,
+            device=device,
+            seed=seed,
+            sampler=sampler,
+            distributed=distributed,
+            **failure_bins_args,
         )
         self.time_steps = torch.zeros(num_envs, dtype=torch.long, device=self.sampler.device)
 
