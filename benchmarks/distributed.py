@@ -202,7 +202,8 @@ def run_sync(args: argparse.Namespace) -> None:
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     result = json.loads(out.read_text())
     lines = [
-        f"Batch {result['batch']} units (half a rank), {result['repeats']} repeats, 2 gloo ranks.",
+        f"Global batch {result['batch']} units ({result['batch'] // 2} a rank), "
+        f"{result['repeats']} repeats, 2 gloo ranks.",
         "",
         "| units | all-gather of (ids, errors) (ms) | dense all-reduce (ms) | sampler draw + update alone (ms) |",
         "|---|---|---|---|",
