@@ -33,7 +33,7 @@ def test_config_round_trips_through_plain_data():
     config.sampling.spatial.patch_size = 4
     data = config_to_dict(config)
     assert data["optim"]["betas"] == [0.8, 0.9]
-    assert data["sampling"]["spatial"] == {"patch_size": 4, "within": "uniform", "prior": "max"}
+    assert data["sampling"]["spatial"] == {"patch_size": 4, "within": "uniform", "prior": "max", "pool_visits": 0.0}
     assert config_from_dict(ToyConfig, data) == config
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['bogus'\]"):
         config_from_dict(ToyConfig, {**data, "train": {**data["train"], "bogus": 1}})

@@ -118,17 +118,31 @@ class Uniform(Strategy):
 
 @dataclass
 class ErrorWeighted(Strategy):
-    """Probability proportional to each unit's running error, floored and mixed with uniform."""
+    """Probability proportional to each unit's running error, floored and mixed with uniform.
+
+    With pool_visits above 0 a unit seen n times weighs its own error by n / (n + pool_visits)
+    and its neighbourhood's by the rest (tiles of 2, 4, 8, ... units a side on image layouts,
+    then its image and the whole population); never-seen units take their neighbourhood's error.
+    """
 
     name: ClassVar[str] = "error_weighted"
     prior: float | str = "max"
     """Error assumed for units never drawn yet: 'max' (the worst error seen so far) or a number."""
+    pool_visits: float = 0.0
+    """Pull each unit's error toward its neighbourhood's (tiles, image, all) with this many visits' weight; 0: off."""
 
     def __post_init__(self) -> None:
         _check_prior(self.prior)
+        _check_pool_visits(self.pool_visits)
+
+    def score(self, stats: UnitStatistics) -> torch.Tensor:
+        """The float32 error per unit the distribution follows: the unit's own, or pooled."""
+        if self.pool_visits > 0:
+            return pooled_error(stats, self.layout, self.pool_visits)
+        return stats.filled_error(self.prior)
 
     def build(self, stats: UnitStatistics) -> Proposal:
-        return CategoricalProposal(self.shaping.weights(stats.filled_error(self.prior)))
+        return CategoricalProposal(self.shaping.weights(self.score(stats)))
 
 
 @dataclass
@@ -142,8 +156,11 @@ class Spatial(Strategy):
     """How units are drawn inside a tile: uniformly, or in proportion to their own error."""
     prior: float | str = "max"
     """Error assumed for units never drawn yet: 'max' or a number."""
+    pool_visits: float = 0.0
+    """Pull each unit's error toward its neighbourhood's with this many visits' weight; 0: off."""
 
     def __post_init__(self) -> None:
+        _check_pool_visits(self.pool_visits)
         if not isinstance(self.patch_size, int) or self.patch_size < 1:
             raise ValueError(f"patch_size must be a positive int, got {self.patch_size!r}")
         if self.within not in ("uniform", "proportional"):
@@ -177,7 +194,8 @@ class Spatial(Strategy):
         return full.reshape(images, tiles.shape[1] * p, tiles.shape[2] * p)[:, :height, :width].reshape(-1)
 
     def build(self, stats: UnitStatistics) -> Proposal:
-        error = stats.filled_error(self.prior)
+        error = pooled_error(stats, self.layout, self.pool_visits) if self.pool_visits > 0 else None
+        error = stats.filled_error(self.prior) if error is None else error
         sums, counts = self.tile_map(error)
         tile_mean = sums / counts
         tile_mean = torch.maximum(tile_mean, self.shaping.min_error_weight * tile_mean.mean())
@@ -220,12 +238,15 @@ class Adaptive(Strategy):
     """How the spatial component draws inside a tile."""
     prior: float | str = "max"
     """Error assumed for never-drawn units, for the error-driven components."""
+    pool_visits: float = 0.0
+    """Neighbourhood pooling of the error-driven components (as error_weighted's); 0: off."""
     children: list[Strategy] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.progress_decay < 1.0:
             raise ValueError(f"progress_decay must be in [0, 1), got {self.progress_decay!r}")
         _check_prior(self.prior)
+        _check_pool_visits(self.pool_visits)
 
     def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
         super().bind(layout, shaping, device)
@@ -240,7 +261,12 @@ class Adaptive(Strategy):
         if not 0.0 <= self.min_share * len(names) <= 1.0:
             raise ValueError(f"min_share must be in [0, 1/{len(names)}] for {len(names)} components")
         self.names = names
-        options = {"patch_size": self.patch_size, "within": self.within, "prior": self.prior}
+        options = {
+            "patch_size": self.patch_size,
+            "within": self.within,
+            "prior": self.prior,
+            "pool_visits": self.pool_visits,
+        }
         self.children = []
         for name in names:
             cls = STRATEGIES[name]
@@ -434,3 +460,49 @@ def _check_prior(prior: float | str) -> None:
         return
     if isinstance(prior, str) or not math.isfinite(prior) or prior < 0:
         raise ValueError(f"prior must be 'max' or a finite number >= 0, got {prior!r}")
+
+
+def _check_pool_visits(value: object) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+        raise ValueError(f"pool_visits must be a number >= 0, got {value!r}")
+
+
+def pooled_error(stats: UnitStatistics, layout: Layout, strength: float) -> torch.Tensor:
+    """Each unit's error shrunk toward its neighbourhood's, coarse to fine (hierarchical empirical Bayes).
+
+    A region's estimate is ``(sum of visits x error + strength x parent's estimate) / (visits +
+    strength)``: the population's visited mean at the top, then each image, then tiles of
+    2^k, ..., 2 units a side and the unit itself (image layouts; flat populations go from the
+    population straight to the unit). A unit visited ``n`` times thus weighs its own error by
+    ``n / (n + strength)``. Returns float32 per unit; besides the result the pyramid takes about a
+    third of the population.
+    """
+    weighted = stats.error.to(torch.float32, copy=True)
+    visits = stats.visits.to(torch.float32)
+    weighted.mul_(visits)  # the EMA error counted once per visit
+    total_visits = visits.sum(dtype=torch.float64)
+    top = weighted.sum(dtype=torch.float64) / total_visits.clamp(min=1.0)
+    top = torch.where(total_visits > 0, top, torch.ones_like(top)).to(torch.float32)
+    if not layout.is_grid:
+        return weighted.add_(strength * top).div_(visits.add_(strength))
+    images, height, width = layout.shape
+    levels = [(weighted.view(images, height, width), visits.view(images, height, width))]
+    while max(levels[-1][0].shape[1:]) > 1:
+        levels.append(tuple(_halved(x) for x in levels[-1]))
+    *finer, (sums, counts) = levels
+    estimate = (sums + strength * top) / (counts + strength)  # each image, (images, 1, 1)
+    for index in range(len(finer) - 1, -1, -1):
+        sums, counts = finer[index]
+        h, w = sums.shape[1:]
+        parent = estimate.repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
+        if index == 0:  # the units: reuse the buffers
+            return sums.add_(parent, alpha=strength).div_(counts.add_(strength)).view(-1)
+        estimate = (sums + strength * parent) / (counts + strength)
+    return estimate.view(-1)  # one unit per image: the image's estimate is the unit's
+
+
+def _halved(grid: torch.Tensor) -> torch.Tensor:
+    """Sums over 2 x 2 blocks of ``(images, h, w)`` (odd sides padded with zeros)."""
+    images, h, w = grid.shape
+    padded = F.pad(grid, (0, w % 2, 0, h % 2))
+    return padded.view(images, (h + 1) // 2, 2, (w + 1) // 2, 2).sum(dim=(2, 4))
