@@ -311,9 +311,9 @@ class Sampler:
         }
 
     def nbytes(self) -> int:
-        """Bytes of per-unit state held: statistics plus the current distribution."""
+        """Bytes of per-unit state held: statistics, the strategy's own (staleness ages) and the distribution."""
         proposal = self.proposal.nbytes() if self.proposal is not None else 0
-        return self.statistics.nbytes() + proposal
+        return self.statistics.nbytes() + self.strategy.nbytes() + proposal
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: statistics, distribution, RNG, counters."""

@@ -83,12 +83,20 @@ class Strategy:
     ) -> None:
         """Fold one update into the statistics; ``labels`` name the mixture component per id."""
         stats.observe(reduce_duplicates(ids, errors))
+        self.note_visits(ids)
+
+    def note_visits(self, ids: torch.Tensor) -> None:
+        """``ids`` were just drawn and measured (strategies that track recency reset their age)."""
 
     def build(self, stats: UnitStatistics) -> Proposal:
         raise NotImplementedError
 
     def mixture(self) -> dict[str, float]:
         return {self.name: 1.0}
+
+    def nbytes(self) -> int:
+        """Bytes of per-unit state the strategy keeps itself (besides the statistics)."""
+        return 0
 
     def state_dict(self) -> dict:
         return {}
@@ -130,10 +138,28 @@ class ErrorWeighted(Strategy):
     """Error assumed for units never drawn yet: 'max' (the worst error seen so far) or a number."""
     pool_visits: float = 0.0
     """Pull each unit's error toward its neighbourhood's (tiles, image, all) with this many visits' weight; 0: off."""
+    staleness: float = 0.0
+    """Share of each draw that goes to units by how long ago they were last drawn (PLR's staleness); 0: off."""
 
     def __post_init__(self) -> None:
         _check_prior(self.prior)
         _check_pool_visits(self.pool_visits)
+        if not isinstance(self.staleness, (int, float)) or not 0.0 <= self.staleness <= 1.0:
+            raise ValueError(f"staleness must be a share in [0, 1], got {self.staleness!r}")
+
+    def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
+        super().bind(layout, shaping, device)
+        if self.staleness > 0 and self.staleness + shaping.uniform_fraction > 1:
+            raise ValueError(
+                f"staleness ({self.staleness}) and uniform_fraction ({shaping.uniform_fraction}) leave "
+                "nothing for the errors: their sum must be at most 1"
+            )
+        # Rebuilds since each unit was last drawn, saturating at 255: one byte a unit, only when asked for.
+        self.age = torch.zeros(layout.num_units, dtype=torch.uint8, device=device) if self.staleness > 0 else None
+
+    def note_visits(self, ids: torch.Tensor) -> None:
+        if self.age is not None:
+            self.age.index_fill_(0, ids, 0)
 
     def score(self, stats: UnitStatistics) -> torch.Tensor:
         """The float32 error per unit the distribution follows: the unit's own, or pooled."""
@@ -142,7 +168,24 @@ class ErrorWeighted(Strategy):
         return stats.filled_error(self.prior)
 
     def build(self, stats: UnitStatistics) -> Proposal:
-        return CategoricalProposal(self.shaping.weights(self.score(stats)))
+        weights = self.shaping.weights(self.score(stats))
+        if self.age is None:
+            return CategoricalProposal(weights)
+        self.age.add_(self.age < 255)
+        stale = self.age.to(torch.float32)
+        # (1 - staleness) of the error-driven distribution, staleness in proportion to age.
+        weights.mul_(1.0 - self.staleness).add_(stale.mul_(self.staleness / stale.sum(dtype=torch.float64)))
+        return CategoricalProposal(weights)
+
+    def nbytes(self) -> int:
+        return 0 if self.age is None else self.age.numel()
+
+    def state_dict(self) -> dict:
+        return {} if self.age is None else {"age": self.age}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.age is not None and "age" in state:
+            self.age.copy_(state["age"])
 
 
 @dataclass
@@ -240,6 +283,8 @@ class Adaptive(Strategy):
     """Error assumed for never-drawn units, for the error-driven components."""
     pool_visits: float = 0.0
     """Neighbourhood pooling of the error-driven components (as error_weighted's); 0: off."""
+    staleness: float = 0.0
+    """Share of the error_weighted component's draws that goes by time since a unit was last drawn; 0: off."""
     children: list[Strategy] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -266,6 +311,7 @@ class Adaptive(Strategy):
             "within": self.within,
             "prior": self.prior,
             "pool_visits": self.pool_visits,
+            "staleness": self.staleness,
         }
         self.children = []
         for name in names:
@@ -291,6 +337,8 @@ class Adaptive(Strategy):
             blended = self.progress_decay * self.scores + (1.0 - self.progress_decay) * progress
             self.scores = torch.where(bases > 0, blended, self.scores)
         stats.observe(reduce_duplicates(ids, errors))
+        for child in self.children:
+            child.note_visits(ids)
 
     def build(self, stats: UnitStatistics) -> Proposal:
         positive = self.scores.clamp(min=0.0).tolist()
@@ -305,12 +353,21 @@ class Adaptive(Strategy):
     def mixture(self) -> dict[str, float]:
         return dict(zip(self.names, self.shares, strict=True))
 
+    def nbytes(self) -> int:
+        return sum(child.nbytes() for child in self.children)
+
     def state_dict(self) -> dict:
-        return {"scores": self.scores, "shares": list(self.shares)}
+        return {
+            "scores": self.scores,
+            "shares": list(self.shares),
+            "children": [child.state_dict() for child in self.children],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.scores = state["scores"].to(self.device, torch.float32)
         self.shares = list(state["shares"])
+        for child, child_state in zip(self.children, state.get("children", []), strict=False):
+            child.load_state_dict(child_state)
 
 
 _FAILURE_FORMS = {
