@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from foveate.data.timeline import Timeline, TimelineSampler
+
+from ..gloo import run_on_ranks
 
 TIMELINE = Timeline(num_frames=400, control_rate=50.0)
 ENVS, STEPS = 6, 30
@@ -39,8 +37,7 @@ def _play(sampler: TimelineSampler, ranks: list[int]) -> None:
         sampler.advance(torch.randint(0, TIMELINE.num_frames, (sampler.num_envs,)))
 
 
-def _rank(rank: int, world: int, folder: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
+def _rank(rank: int) -> dict:
     results = {}
     for form in FORMS:
         sampler = TimelineSampler(TIMELINE, ENVS, form, seed=5, distributed=True)
@@ -48,15 +45,12 @@ def _rank(rank: int, world: int, folder: str) -> None:
         local = TimelineSampler(TIMELINE, ENVS, form, seed=5 + 1_000_003 * rank)
         _play(local, [rank])
         results[form] = {"p": sampler.probabilities(), "starts": sampler.starts, "local": local.probabilities()}
-    torch.save(results, Path(folder) / f"rank{rank}.pt")
-    dist.destroy_process_group()
+    return results
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> list[dict]:
-    folder = tmp_path_factory.mktemp("timeline")
-    mp.spawn(_rank, args=(2, str(folder)), nprocs=2, join=True)
-    return [torch.load(folder / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
+    return run_on_ranks(_rank, tmp_path_factory.mktemp("timeline"))
 
 
 def test_two_ranks_learn_the_distribution_one_process_with_all_envs_learns(two_ranks):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from foveate.sampling import Sampler
+
+from ..gloo import run_on_ranks
 
 UNITS, BATCH, STEPS = 96, 12, 9
 STRATEGIES = ("error_weighted", "adaptive", "spatial")
@@ -44,22 +42,18 @@ def _run(sampler: Sampler, steps: range) -> list[tuple[torch.Tensor, torch.Tenso
     return draws
 
 
-def _rank(rank: int, world: int, folder: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
+def _rank(rank: int) -> dict:
     results = {}
     for strategy in STRATEGIES:
         sampler = _sampler(strategy, distributed=True)
         draws = _run(sampler, range(STEPS))
         results[strategy] = {"draws": draws, "state": sampler.state_dict(), "p": sampler.probabilities()}
-    torch.save(results, Path(folder) / f"rank{rank}.pt")
-    dist.destroy_process_group()
+    return results
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> list[dict]:
-    folder = tmp_path_factory.mktemp("ranks")
-    mp.spawn(_rank, args=(2, str(folder)), nprocs=2, join=True)
-    return [torch.load(folder / f"rank{rank}.pt", weights_only=False) for rank in range(2)]
+    return run_on_ranks(_rank, tmp_path_factory.mktemp("ranks"))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
