@@ -185,15 +185,27 @@ class Sampler:
         part = slice(self.rank * size, (self.rank + 1) * size)
         return Draw(draw.ids[part], draw.weights[part])
 
-    def update(self, ids: torch.Tensor, errors: torch.Tensor, step: int) -> None:
+    def update(self, ids: torch.Tensor, errors: torch.Tensor, step: int, noise: torch.Tensor | None = None) -> None:
         """Feed back one error per drawn id (duplicates are averaged, non-finite values ignored).
 
         Pass the ids of the latest draw in the order drawn: the adaptive strategy credits each
         id to the component that drew it. A distributed sampler gathers every rank's update
         first (a collective: every rank calls it, with its whole slice).
+
+        ``noise`` is the irreducible part of each error, in the errors' units (a squared error's
+        is the target's own variance: a path tracer's per-pixel variance of the mean): it is
+        subtracted first, so guidance follows the model's error, not the target's. The
+        differences may be negative: the running errors average them unbiased, and only the
+        distribution floors them at 0.
         """
         _check_int("step", step, 0)
         ids, errors = self._validated(ids, errors)
+        if noise is not None:
+            if not isinstance(noise, torch.Tensor) or noise.shape != errors.shape:
+                raise ValueError(
+                    f"noise must be a tensor shaped like errors {tuple(errors.shape)}, got {_describe(noise)}"
+                )
+            errors = errors - noise.detach().to(errors.device, errors.dtype)
         if self.world > 1:
             ids, errors = self._gathered(ids, errors)
         labels = self._labels if self._labels is not None and self._labels.numel() == ids.numel() else None

@@ -45,8 +45,10 @@ class Shaping:
     uniform_fraction: float = 0.25
 
     def weights(self, score: torch.Tensor) -> torch.Tensor:
-        """Weights from a float32 score per unit; ``score`` is consumed (modified in place)."""
-        score = _scale_to_peak(score)  # in [0, 1]: the floor below stays exact for tiny errors
+        """Weights from a float32 score per unit; ``score`` is consumed (modified in place).
+
+        Negative scores (errors with the targets' noise subtracted) count as 0."""
+        score = _scale_to_peak(score.clamp_(min=0.0))  # in [0, 1]: the floor below stays exact for tiny errors
         mean = score.mean(dtype=torch.float64).to(torch.float32)
         # All-zero errors carry no information: a floor of 1 then makes every weight 1 (uniform).
         return self.mix(score.clamp_(min=torch.where(mean > 0, self.min_error_weight * mean, torch.ones_like(mean))))
@@ -238,7 +240,7 @@ class Spatial(Strategy):
 
     def build(self, stats: UnitStatistics) -> Proposal:
         error = pooled_error(stats, self.layout, self.pool_visits) if self.pool_visits > 0 else None
-        error = stats.filled_error(self.prior) if error is None else error
+        error = (stats.filled_error(self.prior) if error is None else error).clamp_(min=0.0)
         sums, counts = self.tile_map(error)
         tile_mean = sums / counts
         tile_mean = torch.maximum(tile_mean, self.shaping.min_error_weight * tile_mean.mean())
