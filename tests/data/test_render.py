@@ -284,3 +284,26 @@ def test_a_bad_mesh_file_is_a_one_line_error_naming_it(tmp_path, capsys, name, c
 def test_config_rejects_a_scene_that_is_neither_named_nor_a_mesh_file(tmp_path):
     with pytest.raises(ValueError, match=r"scene must be one of \['bunny', 'cornell'\] or a mesh file"):
         RenderConfig(out=tmp_path, scene="teapot.fbx")
+
+
+def test_the_noise_estimate_matches_the_spread_between_renders(tmp_path):
+    """Predicted per-pixel variance (moments of one render) against the variance across 8 seeds."""
+    _mitsuba_or_skip()
+    images, predicted = [], []
+    for seed in range(8):
+        out = tmp_path / f"seed{seed}"
+        config = RenderConfig(
+            out=out, scene="cornell", views=1, val_views=0, test_views=0, width=24, height=20, spp=8, seed=seed
+        )
+        render(RenderConfig(**{**config.__dict__, "noise": True, "progress": False}))
+        scene = load_scene(out)
+        assert scene.noise is not None and scene.noise.shape == (1, 20, 24)
+        images.append(scene.images[0].float() / 255.0)
+        predicted.append(scene.noise[0])
+    spread = torch.stack(images).var(dim=0).mean(dim=-1)  # across seeds, averaged over RGB
+    expected = torch.stack(predicted).mean(dim=0)
+    ratio = float(expected.mean() / spread.mean())
+    assert 0.6 < ratio < 1.6, ratio
+    assert torch.corrcoef(torch.stack([expected.flatten(), spread.flatten()]))[0, 1] > 0.5
+    halved = load_scene(tmp_path / "seed0").downsampled(2)
+    torch.testing.assert_close(halved.noise[0, 0, 0], predicted[0][:2, :2].mean() / 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,9 +11,9 @@ import torch
 
 from foveate.cli import main as cli_main
 from foveate.data.cameras import Cameras, camera_positions, look_at
-from foveate.data.scenes import Scene, save_blender
+from foveate.data.scenes import Scene, load_scene, save_blender
 from foveate.models.volume_rendering import render_rays
-from foveate.pipelines import get_pipeline, run_pipeline
+from foveate.pipelines import get_pipeline, make_trainer, run_pipeline
 from foveate.pipelines.nerf import RadianceFieldTask, orbit_cameras, preset, scene_box, split_views
 
 pytest.importorskip("PIL.Image")
@@ -231,3 +232,24 @@ def test_video_frames_are_padded_to_even_sides_by_edge_replication():
     np.testing.assert_array_equal(padded[3, :5], frame[2])
     np.testing.assert_array_equal(padded[:3, 5], frame[:, 4])
     assert _even(padded).shape == (4, 6, 3)
+
+
+def test_the_targets_noise_reaches_the_sampler_unless_turned_off(tmp_path):
+    """A scene with noise.npz: each ray's noise is subtracted from its error before the sampler sees it."""
+    from foveate.data.scenes import NOISE_FILE, write_noise
+
+    scene = ball_scene()
+    noise = torch.rand(scene.num_views, SIZE, SIZE) * 0.05
+    root = tmp_path / "noisy"
+    save_blender(scene, root, geometry=False)
+    write_noise(root / NOISE_FILE, dataclasses.replace(scene, noise=noise))
+    errors = {}
+    for aware in (True, False):
+        config = tiny(root, tmp_path, train__steps=1, sampling__noise_aware=aware)
+        trainer = make_trainer(get_pipeline("nerf"), config, in_memory=True)
+        train_views = split_views(load_scene(root), config.val_every)[0]
+        torch.testing.assert_close(trainer.task.noise, noise[train_views].reshape(-1))
+        trainer.fit()
+        errors[aware] = trainer.sampler.statistics.error.clone()
+    seen = trainer.sampler.statistics.visits > 0  # one step: both runs drew the same rays
+    torch.testing.assert_close(errors[False][seen] - errors[True][seen], trainer.task.noise[seen])

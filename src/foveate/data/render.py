@@ -40,7 +40,7 @@ from foveate.files import atomic_write_json
 
 from .cameras import CAMERA_LAYOUTS, Cameras, camera_positions, look_at
 from .formats.rnb import save_rnb
-from .scenes import Scene, save_blender, save_neus
+from .scenes import NOISE_FILE, Scene, save_blender, save_neus, write_noise
 
 __all__ = [
     "MESH_SUFFIXES",
@@ -114,6 +114,8 @@ class RenderConfig:
         variant: Mitsuba variant; 'auto' probes llvm_ad_rgb in a subprocess, else scalar_rgb.
         max_depth: path-tracing bounces.
         seed: base seed of the per-view samplers.
+        noise: also estimate each pixel's Monte Carlo noise (Mitsuba's moment integrator: the
+            samples' second moment) and write its variance in display units as noise.npz.
         progress: show a progress bar.
     """
 
@@ -133,6 +135,7 @@ class RenderConfig:
     variant: Literal["auto", "llvm_ad_rgb", "scalar_rgb"] = "auto"
     max_depth: int = 8
     seed: int = 0
+    noise: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -232,10 +235,11 @@ def bunny_mesh_path() -> Path:
     return path
 
 
-def _scene_description(mi: Any, scene: str, max_depth: int) -> dict:
+def _scene_description(mi: Any, scene: str, max_depth: int, moments: bool = False) -> dict:
     """Mitsuba scene dictionary (no sensor) with an AOV integrator around a path tracer.
 
-    ``scene`` is ``"cornell"``, ``"bunny"`` or a mesh file (see the module docstring).
+    ``scene`` is ``"cornell"``, ``"bunny"`` or a mesh file (see the module docstring); ``moments``
+    wraps it in Mitsuba's moment integrator, which adds each channel's second moment.
     """
     # An object's sky must not show behind it (misses stay black and transparent); the
     # Cornell box's ceiling light is part of the picture.
@@ -244,6 +248,8 @@ def _scene_description(mi: Any, scene: str, max_depth: int) -> dict:
         "aovs": "depth:depth,normal:sh_normal,albedo:albedo",
         "integrator": {"type": "path", "max_depth": max_depth, "hide_emitters": scene != "cornell"},
     }
+    if moments:
+        integrator = {"type": "moment", "nested": integrator}
     if scene == "cornell":
         description = mi.cornell_box()
         description.pop("sensor")
@@ -362,6 +368,23 @@ def _view_arrays(channels: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     return rgb, np.rint(alpha * 255.0).astype(np.uint8), depth, normal, albedo
 
 
+def _srgb_slope(linear: np.ndarray) -> np.ndarray:
+    """d sRGB / d linear, 0 where the display value is clipped."""
+    slope = np.where(linear <= 0.0031308, 12.92, 1.055 / 2.4 * np.power(np.maximum(linear, 0.0031308), 1.0 / 2.4 - 1.0))
+    return np.where((linear < 0.0) | (linear > 1.0), 0.0, slope)
+
+
+def pixel_noise(mean: np.ndarray, second_moment: np.ndarray, spp: int) -> np.ndarray:
+    """Variance of each pixel's displayed value, averaged over RGB, from its samples' moments.
+
+    ``mean`` and ``second_moment`` are ``(H, W, C)`` linear per-sample moments (C >= 3); the
+    variance of the pixel's mean over ``spp`` samples, ``(m2 - m1^2) / (spp - 1)`` (unbiased), goes
+    through the sRGB curve to first order.
+    """
+    variance = np.maximum(second_moment[..., :3] - mean[..., :3] ** 2, 0.0) / max(spp - 1, 1)
+    return (variance * _srgb_slope(mean[..., :3]) ** 2).mean(axis=-1).astype(np.float32)
+
+
 def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
     """Render every view of ``config``; returns the scene and what the renderer did."""
     mi = import_mitsuba()
@@ -370,10 +393,10 @@ def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
     preset = config.preset
     camera_to_world, splits = _split_cameras(config)
     cameras = Cameras.from_fov(camera_to_world, config.width, config.height, config.fov or preset.fov_degrees)
-    scene = mi.load_dict(_scene_description(mi, config.scene, config.max_depth))
+    scene = mi.load_dict(_scene_description(mi, config.scene, config.max_depth, moments=config.noise))
     fov = math.degrees(2.0 * math.atan(config.width / 2.0 / float(cameras.intrinsics[0, 0])))
 
-    images, masks, depths, normals, albedos, seconds = [], [], [], [], [], []
+    images, masks, depths, normals, albedos, noises, seconds = [], [], [], [], [], [], []
     for index in _progress(range(len(cameras)), config.progress, f"rendering {Path(config.scene).name}"):
         start = time.perf_counter()
         sensor = mi.load_dict(
@@ -395,6 +418,9 @@ def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
         )
         mi.render(scene, sensor=sensor, spp=config.spp, seed=config.seed * 100_003 + index)
         channels = {name: np.array(bitmap, dtype=np.float32) for name, bitmap in sensor.film().bitmap().split()}
+        if config.noise:
+            noises.append(pixel_noise(channels["<root>"], channels["m2_nested.integrator"], config.spp))
+            channels.update({name: channels[f"nested.{name}"] for name in ("depth", "normal", "albedo")})
         rgb, mask, depth, normal, albedo = _view_arrays(channels)
         # Mitsuba starts camera rays on the near plane: add the distance from the eye to it.
         _, directions = cameras.image_rays(index)
@@ -419,6 +445,7 @@ def render_views(config: RenderConfig) -> tuple[Scene, dict[str, Any]]:
         albedos=torch.from_numpy(np.stack(albedos)),
         splits=splits,
         normalization=torch.from_numpy(normalization),
+        noise=torch.from_numpy(np.stack(noises)) if config.noise else None,
     )
     info = {
         "variant": variant,
@@ -467,6 +494,8 @@ def render(config: RenderConfig) -> Path:
     save_neus(scene, out, geometry=False)
     save_rnb(scene, out)
     _write_mesh(out / "mesh.ply", *extras["mesh"])
+    if scene.noise is not None:
+        write_noise(out / NOISE_FILE, scene)
     record = {
         "config": {**asdict(config), "out": str(config.out)},
         **extras["info"],
@@ -475,6 +504,7 @@ def render(config: RenderConfig) -> Path:
         "resolution": [scene.width, scene.height],
         "mesh": "mesh.ply",
         "formats": ["blender", "neus", "rnb"],
+        "noise": NOISE_FILE if scene.noise is not None else None,
     }
     atomic_write_json(out / "render.json", record, indent=2)
     return out

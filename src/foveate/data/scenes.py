@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -72,6 +73,10 @@ class Scene:
         points: ``(P, 3)`` float32 world positions of a sparse reconstruction (COLMAP's
             ``points3D``), e.g. to initialise Gaussian splats, or ``None``.
         point_colors: ``(P, 3)`` uint8 colours of ``points``, or ``None``.
+        noise: ``(N, H, W)`` float32 variance of each pixel's value around the noiseless image, in
+            the images' units (display values in [0, 1], averaged over RGB): the target's own noise,
+            which no model can fit (a path tracer's Monte Carlo noise, from ``foveate data render
+            --noise``), or ``None``. Read from ``noise.npz`` (one array per view name) beside any format.
     """
 
     images: torch.Tensor
@@ -85,6 +90,7 @@ class Scene:
     normalization: torch.Tensor = field(default_factory=lambda: torch.eye(4, dtype=torch.float64))
     points: torch.Tensor | None = None
     point_colors: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n, h, w = self.num_views, self.height, self.width
@@ -102,6 +108,7 @@ class Scene:
             "depths": ((n, h, w), torch.float32),
             "normals": ((n, h, w, 3), torch.float32),
             "albedos": ((n, h, w, 3), torch.uint8),
+            "noise": ((n, h, w), torch.float32),
         }
         for name, (shape, dtype) in expected.items():
             value = getattr(self, name)
@@ -166,6 +173,7 @@ class Scene:
             depths=take(self.depths),
             normals=take(self.normals),
             albedos=take(self.albedos),
+            noise=take(self.noise),
             splits={"train": list(range(index.numel()))},
         )
 
@@ -180,7 +188,8 @@ class Scene:
 
         Normals are averaged over each block and renormalised; a block with no normal (or with no
         coverage, where the scene has masks) gets 0. Depths are dropped (an average of depths
-        across an edge is no surface); points are kept.
+        across an edge is no surface); points are kept. A block's noise is its mean variance over
+        the block's pixel count (the variance of an average of independent pixels).
         """
         if factor == 1:
             return self
@@ -206,6 +215,7 @@ class Scene:
             depths=None,
             normals=normals,
             albedos=None if self.albedos is None else shrink(self.albedos),
+            noise=None if self.noise is None else F.avg_pool2d(self.noise[:, None], factor)[:, 0] / factor**2,
         )
 
 
@@ -255,7 +265,36 @@ def load_scene(path: str | Path, format: str | None = None, require_masks: bool 
         "rnb": load_rnb,
         "colmap": load_colmap,
     }
-    return loaders[format or detect_format(path)](path, require_masks=require_masks)
+    scene = loaders[format or detect_format(path)](path, require_masks=require_masks)
+    noise_file = Path(path) / NOISE_FILE
+    return replace(scene, noise=read_noise(noise_file, scene)) if noise_file.is_file() else scene
+
+
+NOISE_FILE = "noise.npz"
+"""Per-pixel noise variance beside a scene, one array per view name (``foveate data render --noise``)."""
+
+
+def read_noise(file: Path, scene: Scene) -> torch.Tensor:
+    """``(N, H, W)`` float32 noise of ``scene``'s views from ``file``, matched by view name."""
+    try:
+        arrays = np.load(file)
+    except (OSError, ValueError) as error:
+        raise SceneFormatError(f"{file}: unreadable ({error})") from None
+    missing = [name for name in scene.names if name not in arrays.files]
+    if missing:
+        raise SceneFormatError(f"{file}: no noise for view(s) {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+    noise = np.stack([arrays[name] for name in scene.names]).astype(np.float32)
+    if noise.shape != (scene.num_views, scene.height, scene.width):
+        raise SceneFormatError(f"{file}: noise maps are {noise.shape[1:]}, the views {scene.height, scene.width}")
+    return torch.from_numpy(noise)
+
+
+def write_noise(file: Path, scene: Scene) -> None:
+    """Write ``scene.noise`` as ``file`` (float32 maps keyed by view name)."""
+    if scene.noise is None:
+        raise ValueError("the scene has no noise maps to write")
+    maps = {name: scene.noise[i].numpy() for i, name in enumerate(scene.names)}
+    np.savez_compressed(file, **maps)
 
 
 _MOVED = {

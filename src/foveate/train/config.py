@@ -139,6 +139,8 @@ class SamplingConfig:
     """Largest importance weight."""
     stratified: bool = _engine_default("stratified")
     """Draw one uniform per stratum instead of independent uniforms (less variance)."""
+    noise_aware: bool = True
+    """Subtract the targets' own noise from each unit's error where the data has it (renders made with --noise)."""
     error_weighted: ErrorWeighted = dataclasses.field(default_factory=ErrorWeighted)
     spatial: Spatial = dataclasses.field(default_factory=Spatial)
     adaptive: Adaptive = dataclasses.field(default_factory=Adaptive)

@@ -367,7 +367,8 @@ class Trainer:
         batch = self.sampler.sample(self.settings.batch_size, step) if task.draws_units else None
         output = task.training_step(batch, step, self.optimization)
         if batch is not None and output.per_unit is not None:
-            self.sampler.update(batch.ids, output.per_unit, step)
+            noise = output.noise if self.config.sampling.noise_aware else None
+            self.sampler.update(batch.ids, output.per_unit, step, noise=noise)
         for scheduler in task.schedulers.values():
             if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step()

@@ -103,11 +103,14 @@ class StepOutput:
             feeds the sampler itself (``draws_units = False``) or has nothing to feed.
         terms: named parts of the loss, or other scalars worth logging (device tensors or floats),
             averaged over the logging window.
+        noise: ``(B,)`` the irreducible part of each ``per_unit`` error (the targets' own noise),
+            which the sampler subtracts; None when the data has no estimate.
     """
 
     loss: torch.Tensor
     per_unit: torch.Tensor | None = None
     terms: Mapping[str, torch.Tensor | float] = field(default_factory=dict)
+    noise: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,10 @@ class Task:
         """``(B,)`` non-negative loss per unit id, differentiable w.r.t. the model."""
         raise NotImplementedError(f"{type(self).__name__} must implement per_unit_loss or training_step")
 
+    def unit_noise(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """``(B,)`` the part of each unit's loss no model can remove (its target's noise), or None."""
+        return None
+
     def regularizers(self, step: int) -> dict[str, torch.Tensor]:
         """Loss terms that belong to no unit (eikonal, sparsity); added to the weighted mean."""
         return {}
@@ -303,7 +310,8 @@ class Task:
         for term in terms.values():
             loss = loss + term.float()
         optimization.minimize(loss)
-        return StepOutput(loss.detach(), per_unit.detach(), {k: v.detach() for k, v in terms.items()})
+        terms = {k: v.detach() for k, v in terms.items()}
+        return StepOutput(loss.detach(), per_unit.detach(), terms, self.unit_noise(batch.ids))
 
     def validate(self, full: bool) -> Validation:
         """Measure the model (the loop calls it under ``torch.no_grad`` in eval mode).

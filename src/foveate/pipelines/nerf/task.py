@@ -58,6 +58,7 @@ class RadianceFieldTask(Task):
         self.ssim = config.ssim
         self.rays = ErrorAwareDataHandler(train, config.train.batch_size, device=device, gather_only=True)
         self.unit_shape = self.rays.shape
+        self.noise = None if train.noise is None else train.noise.reshape(-1).to(device)
         self.val_colors = validation.images[: max(1, config.val_views)].to(device)
         self.val_cameras = validation.cameras[: max(1, config.val_views)].to(device)
         self.quick_rays = _fixed_subset(validation, QUICK_RAYS, device)
@@ -123,6 +124,10 @@ class RadianceFieldTask(Task):
         batch = self.rays.gather(ids)
         rendered = self.colors(batch.rays[:, :3], batch.rays[:, 3:], jitter=True)
         return (rendered - batch.rgb).square().mean(dim=1)
+
+    def unit_noise(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """Each ray's target noise (the renderer's per-pixel variance), when the scene has it."""
+        return None if self.noise is None else self.noise[ids]
 
     @torch.no_grad()
     def render_view(self, cameras: Cameras, index: int) -> torch.Tensor:
