@@ -110,3 +110,12 @@ def test_resume_compatibility_names_blocking_keys_and_allows_runtime_ones():
     changed.sampling.decay = 0.1
     with pytest.raises(ConfigMismatchError, match=r"ckpt\.pt.*\n  sampling\.decay: checkpoint 0\.9, now 0\.1"):
         check_resume_compatible(saved, config_to_dict(changed), "ckpt.pt")
+
+
+def test_an_option_added_since_the_checkpoint_does_not_block_its_resume():
+    saved = config_to_dict(ToyConfig())
+    del saved["sampling"]["noise_aware"]  # a checkpoint from before the option existed
+    assert check_resume_compatible(saved, config_to_dict(ToyConfig()), "ckpt.pt") == ["sampling.noise_aware"]
+    removed = {**saved, "sampling": {**saved["sampling"], "retired_option": 1}}
+    with pytest.raises(ConfigMismatchError, match="retired_option"):
+        check_resume_compatible(removed, config_to_dict(ToyConfig()), "ckpt.pt")

@@ -396,10 +396,14 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_resume_compatible(
     saved: Mapping[str, Any], current: Mapping[str, Any], checkpoint: str | Path, exempt: frozenset[str] = RESUME_EXEMPT
 ) -> list[str]:
-    """Raise :class:`ConfigMismatchError` naming every differing key; return the exempt keys that differ."""
+    """Raise :class:`ConfigMismatchError` naming every differing key; return the keys that differ but may.
+
+    Keys the checkpoint lacks are options added since it was written: they may differ (the run
+    continues with their current values).
+    """
     old, new = _flatten(saved), _flatten(current)
     differing = sorted(k for k in old.keys() | new.keys() if old.get(k, "<absent>") != new.get(k, "<absent>"))
-    blocking = [k for k in differing if k not in exempt]
+    blocking = [k for k in differing if k not in exempt and k in old]
     if blocking:
         lines = [f"  {k}: checkpoint {old.get(k, '<absent>')!r}, now {new.get(k, '<absent>')!r}" for k in blocking]
         raise ConfigMismatchError(
