@@ -10,6 +10,7 @@ import pytest
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.image import preset
 from foveate.report import RunRecord, compare, crossing, pool, pool_saved, value_at
+from foveate.report.pooling import best_so_far, settled
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -57,6 +58,25 @@ def test_pooling_pairs_seeds_with_the_reference_and_names_the_worst():
     assert focused["equal_wall_delta_mean"] == pytest.approx(0.5)
     lower = pool(records, "uniform", higher_is_better=False)
     assert lower["focused"]["delta_worst"] == pytest.approx(2.0), "worse means higher when lower is better"
+
+
+def test_best_so_far_keeps_the_best_value_up_to_each_validation():
+    curve = [[0, 10.0, 0.0], [10, 25.0, 1.0], [20, 18.0, 2.0], [30, 27.0, 3.0]]
+    assert [p[1] for p in best_so_far(curve)] == [10.0, 25.0, 25.0, 27.0]
+    assert [p[1] for p in best_so_far(curve, higher_is_better=False)] == [10.0, 10.0, 10.0, 10.0]
+    assert [p[0] for p in best_so_far(curve)] == [0, 10, 20, 30] and settled(curve) == pytest.approx(70.0 / 3)
+
+
+def test_settled_numbers_do_not_follow_a_swinging_final():
+    # Uniform swings: its last validation (20 dB) is a dip; its last three average 24 dB.
+    swinging = [[0, 10.0, 0.0], [10, 26.0, 1.0], [20, 26.0, 2.0], [30, 20.0, 3.0]]
+    steady = [[0, 10.0, 0.0], [10, 22.0, 1.0], [20, 23.0, 2.0], [30, 24.0, 3.0]]
+    pooled = pool([record("uniform", 0, swinging), record("steady", 0, steady)], "uniform")["steady"]
+    assert pooled["delta_mean"] == pytest.approx(4.0), "the final compares a dip"
+    assert pooled["settled_delta_mean"] == pytest.approx(23.0 - 24.0)
+    # Uniform's settled 24 dB: uniform's best-so-far reaches it at step 10 - 10 * 2/16, steady's at 30.
+    assert pooled["settled_steps_ratio_median"] == pytest.approx(30.0 / (10.0 - 10.0 * 2.0 / 16.0))
+    assert pooled["settled_reached"] == 1
 
 
 def test_an_absolute_target_measures_steps_to_it_against_the_references():

@@ -14,6 +14,12 @@ shortest run's training time against the reference's at that time.
 
 The target is the task's absolute goal when it has one (a motion completed), else the
 reference's final curve value of the same seed ("uniform's final PSNR").
+
+Curves that swing between neighbouring validations (a constant learning rate) make a final value
+and its first crossing noise. Beside them every variant also gets **settled** numbers: a run's
+settled value is the mean of its last :data:`SETTLE` validations, and the steps to reach the
+reference's settled value are read on the best-so-far envelope of each curve
+(:func:`best_so_far`), as ratios of the reference's own.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RunRecord", "crossing", "pool", "value_at"]
+__all__ = ["SETTLE", "RunRecord", "best_so_far", "crossing", "pool", "settled", "value_at"]
 
 Curve = Sequence[Sequence[float]]
+SETTLE = 3
+"""Validations averaged into a run's settled value."""
 
 
 @dataclass
@@ -69,6 +77,22 @@ def crossing(curve: Curve, target: float, higher_is_better: bool = True, column:
     return None
 
 
+def best_so_far(curve: Curve, higher_is_better: bool = True) -> list[list[float]]:
+    """``curve`` with each value replaced by the best up to it (steps and seconds kept)."""
+    pick = max if higher_is_better else min
+    envelope, best = [], None
+    for step, value, *rest in curve:
+        best = value if best is None else pick(best, value)
+        envelope.append([step, best, *rest])
+    return envelope
+
+
+def settled(curve: Curve, count: int = SETTLE) -> float:
+    """The mean of the last ``count`` values of ``curve``."""
+    tail = [float(point[1]) for point in curve[-count:]]
+    return statistics.fmean(tail)
+
+
 def value_at(curve: Curve, seconds: float) -> float | None:
     """The curve's value after ``seconds`` of training, linearly between validations.
 
@@ -108,9 +132,17 @@ def pool(
     for variant in dict.fromkeys(r.variant for r in records):
         runs = [r for r in records if r.variant == variant and r.seed in by_seed]
         finals = [_final(r, metric) for r in runs]
-        deltas, steps, walls, at_equal, times = [], [], [], [], []
+        deltas, steps, walls, at_equal, times, calm, calm_steps = [], [], [], [], [], [], []
         for run in runs:
             base = by_seed[run.seed]
+            calm.append(settled(run.curve) - settled(base.curve))
+            calm_goal = settled(base.curve) if target is None else target
+            calm_steps.append(
+                _ratio(
+                    crossing(best_so_far(run.curve, higher_is_better), calm_goal, higher_is_better, 0),
+                    crossing(best_so_far(base.curve, higher_is_better), calm_goal, higher_is_better, 0),
+                )
+            )
             goal = base.curve[-1][1] if target is None else target
             deltas.append(_final(run, metric) - _final(base, metric))
             times.append(run.train_seconds / max(base.train_seconds, 1e-12))
@@ -139,6 +171,11 @@ def pool(
             "train_time_ratio_median": statistics.median(times),
             "equal_wall_delta_mean": statistics.fmean(equal) if equal else None,
             "equal_wall_delta_worst": min(equal, key=lambda d: sign * d) if equal else None,
+            "settled_mean": statistics.fmean(settled(r.curve) for r in runs),
+            "settled_delta_mean": statistics.fmean(calm),
+            "settled_delta_worst": min(calm, key=lambda d: sign * d),
+            "settled_steps_ratio_median": _median_reached([None if s is None else s[1] for s in calm_steps]),
+            "settled_reached": sum(s is not None for s in calm_steps),
         }
     return pooled
 

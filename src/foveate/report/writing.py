@@ -8,6 +8,8 @@ from typing import Any
 
 from foveate.files import atomic_write_text
 
+from .pooling import SETTLE
+
 __all__ = ["settings_markdown", "summary_table", "write_markdown"]
 
 
@@ -29,8 +31,9 @@ def summary_table(report: dict[str, Any], label: str | None = None) -> list[str]
     lines = [
         f"{head}| variant | final {name} | vs {reference}: mean / worst seed | {report['step_noun']} to {goal} "
         f"(x {reference}'s) | wall-clock to {goal} (x {reference}'s) | reached | {name} at equal wall-clock vs "
-        f"{reference}: mean / worst | training time (x {reference}'s) |",
-        ("|---" * (9 if label is not None else 8)) + "|",
+        f"{reference}: mean / worst | training time (x {reference}'s) | settled (last {SETTLE}) vs {reference}: "
+        f"mean / worst | {report['step_noun']} to {reference}'s settled, best so far (x {reference}'s) |",
+        ("|---" * (11 if label is not None else 10)) + "|",
     ]
     for variant, result in report["variants"].items():
         spread = f" ± {result['final_std']:.2f}" if seeds > 1 else ""
@@ -43,9 +46,14 @@ def summary_table(report: dict[str, Any], label: str | None = None) -> list[str]
             "not reached" if result["steps_median"] is None else _format(result["wall_ratio_median"], ".2f", suffix="x")
         )
         prefix = f"| {label} " if label is not None else ""
+        calm, calm_steps = "", ""
+        if variant != reference and "settled_delta_mean" in result:
+            calm = f"{result['settled_delta_mean']:+.2f} / {result['settled_delta_worst']:+.2f}"
+            calm_steps = _format(result["settled_steps_ratio_median"], ".2f", "not reached", "x")
         lines.append(
             f"{prefix}| {variant} | {result['final_mean']:.2f}{spread} | {paired} | {steps} | {wall} | "
-            f"{result['reached']}/{len(result['seeds'])} | {equal} | {result['train_time_ratio_median']:.2f}x |"
+            f"{result['reached']}/{len(result['seeds'])} | {equal} | {result['train_time_ratio_median']:.2f}x | "
+            f"{calm} | {calm_steps} |"
         )
     return lines
 
