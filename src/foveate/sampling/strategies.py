@@ -258,16 +258,20 @@ class Spatial(Strategy):
 
 @dataclass
 class Adaptive(Strategy):
-    """A mixture of strategies whose shares follow each one's measured learning progress.
+    """A mixture of strategies whose shares follow each one's measured progress.
 
     Every draw is split across the components by their shares, and each id remembers which
-    component drew it. When the update for that draw arrives, a component's progress is the
-    relative drop in error on the units it drew, among those seen before:
-    sum(previous - new) / sum(previous). An EMA of it (progress_decay) is the component's score;
-    at every rebuild the shares become min_share + (1 - K min_share) max(score, 0) / sum(max(score, 0))
-    for K components (equal shares while none shows progress). A component whose units stop
-    improving, as focused sampling does once it only chases what the model cannot fit, loses
-    share to those that still improve; min_share keeps every one measured.
+    component drew it. When the update for that draw arrives, a component's progress on the
+    units it drew (among those seen before) is the geometric mean of the relative drop
+    sum(previous - new) / sum(previous) and the drop per draw sum(previous - new) / count, that
+    is sum(previous - new) / sqrt(sum(previous) * count). The per-draw drop rewards draws that
+    remove much error (concentrated errors); the relative drop refuses credit for large errors
+    that do not fall (noise floors, what the model cannot fit). An EMA of it (progress_decay) is
+    the component's score; at every rebuild the shares become
+    min_share + (1 - K min_share) softmax(sharpness * score / max|score|) for K components, so
+    the best-progressing component takes most of the draw, a component whose units stop improving
+    loses it, and min_share keeps every one measured. Equal scores (none measured yet) give
+    equal shares.
     """
 
     name: ClassVar[str] = "adaptive"
@@ -277,6 +281,8 @@ class Adaptive(Strategy):
     """The least share a component keeps."""
     progress_decay: float = 0.9
     """EMA decay of each component's progress score."""
+    sharpness: float = 6.0
+    """How strongly shares follow the scores (0: equal shares whatever the progress)."""
     patch_size: int = 16
     """Tile side of the spatial component."""
     within: Literal["uniform", "proportional"] = "uniform"
@@ -292,6 +298,8 @@ class Adaptive(Strategy):
     def __post_init__(self) -> None:
         if not 0.0 <= self.progress_decay < 1.0:
             raise ValueError(f"progress_decay must be in [0, 1), got {self.progress_decay!r}")
+        if not (math.isfinite(self.sharpness) and self.sharpness >= 0.0):
+            raise ValueError(f"sharpness must be finite and >= 0, got {self.sharpness!r}")
         _check_prior(self.prior)
         _check_pool_visits(self.pool_visits)
 
@@ -333,9 +341,12 @@ class Adaptive(Strategy):
             base = torch.where(usable, previous, torch.zeros_like(previous))
             k = len(self.children)
             index = labels.long()
-            gains = torch.zeros(k, device=ids.device).index_add_(0, index, gain)
-            bases = torch.zeros(k, device=ids.device).index_add_(0, index, base)
-            progress = gains / bases.clamp(min=torch.finfo(torch.float32).tiny)
+            sums = torch.zeros(3, k, device=ids.device)
+            sums[0].index_add_(0, index, gain)
+            sums[1].index_add_(0, index, base)
+            sums[2].index_add_(0, index, usable.to(torch.float32))
+            gains, bases, counts = sums.unbind(0)
+            progress = gains / (bases.sqrt() * counts.sqrt()).clamp(min=torch.finfo(torch.float32).tiny)
             blended = self.progress_decay * self.scores + (1.0 - self.progress_decay) * progress
             self.scores = torch.where(bases > 0, blended, self.scores)
         stats.observe(reduce_duplicates(ids, errors))
@@ -343,13 +354,11 @@ class Adaptive(Strategy):
             child.note_visits(ids)
 
     def build(self, stats: UnitStatistics) -> Proposal:
-        positive = self.scores.clamp(min=0.0).tolist()
-        k, total = len(positive), sum(positive)
+        k = len(self.children)
+        peak = self.scores.abs().max().clamp(min=torch.finfo(torch.float32).tiny)
+        preference = torch.softmax(self.sharpness * self.scores / peak, dim=0)
         free = 1.0 - k * self.min_share
-        if total > 0:
-            self.shares = [self.min_share + free * s / total for s in positive]
-        else:
-            self.shares = [1.0 / k] * k
+        self.shares = [self.min_share + free * float(p) for p in preference.tolist()]
         return MixtureProposal([c.build(stats) for c in self.children], self.shares)
 
     def mixture(self) -> dict[str, float]:
