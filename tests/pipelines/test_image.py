@@ -100,3 +100,10 @@ def test_validation_in_bands_with_reduced_maps_matches_a_single_band(small_png, 
     assert banded.metrics["psnr"] == pytest.approx(whole.metrics["psnr"], rel=1e-5)
     assert banded.maps["error"].shape == (7, 10)
     assert banded.images["prediction"].shape == (7, 10, 3)
+
+
+def test_a_missing_photo_writes_nothing(tmp_path):
+    config = preset("tiny", image=str(tmp_path / "missing.png"), train__runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(Exception, match=r"missing\.png"):
+        run_pipeline(get_pipeline("image"), config)
+    assert not (tmp_path / "runs").exists()

@@ -184,11 +184,11 @@ def make_trainer(
                 f"{run_dir} already holds a run; continue it with --resume latest --name {name}, "
                 "or choose another --name"
             )
-        if ranks.leader:
-            note_last_run(run_dir)
     seed_everything(config.train.seed)
-    task = spec.task_type.from_config(config, device)
+    task = spec.task_type.from_config(config, device)  # bad inputs fail here, before anything is written
     writes = not in_memory and ranks.leader
+    if writes and resume_from is None:
+        note_last_run(run_dir)
     return Trainer(
         task,
         config,
