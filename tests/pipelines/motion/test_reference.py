@@ -45,3 +45,26 @@ def test_save_load_round_trip_and_bad_files(tmp_path, walker_reference):
 def test_unknown_robot_is_named():
     with pytest.raises(ValueError, match="robot must be one of"):
         generate_reference("ant")
+
+
+def test_long_walker_reference_has_rare_hard_moves():
+    reference = generate_reference("walker2d", script="walker2d-long")
+    summary = describe(reference)
+    assert summary["bins"] >= 40
+    assert reference.qpos[:, 1].min() > 0.9, "the scripted reference must not fall"
+    hard = {int(t) for t, name in reference.segments if name.startswith(("fast", "quick"))}
+    assert 0 < len(hard) <= 0.1 * summary["bins"]
+    # The hard moves are the fast ones: joint speeds in their bins exceed every slow bin's.
+    rate = reference.control_rate
+    speed = np.abs(reference.qvel[:, 3:]).max(axis=1)
+    per_bin = [speed[int(b * rate) : int((b + 1) * rate)].max() for b in range(int(reference.duration))]
+    slowest_hard = min(per_bin[b] for b in hard)
+    easy = [v for b, v in enumerate(per_bin) if b not in hard and b - 1 not in hard]
+    assert slowest_hard > 2.0 * max(easy)
+
+
+def test_script_must_suit_the_robot():
+    with pytest.raises(ValueError, match="is for the walker2d"):
+        generate_reference("humanoid", script="walker2d-long")
+    with pytest.raises(ValueError, match="script must be one of"):
+        generate_reference("walker2d", script="moonwalk")

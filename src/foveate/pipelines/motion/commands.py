@@ -53,11 +53,20 @@ def reference_main(argv: Sequence[str]) -> int:
     from .reference import SCRIPTS, describe, generate_reference
 
     parser = argparse.ArgumentParser(prog="foveate motion reference", description=generate_reference.__doc__)
-    parser.add_argument("--robot", choices=sorted(SCRIPTS), default="humanoid")
+    parser.add_argument("--robot", choices=sorted({robot for robot, _ in SCRIPTS.values()}), default="humanoid")
+    parser.add_argument(
+        "--script",
+        choices=sorted(SCRIPTS),
+        default=None,
+        help="the scripted motion (default: the robot's own; walker2d-long: 45 s with four short hard moves)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the reference .npz here")
     parser.add_argument("--bin-seconds", type=float, default=1.0)
     args = parser.parse_args(list(argv))
-    reference = generate_reference(args.robot)
+    script = args.script if args.script is not None else args.robot
+    if SCRIPTS[script][0] != args.robot:
+        parser.error(f"--script {script} is for the {SCRIPTS[script][0]}: add --robot {SCRIPTS[script][0]}")
+    reference = generate_reference(args.robot, script=script)
     if args.out is not None:
         reference.save(args.out)
         print(f"wrote {args.out}")

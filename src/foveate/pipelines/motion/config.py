@@ -27,7 +27,10 @@ class MotionConfig:
     robot: Literal["humanoid", "walker2d"] = "humanoid"
     """gymnasium's humanoid or walker2d model, its motors turned into PD servos."""
     reference: Path | None = None
-    """A reference motion (.npz from 'foveate motion reference'); none: the robot's scripted reference."""
+    """A reference motion (.npz from 'foveate motion reference'); none: the scripted one --script names."""
+    script: Literal["humanoid", "walker2d", "walker2d-long"] | None = None
+    """The scripted reference when --reference is not given (default: the robot's own;
+    walker2d-long: 45 s of slow moves with four short hard ones)."""
     num_envs: int = 64
     """Environments stepped side by side; batch_size must be a multiple of it."""
     episode_seconds: float = 10.0
@@ -70,6 +73,10 @@ def _preset(**changes: object) -> MotionConfig:
 PRESETS: dict[str, Preset[MotionConfig]] = {
     "humanoid": Preset("gymnasium's humanoid, 64 environments, 24 control steps each per iteration", _preset()),
     "walker2d": Preset("gymnasium's walker2d (planar), 64 environments", _preset(robot="walker2d")),
+    "walker2d-long": Preset(
+        "walker2d on a 45 s reference whose hard moves are rare (4 of 46 bins), 64 environments",
+        _preset(robot="walker2d", script="walker2d-long", train__steps=1000),
+    ),
     "tiny": Preset(
         "for tests and smoke runs: walker2d, 4 environments, 2 iterations",
         _preset(

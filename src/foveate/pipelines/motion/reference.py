@@ -83,46 +83,106 @@ def _humanoid_script() -> tuple[dict[str, float], list[Keyframe]]:
     return stand, keys
 
 
-def _walker_script() -> tuple[dict[str, float], list[Keyframe]]:
+def _walker_poses() -> dict[str, dict[str, float]]:
     # walker2d faces +x; thigh, knee and ankle joints are negative for extension / flexion.
-    stand = {"leg_joint": -8, "leg_left_joint": -8, "thigh_joint": -4, "thigh_left_joint": -4}
-    tiptoe = {"foot_joint": 25, "foot_left_joint": 25, "leg_joint": -4, "leg_left_joint": -4}
-    flamingo_right = {"leg_joint": -95, "thigh_joint": -20, "foot_joint": 10}
-    flamingo_left = {"leg_left_joint": -95, "thigh_left_joint": -20, "foot_left_joint": 10}
-    swing_back = {"thigh_joint": -70, "leg_joint": -30, "thigh_left_joint": -2}
-    swing_mid = {"thigh_joint": -10, "leg_joint": -60, "thigh_left_joint": -2}
-    crouch = {
-        "thigh_joint": -2,
-        "thigh_left_joint": -2,
-        "leg_joint": -50,
-        "leg_left_joint": -50,
-        "foot_joint": 30,
-        "foot_left_joint": 30,
+    return {
+        "stand": {"leg_joint": -8, "leg_left_joint": -8, "thigh_joint": -4, "thigh_left_joint": -4},
+        "tiptoe": {"foot_joint": 25, "foot_left_joint": 25, "leg_joint": -4, "leg_left_joint": -4},
+        "flamingo_right": {"leg_joint": -95, "thigh_joint": -20, "foot_joint": 10},
+        "flamingo_left": {"leg_left_joint": -95, "thigh_left_joint": -20, "foot_left_joint": 10},
+        "swing_back": {"thigh_joint": -70, "leg_joint": -30, "thigh_left_joint": -2},
+        "swing_mid": {"thigh_joint": -10, "leg_joint": -60, "thigh_left_joint": -2},
+        "crouch": {
+            "thigh_joint": -2,
+            "thigh_left_joint": -2,
+            "leg_joint": -50,
+            "leg_left_joint": -50,
+            "foot_joint": 30,
+            "foot_left_joint": 30,
+        },
+        "half_crouch": {"leg_joint": -30, "leg_left_joint": -30, "foot_joint": 15, "foot_left_joint": 15},
     }
+
+
+def _walker_script() -> tuple[dict[str, float], list[Keyframe]]:
+    poses = _walker_poses()
     keys = [
         Keyframe(0.0, {}, "stand"),
         Keyframe(1.5, {}, "stand"),
-        Keyframe(3.0, tiptoe, "rise on the toes"),
+        Keyframe(3.0, poses["tiptoe"], "rise on the toes"),
         Keyframe(4.5, {}, "lower"),
-        Keyframe(6.0, crouch, "crouch"),
+        Keyframe(6.0, poses["crouch"], "crouch"),
         Keyframe(7.5, {}, "rise"),
-        Keyframe(8.3, flamingo_right, "right knee up (single-leg balance)"),
-        Keyframe(10.0, flamingo_right, "hold on the left leg"),
+        Keyframe(8.3, poses["flamingo_right"], "right knee up (single-leg balance)"),
+        Keyframe(10.0, poses["flamingo_right"], "hold on the left leg"),
         Keyframe(10.8, {}, "stand"),
         Keyframe(11.8, {}, "stand"),
     ]
     t = 11.8
     for i in range(6):  # fast leg swings, 0.3 s per half-cycle
         t += 0.3
-        keys.append(Keyframe(t, swing_back if i % 2 == 0 else swing_mid, "fast leg swings"))
-    keys += [Keyframe(t + 0.6, {}, "stand"), Keyframe(t + 1.4, flamingo_left, "left knee up")]
+        keys.append(Keyframe(t, poses["swing_back"] if i % 2 == 0 else poses["swing_mid"], "fast leg swings"))
+    keys += [Keyframe(t + 0.6, {}, "stand"), Keyframe(t + 1.4, poses["flamingo_left"], "left knee up")]
     t += 1.4
-    keys += [Keyframe(t + 1.5, flamingo_left, "hold on the right leg"), Keyframe(t + 2.5, {}, "stand")]
+    keys += [Keyframe(t + 1.5, poses["flamingo_left"], "hold on the right leg"), Keyframe(t + 2.5, {}, "stand")]
     keys.append(Keyframe(t + 3.8, {}, "stand"))
-    return stand, keys
+    return poses["stand"], keys
 
 
-SCRIPTS = {"humanoid": _humanoid_script, "walker2d": _walker_script}
+def _walker_long_script() -> tuple[dict[str, float], list[Keyframe]]:
+    """44 s of slow, easy moves with four short hard ones: rare hard segments (<= 10% of the bins).
+
+    Each hard move (a fast leg swing, a quick knee lift) starts on a whole second and is back to
+    standing within it, so it is confined to about one 1-second bin.
+    """
+    poses = _walker_poses()
+    keys = [Keyframe(0.0, {}, "stand"), Keyframe(2.0, {}, "stand")]
+    t = 2.0
+
+    def easy(seconds: float) -> None:
+        nonlocal t
+        end = t + seconds
+        cycle = ("tiptoe", "half_crouch")
+        i = 0
+        while t + 3.0 <= end:  # a slow pose and back, 1.5 s each way
+            keys.append(Keyframe(t + 1.5, poses[cycle[i % 2]], "slow " + cycle[i % 2].replace("_", " ")))
+            keys.append(Keyframe(t + 3.0, {}, "stand"))
+            t += 3.0
+            i += 1
+        keys.append(Keyframe(end, {}, "stand"))
+        t = end
+
+    def swing() -> None:
+        nonlocal t
+        for i, offset in enumerate((0.25, 0.5)):
+            keys.append(Keyframe(t + offset, poses["swing_back"] if i == 0 else poses["swing_mid"], "fast leg swing"))
+        keys.append(Keyframe(t + 0.8, {}, "stand"))
+        t += 0.8
+
+    def knee(side: str) -> None:
+        nonlocal t
+        keys.append(Keyframe(t + 0.35, poses[f"flamingo_{side}"], f"quick {side} knee lift"))
+        keys.append(Keyframe(t + 0.8, {}, "stand"))
+        t += 0.8
+
+    easy(8.0)  # to 10 s
+    swing()
+    easy(10.2)  # to 21 s
+    knee("right")
+    easy(10.2)  # to 32 s
+    swing()
+    easy(8.2)  # to 41 s
+    knee("left")
+    easy(3.2)  # to 45 s
+    return poses["stand"], keys
+
+
+SCRIPTS = {
+    "humanoid": ("humanoid", _humanoid_script),
+    "walker2d": ("walker2d", _walker_script),
+    "walker2d-long": ("walker2d", _walker_long_script),
+}
+"""Scripted references by name: (robot, script). A robot's own script has the robot's name."""
 
 
 @dataclass
@@ -300,15 +360,23 @@ def _harness_wrench(mujoco, model, data, anchor: int, spec: RobotSpec, home: np.
     return np.concatenate([force, torque])
 
 
-def generate_reference(robot: str, *, settle_seconds: float = 1.0) -> ReferenceMotion:
-    """Play the robot's script through physics and record it at the control rate (deterministic)."""
-    if robot not in SCRIPTS:
-        raise ValueError(f"robot must be one of {sorted(SCRIPTS)}, got {robot!r}")
+def generate_reference(robot: str, *, script: str | None = None, settle_seconds: float = 1.0) -> ReferenceMotion:
+    """Play a script (the robot's own by default) through physics and record it at the control rate.
+
+    Deterministic: the same script gives the same reference."""
+    robots = sorted({name for name, _ in SCRIPTS.values()})
+    if robot not in robots:
+        raise ValueError(f"robot must be one of {robots}, got {robot!r}")
+    script = robot if script is None else script
+    if script not in SCRIPTS:
+        raise ValueError(f"script must be one of {sorted(SCRIPTS)}, got {script!r}")
+    if SCRIPTS[script][0] != robot:
+        raise ValueError(f"script {script!r} is for the {SCRIPTS[script][0]}, not the {robot}")
     mujoco = import_mujoco()
     spec = ROBOTS[robot]
     model = load_model(spec)
     data = mujoco.MjData(model)
-    stand, keys = SCRIPTS[robot]()
+    stand, keys = SCRIPTS[script][1]()
     anchor = model.body(spec.anchor).id
     balancer = _Balancer(mujoco, model, BALANCE[robot], anchor) if robot in BALANCE else None
     dt = model.opt.timestep * spec.frame_skip
@@ -343,7 +411,7 @@ def generate_reference(robot: str, *, settle_seconds: float = 1.0) -> ReferenceM
     fallen = np.asarray(body_pos)[:, anchor, 2] < 0.6 * home[2]
     if fallen.any():
         raise RuntimeError(
-            f"the {robot} script falls at {int(np.argmax(fallen)) / rate:.2f} s: its balance or harness fails"
+            f"the {script} script falls at {int(np.argmax(fallen)) / rate:.2f} s: its balance or harness fails"
         )
     segments = [(k.time, k.segment) for k in keys]
     return ReferenceMotion(

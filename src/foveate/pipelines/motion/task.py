@@ -113,7 +113,9 @@ class MotionTask(Task):
     @staticmethod
     def _reference(config: MotionConfig) -> ReferenceMotion:
         if config.reference is None:
-            return generate_reference(config.robot)
+            return generate_reference(config.robot, script=config.script)
+        if config.script is not None:
+            raise ValueError("give --reference or --script, not both")
         reference = load_reference(config.reference)
         if reference.robot != config.robot:
             raise ValueError(f"{config.reference}: a {reference.robot} reference, but --robot is {config.robot!r}")
