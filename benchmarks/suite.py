@@ -1,0 +1,368 @@
+"""The benchmark suite: every pipeline, uniform against the error-guided strategies, 3 seeds each.
+
+One ``foveate compare`` per case (image fields on 8 photos, radiance fields on 3 rendered meshes
+at clean and noisy targets, NeuS on the clean ones, splats, PBR samples, a motion), each with
+dense validation and paired seeds. The summary reads every run's curve the way the comparison
+reports do: a run's quality is its *settled* value (the mean of its last 3 validations: finals
+swing), compared with uniform's seed by seed; steps and wall-clock to uniform's settled quality
+are read on best-so-far curves. It writes ``summary.md`` and ``summary.json`` and, with
+``--readme``, replaces the block between ``<!-- suite:begin -->`` and ``<!-- suite:end -->`` in
+the README.
+
+Cases already done (their ``report.json`` exists) are skipped, so an interrupted suite resumes.
+The scenes it needs are rendered first with Mitsuba (``foveate data render``; cached in
+``--scenes``), the PBR dataset written with ``foveate pbr data``.
+
+    python benchmarks/suite.py                           # CPU sizes: about an hour on 2 cores
+    python benchmarks/suite.py --size gpu --workers 1    # GPU sizes
+    python benchmarks/suite.py --only image nerf         # some pipelines (or case names)
+    python benchmarks/suite.py --summarise benchmarks/results/suite --readme README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from foveate.report.compare import machine
+from foveate.report.pooling import best_so_far, crossing, settled
+
+PHOTOS = (
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+)
+"""scikit-image's photos: portraits, a grey scene, objects, a microscope slide, a sky survey (1000 x 872)
+and a fundus image (1411 x 1411)."""
+MESHES = ("bunny", "cow", "airplane")
+"""Mitsuba's bunny and pymeshlab's sample cow and airplane."""
+GUIDED = ("error_weighted", "adaptive")
+IMAGE_CPU = ("--preset", "cpu", "--steps", "300", "--batch-size", "8192", "--train.validate-every", "15", "--no-ssim")
+DB_TOLERANCE = 0.1
+"""A guided strategy 'hurts' when it settles this many dB below uniform (PSNR metrics)."""
+RELATIVE_TOLERANCE = 0.01
+"""... or, for other metrics, this fraction worse than uniform."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One comparison: a pipeline on one input, at a CPU and a GPU size."""
+
+    name: str
+    pipeline: str
+    inputs: tuple[str, ...]
+    cpu: tuple[str, ...]
+    gpu: tuple[str, ...]
+    strategies: tuple[str, ...] = ("uniform", *GUIDED)
+
+
+def scene_dir(scenes: Path, mesh: str, noisy: bool) -> Path:
+    return scenes / f"{mesh}64-{'noisy' if noisy else 'clean'}"
+
+
+def cases(scenes: Path, pbr_data: Path) -> list[Case]:
+    found: list[Case] = []
+    for photo in PHOTOS:
+        found.append(
+            Case(
+                f"image-{photo}",
+                "image",
+                ("--image", photo),
+                IMAGE_CPU,
+                ("--preset", "default", "--train.validate-every", "50"),
+            )
+        )
+    for mesh in MESHES:
+        for noisy in (False, True):
+            found.append(
+                Case(
+                    f"nerf-{mesh}-{'noisy' if noisy else 'clean'}",
+                    "nerf",
+                    ("--scene", str(scene_dir(scenes, mesh, noisy))),
+                    ("--preset", "cpu", "--steps", "300", "--train.validate-every", "15"),
+                    ("--preset", "default", "--train.validate-every", "100"),
+                )
+            )
+    for mesh in MESHES:
+        found.append(
+            Case(
+                f"neus-{mesh}",
+                "neus",
+                ("--scene", str(scene_dir(scenes, mesh, False))),
+                ("--preset", "cpu", "--steps", "100", "--train.validate-every", "20"),
+                ("--preset", "fast", "--train.validate-every", "250"),
+            )
+        )
+    found.append(
+        Case(
+            "splat-bunny",
+            "splat",
+            ("--scene", str(scene_dir(scenes, "bunny", False))),
+            ("--preset", "cpu", "--steps", "500", "--train.validate-every", "25"),
+            ("--preset", "default", "--train.validate-every", "500"),
+        )
+    )
+    found.append(
+        Case(
+            "pbr",
+            "pbr",
+            ("--data-root", str(pbr_data)),
+            ("--preset", "tiny", "--epochs", "8", "--training.val-every-n-epochs", "1"),
+            ("--preset", "quick_test", "--image-size", "128"),
+        )
+    )
+    found.append(
+        Case(
+            "motion-walker2d",
+            "motion",
+            ("--preset", "walker2d"),
+            ("--steps", "60", "--train.validate-every", "5"),
+            ("--steps", "500", "--num-envs", "4096"),
+            strategies=("uniform", "paper", "official"),
+        )
+    )
+    return found
+
+
+def prepare(scenes: Path, pbr_data: Path, chosen: list[Case]) -> None:
+    """Render the scenes and write the dataset the chosen cases need (once)."""
+    import pymeshlab  # the cow and the airplane ship with it
+
+    samples = Path(pymeshlab.__file__).parent / "tests" / "sample_meshes"
+    sources = {"bunny": "bunny", "cow": str(samples / "cow.obj"), "airplane": str(samples / "airplane.obj")}
+    needed = {a for case in chosen for a in case.inputs if a.startswith(str(scenes))}
+    for mesh in MESHES:
+        for noisy in (False, True):
+            out = scene_dir(scenes, mesh, noisy)
+            if str(out) not in needed or (out / "render.json").exists():
+                continue
+            spp = ["--spp", "8", "--noise"] if noisy else ["--spp", "256"]
+            command = ["foveate", "data", "render", "--out", str(out), "--scene", sources[mesh], "--views", "32"]
+            command += ["--val-views", "8", "--test-views", "0", "--width", "64", "--height", "64", *spp]
+            _run(command, None)
+    if any(case.pipeline == "pbr" for case in chosen) and not (pbr_data / "output").exists():
+        _run(["foveate", "pbr", "data", "--out", str(pbr_data), "--samples", "64", "--size", "64"], None)
+
+
+def _run(command: list[str], log: Path | None) -> None:
+    command = [sys.executable, "-m", "foveate", *command[1:]] if command[0] == "foveate" else command
+    print("$", shlex.join(command), flush=True)
+    if log is None:
+        subprocess.run(command, check=True)
+        return
+    with log.open("w") as stream:
+        subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
+
+
+def train(chosen: list[Case], out: Path, size: str, seeds: int, workers: int) -> None:
+    for case in chosen:
+        target = out / case.name
+        if (target / "report.json").exists():
+            print(f"{case.name}: done already, skipped", flush=True)
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        command = ["foveate", "compare", case.pipeline, *case.inputs, *(case.cpu if size == "cpu" else case.gpu)]
+        command += ["--strategies", *case.strategies, "--seeds", str(seeds), "--workers", str(workers)]
+        command += ["--out", str(target)]
+        started = time.perf_counter()
+        try:
+            _run(command, target / "suite.log")
+        except subprocess.CalledProcessError:
+            print(f"{case.name}: FAILED, see {target / 'suite.log'}; going on", flush=True)
+            continue
+        seconds = time.perf_counter() - started
+        (target / "suite.json").write_text(json.dumps({"seconds": seconds, "size": size}, indent=1) + "\n")
+        print(f"{case.name}: {seconds / 60:.1f} min", flush=True)
+
+
+def _ratio(run: list, base: list, goal: float, higher: bool, column: int) -> float | None:
+    mine = crossing(best_so_far(run, higher), goal, higher, column)
+    theirs = crossing(best_so_far(base, higher), goal, higher, column)
+    if mine is None or theirs is None or theirs <= 0:
+        return None
+    return mine / theirs
+
+
+def _median(values: list[float | None]) -> float | None:
+    """Median with 'never reached' as +infinity; None when the median itself is not reached."""
+    if not values:
+        return None
+    middle = statistics.median(float("inf") if v is None else v for v in values)
+    return None if middle == float("inf") else middle
+
+
+def read_case(report: dict, seconds: float | None) -> dict:
+    """Per guided strategy: settled deltas (mean, worst seed), step and wall ratios, seeds reached."""
+    metric = report["metric"]
+    higher = metric["higher_is_better"]
+    sign = 1.0 if higher else -1.0
+    reference = report["reference"]
+    runs = {(r["variant"], r["seed"]): r for r in report["runs"]}
+    base = {seed: r for (variant, seed), r in runs.items() if variant == reference}
+    result = {
+        "pipeline": report["pipeline"],
+        "source": report["source"],
+        "metric": metric["label"],
+        "higher_is_better": higher,
+        "seeds": sorted(base),
+        "minutes": None if seconds is None else seconds / 60,
+        "uniform_settled": statistics.fmean(settled(r["curve"]) for r in base.values()),
+        "strategies": {},
+    }
+    for variant in dict.fromkeys(v for v, _ in runs):
+        if variant == reference:
+            continue
+        deltas, relative, steps, walls = [], [], [], []
+        for seed, ref in base.items():
+            run = runs.get((variant, seed))
+            if run is None:
+                continue
+            mine, theirs = settled(run["curve"]), settled(ref["curve"])
+            deltas.append(mine - theirs)
+            relative.append(sign * (mine - theirs) / max(abs(theirs), 1e-12))
+            steps.append(_ratio(run["curve"], ref["curve"], theirs, higher, 0))
+            walls.append(_ratio(run["curve"], ref["curve"], theirs, higher, 2))
+        worst = min(range(len(deltas)), key=lambda i: sign * deltas[i])
+        result["strategies"][variant] = {
+            "settled_delta_mean": statistics.fmean(deltas),
+            "settled_delta_worst": deltas[worst],
+            "relative_worst": relative[worst],
+            "steps_ratio_median": _median(steps),
+            "wall_ratio_median": _median(walls),
+            "reached": sum(s is not None for s in steps),
+        }
+    return result
+
+
+def hurts(result: dict, strategy: dict) -> bool:
+    """Whether a strategy's worst seed settles beyond the tolerance below uniform."""
+    if "dB" in result["metric"]:
+        return strategy["settled_delta_worst"] < -DB_TOLERANCE
+    return strategy["relative_worst"] < -RELATIVE_TOLERANCE
+
+
+def summarise(out: Path) -> dict:
+    results = {}
+    for report_path in sorted(out.glob("*/report.json")):
+        timing = report_path.parent / "suite.json"
+        seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else None
+        results[report_path.parent.name] = read_case(json.loads(report_path.read_text()), seconds)
+    best_steps = []
+    for result in results.values():
+        ratios = [s["steps_ratio_median"] for s in result["strategies"].values()]
+        reached = [r for r in ratios if r is not None]
+        best_steps.append(min(reached) if reached else None)
+    adaptive = [r["strategies"]["adaptive"] for r in results.values() if "adaptive" in r["strategies"]]
+    return {
+        "cases": results,
+        "median_best_steps_ratio": _median(best_steps),
+        "adaptive_hurts": [
+            name
+            for name, r in results.items()
+            if "adaptive" in r["strategies"] and hurts(r, r["strategies"]["adaptive"])
+        ],
+        "adaptive_cases": len(adaptive),
+    }
+
+
+def _fmt(value: float | None, spec: str = ".2f", suffix: str = "x") -> str:
+    return "not reached" if value is None else f"{value:{spec}}{suffix}"
+
+
+def markdown(summary: dict, header: str) -> str:
+    lines = [
+        header,
+        "",
+        "| case | uniform (settled) | strategy | vs uniform: mean / worst seed "
+        "| steps to uniform's | wall-clock to uniform's |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, result in summary["cases"].items():
+        unit = (
+            " dB"
+            if "dB" in result["metric"]
+            else f" ({result['metric']}, {'higher' if result['higher_is_better'] else 'lower'} is better)"
+        )
+        for i, (strategy, s) in enumerate(result["strategies"].items()):
+            first = f"| {name} | {result['uniform_settled']:.3g}{unit} " if i == 0 else "| | "
+            mark = " (hurts)" if hurts(result, s) else ""
+            lines.append(
+                f"{first}| {strategy} | {s['settled_delta_mean']:+.3g} / {s['settled_delta_worst']:+.3g}{mark} "
+                f"| {_fmt(s['steps_ratio_median'])} | {_fmt(s['wall_ratio_median'])} |"
+            )
+    hurt = summary["adaptive_hurts"]
+    lines += [
+        "",
+        f"Median over cases of the best strategy's steps to uniform's settled quality: "
+        f"{_fmt(summary['median_best_steps_ratio'])}. `adaptive` settles more than {DB_TOLERANCE} dB "
+        f"({RELATIVE_TOLERANCE:.0%} for other metrics) below uniform on its worst seed in "
+        f"{len(hurt)} of {summary['adaptive_cases']} cases" + (f": {', '.join(hurt)}." if hurt else "."),
+    ]
+    return "\n".join(lines)
+
+
+def replace_block(readme: Path, block: str) -> None:
+    text = readme.read_text()
+    begin, end = "<!-- suite:begin -->", "<!-- suite:end -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"{readme}: no {begin} ... {end} block to replace")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{begin}\n{block}\n{end}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("cpu", "gpu"), default="cpu", help="the cases' settings")
+    parser.add_argument("--only", nargs="+", default=[], help="pipelines or case names to run")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="training processes in parallel per case")
+    parser.add_argument("--scenes", type=Path, default=Path("scenes/suite"), help="where rendered scenes are kept")
+    parser.add_argument("--pbr-data", type=Path, default=Path("runs/suite-pbr-data"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/suite"))
+    parser.add_argument("--summarise", type=Path, help="train nothing: summarise the cases in this folder")
+    parser.add_argument("--readme", type=Path, help="replace the suite block of this README with the summary")
+    args = parser.parse_args()
+    out = args.summarise or args.out
+    if args.summarise is None:
+        chosen = [
+            c for c in cases(args.scenes, args.pbr_data) if not args.only or {c.name, c.pipeline} & set(args.only)
+        ]
+        if not chosen:
+            raise SystemExit(f"--only {' '.join(args.only)}: no such pipeline or case")
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        prepare(args.scenes, args.pbr_data, chosen)
+        train(chosen, out, args.size, args.seeds, args.workers)
+        info = {"command": shlex.join(["python", *sys.argv]), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+        info["minutes"] = (time.perf_counter() - started) / 60
+        (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+    summary = summarise(out)
+    run_info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    header = (
+        f"Suite: `{run_info.get('command', 'python benchmarks/suite.py')}`, {run_info.get('date', '')}, "
+        f"{run_info.get('machine', {}).get('cpu_model', '')} ({run_info.get('machine', {}).get('cpus', '?')} cores), "
+        f"{len(summary['cases'])} cases x {len(next(iter(summary['cases'].values()), {}).get('seeds', []))} seeds"
+    )
+    table = markdown(summary, header)
+    (out / "summary.md").write_text(table + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(table)
+    if args.readme:
+        replace_block(args.readme, table)
+
+
+if __name__ == "__main__":
+    main()
