@@ -13,6 +13,9 @@ code at a small size to show it works; absolute CPU timings are not to be quoted
 The sampler's share is measured two ways, both in the same process: (a) a separate timing
 of ``sample`` + ``update`` alone at the same batch size, divided by the full step time; (b)
 the full step timed with and without the sampler (a fixed pre-drawn id batch replaces it).
+For the radiance field it also counts the field queries per ray the occupancy grid leaves for a
+batch each strategy draws: guided rays favour the object, which the grid cannot skip, so a
+guided step costs more than a uniform one for reasons that are not the sampler's.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ def measure(args: argparse.Namespace, strategy: str) -> dict:
         task.training_step(fixed, trainer.step, trainer.optimization)
 
     bare_times = _timed(device, step_without_sampler, args.steps)
+    marched = samples_per_ray(task, sampler.sample(batch_size, trainer.step).ids) if args.pipeline == "nerf" else None
     step = statistics.median(step_times)
     sampler_seconds = statistics.median(sampler_times)
     bare = statistics.median(bare_times)
@@ -108,7 +112,20 @@ def measure(args: argparse.Namespace, strategy: str) -> dict:
         "sampler_share": sampler_seconds / step,
         "step_without_sampler_ms": bare * 1e3,
         "sampler_share_by_difference": max(step - bare, 0.0) / step,
+        "samples_per_ray": marched,
     }
+
+
+@torch.no_grad()
+def samples_per_ray(task, ids: torch.Tensor) -> float:
+    """Field queries per ray that the occupancy grid leaves for a batch the strategy draws."""
+    from foveate.models.volume_rendering import render_rays
+
+    rays = task.rays.gather(ids).rays
+    rendered = render_rays(
+        task.field, rays[:, :3], rays[:, 3:], task.aabb, task.step_size, task.max_samples, task.occupancy
+    )
+    return rendered.num_samples / ids.numel()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{strategy:>15}: {row['step_ms']:8.2f} ms/step  {row['it_per_s']:7.2f} it/s  "
             f"{row['units_per_s'] / 1e6:8.3f} M units/s  "
             f"sampler {row['sampler_ms']:7.3f} ms = {100 * row['sampler_share']:5.2f}% of the step "
-            f"(by difference: {100 * row['sampler_share_by_difference']:5.2f}%)",
+            f"(by difference: {100 * row['sampler_share_by_difference']:5.2f}%)"
+            + ("" if row["samples_per_ray"] is None else f"  {row['samples_per_ray']:6.1f} samples/ray"),
             flush=True,
         )
     source = args.image if args.pipeline == "image" else args.scene
