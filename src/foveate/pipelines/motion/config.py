@@ -74,8 +74,8 @@ PRESETS: dict[str, Preset[MotionConfig]] = {
     "humanoid": Preset("gymnasium's humanoid, 64 environments, 24 control steps each per iteration", _preset()),
     "walker2d": Preset("gymnasium's walker2d (planar), 64 environments", _preset(robot="walker2d")),
     "walker2d-long": Preset(
-        "walker2d on a 45 s reference whose hard moves are rare (4 of 46 bins), 64 environments",
-        _preset(robot="walker2d", script="walker2d-long", train__steps=1000),
+        "walker2d on a 45 s reference whose hard moves are rare (4 of 46 bins); 2 s episodes, 64 environments",
+        _preset(robot="walker2d", script="walker2d-long", episode_seconds=2.0, train__steps=1000),
     ),
     "tiny": Preset(
         "for tests and smoke runs: walker2d, 4 environments, 2 iterations",
