@@ -15,43 +15,14 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import torch
+from foveate.sampling.synthetic import CASES, simulate
 
-from foveate.sampling import Sampler
-
-UNITS, BATCH = 2000, 100
 VARIANTS = {
     "uniform": ("uniform", {}),
     "error_weighted": ("error_weighted", {}),
     "adaptive, equal shares (sharpness 0)": ("adaptive", {"sharpness": 0.0}),
     "adaptive": ("adaptive", {}),
 }
-
-
-def population(case: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    chosen = torch.randperm(UNITS, generator=torch.Generator().manual_seed(seed))
-    reducible, floor = torch.full((UNITS,), 0.01), torch.zeros(UNITS)
-    if case == "concentrated":
-        reducible[chosen[: UNITS // 20]] = 1.0
-    else:
-        reducible[:] = 0.3
-        if case == "noise_floors":
-            floor[chosen[: UNITS // 5]] = 3.0
-    return reducible, floor
-
-
-def run(case: str, strategy: str, options: dict, seed: int, steps: int) -> tuple[float, dict]:
-    reducible, floor = population(case, seed)
-    sampler = Sampler(UNITS, strategy, warmup_iterations=0, update_frequency=10, seed=seed, **options)
-    area, shares = 0.0, {}
-    for step in range(steps):
-        area += float(reducible.mean()) / steps
-        ids = sampler.sample(BATCH, step).ids
-        sampler.update(ids, floor[ids] + reducible[ids], step)
-        reducible[ids] *= 0.9
-        if step == steps // 2:
-            shares = sampler.stats()["mixture"]
-    return area, shares
 
 
 def main() -> None:
@@ -61,13 +32,13 @@ def main() -> None:
     args = parser.parse_args()
     print("| case | strategy | area under the error curve (x 1000), mean over seeds | vs uniform | shares half-way |")
     print("|---|---|---|---|---|")
-    for case in ("concentrated", "noise_floors", "flat"):
+    for case in CASES:
         uniform = None
         for label, (strategy, options) in VARIANTS.items():
-            results = [run(case, strategy, options, seed, args.steps) for seed in range(args.seeds)]
-            area = statistics.fmean(r[0] for r in results) * 1000
+            results = [simulate(case, strategy, steps=args.steps, seed=seed, **options) for seed in range(args.seeds)]
+            area = statistics.fmean(r.area for r in results) * 1000
             uniform = area if uniform is None else uniform
-            shares = ", ".join(f"{k} {v:.2f}" for k, v in results[0][1].items()) if strategy == "adaptive" else ""
+            shares = ", ".join(f"{k} {v:.2f}" for k, v in results[0].mixture.items()) if strategy == "adaptive" else ""
             print(f"| {case} | {label} | {area:.2f} | {area / uniform:.2f}x | {shares} |", flush=True)
 
 

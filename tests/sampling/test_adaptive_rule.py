@@ -1,67 +1,33 @@
-"""The adaptive rule on synthetic populations where the best component is known.
-
-Each unit has a reducible error, which shrinks by 10% whenever the unit is drawn, and an
-irreducible floor. The measured error is their sum. Quality is the mean reducible error
-averaged over the run (an area under the curve: lower means faster).
-"""
+"""The adaptive rule on synthetic populations where the best component is known
+(:mod:`foveate.sampling.synthetic`: a unit's reducible error falls by 10% when it is drawn, its
+floor never does; quality is the area under the mean reducible error, lower is faster)."""
 
 import pytest
 import torch
 
 from foveate.sampling import Sampler
-
-UNITS, BATCH = 2000, 100
-STEPS = {"concentrated": 200, "noise_floors": 400}
-
-
-def population(case: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    chosen = torch.randperm(UNITS, generator=generator)
-    reducible, floor = torch.full((UNITS,), 0.01), torch.zeros(UNITS)
-    if case == "concentrated":  # 5% of units hold nearly all the error: focusing pays
-        reducible[chosen[: UNITS // 20]] = 1.0
-    elif case == "noise_floors":  # 20% of units carry error no draw removes: focusing wastes draws
-        reducible[:] = 0.3
-        floor[chosen[: UNITS // 5]] = 3.0
-    else:
-        raise ValueError(case)
-    return reducible, floor
-
-
-def run(case: str, strategy: str, seed: int) -> tuple[float, dict[str, float]]:
-    reducible, floor = population(case, seed)
-    steps = STEPS[case]
-    sampler = Sampler(UNITS, strategy, warmup_iterations=0, update_frequency=10, seed=seed)
-    area, mixture = 0.0, {}
-    for step in range(steps):
-        area += float(reducible.mean()) / steps
-        ids = sampler.sample(BATCH, step).ids
-        sampler.update(ids, floor[ids] + reducible[ids], step)
-        reducible[ids] *= 0.9
-        if step == steps // 2:
-            mixture = sampler.stats()["mixture"]
-    return area, mixture
+from foveate.sampling.synthetic import population, simulate
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_concentrated_errors_go_to_error_weighted(seed):
-    uniform, _ = run("concentrated", "uniform", seed)
-    focused, _ = run("concentrated", "error_weighted", seed)
-    adaptive, mixture = run("concentrated", "adaptive", seed)
+    uniform = simulate("concentrated", "uniform", steps=200, seed=seed).area
+    focused = simulate("concentrated", "error_weighted", steps=200, seed=seed).area
+    adaptive = simulate("concentrated", "adaptive", steps=200, seed=seed)
     assert focused < 0.6 * uniform  # the case is what it claims: error_weighted is best
-    assert mixture["error_weighted"] > 0.7
-    assert adaptive < 0.6 * uniform
-    assert adaptive - focused < 0.25 * (uniform - focused)  # most of the best component's gain
+    assert adaptive.mixture["error_weighted"] > 0.7
+    assert adaptive.area < 0.6 * uniform
+    assert adaptive.area - focused < 0.25 * (uniform - focused)  # most of the best component's gain
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_noise_floors_fall_back_to_uniform(seed):
-    uniform, _ = run("noise_floors", "uniform", seed)
-    focused, _ = run("noise_floors", "error_weighted", seed)
-    adaptive, mixture = run("noise_floors", "adaptive", seed)
+    uniform = simulate("noise_floors", "uniform", steps=400, seed=seed).area
+    focused = simulate("noise_floors", "error_weighted", steps=400, seed=seed).area
+    adaptive = simulate("noise_floors", "adaptive", steps=400, seed=seed)
     assert uniform < 0.9 * focused  # the case is what it claims: uniform is best
-    assert mixture["uniform"] > 0.6
-    assert adaptive < 1.03 * uniform
+    assert adaptive.mixture["uniform"] > 0.6
+    assert adaptive.area < 1.03 * uniform
 
 
 def test_progress_score_is_the_geometric_mean_of_relative_and_per_draw_drops():
@@ -76,15 +42,16 @@ def test_progress_score_is_the_geometric_mean_of_relative_and_per_draw_drops():
 
 
 def test_sharpness_zero_keeps_equal_shares():
-    s = Sampler(UNITS, "adaptive", warmup_iterations=0, update_frequency=5, sharpness=0.0, seed=0)
-    reducible, floor = population("concentrated", 0)
-    for step in range(40):
-        ids = s.sample(BATCH, step).ids
-        s.update(ids, floor[ids] + reducible[ids], step)
-        reducible[ids] *= 0.9
-    assert s.stats()["mixture"] == pytest.approx({"uniform": 0.5, "error_weighted": 0.5})
+    assert simulate("concentrated", "adaptive", steps=40, sharpness=0.0).mixture == pytest.approx(
+        {"uniform": 0.5, "error_weighted": 0.5}
+    )
 
 
 def test_sharpness_must_be_non_negative():
     with pytest.raises(ValueError, match="sharpness"):
         Sampler(10, "adaptive", sharpness=-1.0)
+
+
+def test_unknown_case_is_named():
+    with pytest.raises(ValueError, match="case must be one of"):
+        population("steep", 10, 0)
