@@ -224,13 +224,14 @@ def read_case(report: dict, seconds: float | None) -> dict:
     for variant in dict.fromkeys(v for v, _ in runs):
         if variant == reference:
             continue
-        deltas, relative, steps, walls = [], [], [], []
+        deltas, finals, relative, steps, walls = [], [], [], [], []
         for seed, ref in base.items():
             run = runs.get((variant, seed))
             if run is None:
                 continue
             mine, theirs = settled(run["curve"]), settled(ref["curve"])
             deltas.append(mine - theirs)
+            finals.append(run["curve"][-1][1] - ref["curve"][-1][1])
             relative.append(sign * (mine - theirs) / max(abs(theirs), 1e-12))
             steps.append(_ratio(run["curve"], ref["curve"], theirs, higher, 0))
             walls.append(_ratio(run["curve"], ref["curve"], theirs, higher, 2))
@@ -238,7 +239,9 @@ def read_case(report: dict, seconds: float | None) -> dict:
         result["strategies"][variant] = {
             "settled_delta_mean": statistics.fmean(deltas),
             "settled_delta_worst": deltas[worst],
+            "settled_delta_sd": statistics.pstdev(deltas),
             "relative_worst": relative[worst],
+            "final_delta_mean": statistics.fmean(finals),
             "steps_ratio_median": _median(steps),
             "wall_ratio_median": _median(walls),
             "reached": sum(s is not None for s in steps),
@@ -285,9 +288,9 @@ def markdown(summary: dict, header: str) -> str:
     lines = [
         header,
         "",
-        "| case | uniform (settled) | strategy | vs uniform: mean / worst seed "
-        "| steps to uniform's | wall-clock to uniform's |",
-        "|---|---|---|---|---|---|",
+        "| case | uniform (settled) | strategy | settled vs uniform: mean ± sd / worst seed | final vs uniform "
+        "| steps to uniform's settled | wall-clock to it |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, result in summary["cases"].items():
         unit = (
@@ -299,8 +302,9 @@ def markdown(summary: dict, header: str) -> str:
             first = f"| {name} | {result['uniform_settled']:.3g}{unit} " if i == 0 else "| | "
             mark = " (hurts)" if hurts(result, s) else ""
             lines.append(
-                f"{first}| {strategy} | {s['settled_delta_mean']:+.3g} / {s['settled_delta_worst']:+.3g}{mark} "
-                f"| {_fmt(s['steps_ratio_median'])} | {_fmt(s['wall_ratio_median'])} |"
+                f"{first}| {strategy} | {s['settled_delta_mean']:+.3g} ± {s['settled_delta_sd']:.2g} / "
+                f"{s['settled_delta_worst']:+.3g}{mark} "
+                f"| {s['final_delta_mean']:+.3g} | {_fmt(s['steps_ratio_median'])} | {_fmt(s['wall_ratio_median'])} |"
             )
     hurt = summary["adaptive_hurts"]
     lines += [
