@@ -86,10 +86,14 @@ def _pipeline_usage(command: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foveate`` console script; Ctrl-C outside a training step ends it without a traceback."""
     try:
-        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+        code = _dispatch(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         print("foveate: interrupted", file=sys.stderr)
         return 130
+    from foveate.train.distributed import leave
+
+    leave()
+    return code
 
 
 def _dispatch(args: list[str]) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ALONE", "Ranks", "first_process", "join", "local_batch", "rank_device", "ranks", "world_size"]
+__all__ = ["ALONE", "Ranks", "first_process", "join", "leave", "local_batch", "rank_device", "ranks", "world_size"]
 
 _joined: Ranks | None = None
 
@@ -221,6 +221,23 @@ def join(device: torch.device | None = None) -> Ranks:
     control = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
     _joined = Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), control)
     return _joined
+
+
+def leave() -> None:
+    """Leave the process group together, if this process joined one.
+
+    Every rank waits for the others before the group is torn down, so no rank exits (and, on the
+    node that hosts the rendezvous store, takes the store with it) while another still uses it.
+    """
+    global _joined
+    if _joined is None:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    _joined = None
 
 
 def rank_device(device: torch.device, ranks: Ranks) -> torch.device:
