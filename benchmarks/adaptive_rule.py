@@ -3,7 +3,9 @@
 Each of 2,000 units has a reducible error, cut by 10% whenever the unit is drawn (100 a step),
 and an irreducible floor; the sampler sees their sum. Cases: ``concentrated`` (5% of the units
 hold error 1, the rest 0.01: focusing pays), ``noise_floors`` (every unit 0.3, and 20% carry a
-floor of 3 no draw removes: focusing wastes draws), ``flat`` (every unit 0.3: nothing to find).
+floor of 3 no draw removes: focusing wastes draws), ``measurement_noise`` (every unit 0.3, each
+measurement adding exponential noise of mean 1: high errors are noise that regresses when
+measured again), ``flat`` (every unit 0.3: nothing to find).
 Quality is the mean reducible error averaged over the run (an area under the curve; lower is
 faster), per strategy and seed, and the adaptive mixture's shares half-way through.
 
@@ -20,7 +22,8 @@ from foveate.sampling.synthetic import CASES, simulate
 VARIANTS = {
     "uniform": ("uniform", {}),
     "error_weighted": ("error_weighted", {}),
-    "adaptive, equal shares (sharpness 0)": ("adaptive", {"sharpness": 0.0}),
+    "adaptive, equal shares (sharpness 0, evidence 0)": ("adaptive", {"sharpness": 0.0, "evidence": 0.0}),
+    "adaptive, every score trusted (evidence 0)": ("adaptive", {"evidence": 0.0}),
     "adaptive": ("adaptive", {}),
 }
 

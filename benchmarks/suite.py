@@ -1,7 +1,7 @@
 """The benchmark suite: every pipeline, uniform against the error-guided strategies, 3 seeds each.
 
-One ``foveate compare`` per case (image fields on 8 photos, radiance fields on 3 rendered meshes
-at clean and noisy targets, NeuS on the clean ones, splats, PBR samples, a motion), each with
+One ``foveate compare`` per case (image fields on 8 photos, radiance fields and NeuS on 3 rendered
+meshes at clean and noisy targets, splats, PBR samples, a motion), each with
 dense validation and paired seeds. The summary reads every run's curve the way the comparison
 reports do: a run's quality is its *settled* value (the mean of its last 3 validations: finals
 swing), compared with uniform's seed by seed; steps and wall-clock to uniform's settled quality
@@ -10,12 +10,20 @@ are read on best-so-far curves. It writes ``summary.md`` and ``summary.json`` an
 the README.
 
 Cases already done (their ``report.json`` exists) are skipped, so an interrupted suite resumes.
+``--rerun adaptive`` trains that strategy again in the chosen cases that are done and pools the
+new runs with the case's other variants (the earlier report is kept in ``previous/``): a change to
+one strategy is measured against the same uniform runs, seed by seed. ``--null`` trains uniform
+again with other draws (``--sampling.draw-seed``; same seeds, so the same initialisations) into
+each case's ``null/``: its deltas to uniform are what the draws' luck alone moves a run, the
+yardstick for every other delta in the case.
 The scenes it needs are rendered first with Mitsuba (``foveate data render``; cached in
 ``--scenes``), the PBR dataset written with ``foveate pbr data``.
 
     python benchmarks/suite.py                           # CPU sizes: about an hour on 2 cores
     python benchmarks/suite.py --size gpu --workers 1    # GPU sizes
     python benchmarks/suite.py --only image nerf         # some pipelines (or case names)
+    python benchmarks/suite.py --rerun adaptive          # one strategy again, against the same uniform runs
+    python benchmarks/suite.py --null --only nerf        # uniform with other draws: the spread of luck alone
     python benchmarks/suite.py --summarise benchmarks/results/suite --readme README.md
 """
 
@@ -50,6 +58,9 @@ MESHES = ("bunny", "cow", "airplane")
 """Mitsuba's bunny and pymeshlab's sample cow and airplane."""
 GUIDED = ("error_weighted", "adaptive")
 IMAGE_CPU = ("--preset", "cpu", "--steps", "300", "--batch-size", "8192", "--train.validate-every", "15", "--no-ssim")
+NULL = "uniform, other draws"
+"""The null variant: uniform with draws seeded apart from the model (``--null``)."""
+NULL_DRAW_SEED = 1000
 DB_TOLERANCE = 0.1
 """A guided strategy 'hurts' when it settles this many dB below uniform (PSNR metrics)."""
 RELATIVE_TOLERANCE = 0.01
@@ -95,16 +106,17 @@ def cases(scenes: Path, pbr_data: Path) -> list[Case]:
                     ("--preset", "default", "--train.validate-every", "100"),
                 )
             )
-    for mesh in MESHES:
-        found.append(
-            Case(
-                f"neus-{mesh}",
-                "neus",
-                ("--scene", str(scene_dir(scenes, mesh, False))),
-                ("--preset", "cpu", "--steps", "100", "--train.validate-every", "20"),
-                ("--preset", "fast", "--train.validate-every", "250"),
+    for noisy in (False, True):
+        for mesh in MESHES:
+            found.append(
+                Case(
+                    f"neus-{mesh}{'-noisy' if noisy else ''}",
+                    "neus",
+                    ("--scene", str(scene_dir(scenes, mesh, noisy))),
+                    ("--preset", "cpu", "--steps", "100", "--train.validate-every", "20"),
+                    ("--preset", "fast", "--train.validate-every", "250"),
+                )
             )
-        )
     found.append(
         Case(
             "splat-bunny",
@@ -166,25 +178,73 @@ def _run(command: list[str], log: Path | None) -> None:
         subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
 
 
-def train(chosen: list[Case], out: Path, size: str, seeds: int, workers: int) -> None:
+def _compare(case: Case, strategies: tuple[str, ...], target: Path, size: str, seeds: int, workers: int) -> float:
+    """Run ``foveate compare`` for one case into ``target``; returns the seconds it took."""
+    target.mkdir(parents=True, exist_ok=True)
+    command = ["foveate", "compare", case.pipeline, *case.inputs, *(case.cpu if size == "cpu" else case.gpu)]
+    command += ["--strategies", *strategies, "--seeds", str(seeds), "--workers", str(workers)]
+    command += ["--out", str(target)]
+    started = time.perf_counter()
+    _run(command, target / "suite.log")
+    return time.perf_counter() - started
+
+
+def rerun(case: Case, strategies: tuple[str, ...], target: Path, size: str, seeds: int, workers: int) -> None:
+    """Train ``strategies`` again for a done case and pool them with its other variants' runs."""
+    previous = target / "previous"
+    if not (previous / "report.json").exists():
+        previous.mkdir(exist_ok=True)
+        for name in ("report.json", "report.md", *(figure.name for figure in target.glob("*.png"))):
+            (target / name).replace(previous / name)
+    earlier = json.loads((previous / "report.json").read_text())
+    kept = dict(earlier, runs=[r for r in earlier["runs"] if r["variant"] not in strategies])
+    (previous / "kept.json").write_text(json.dumps(kept) + "\n")
+    fresh = target / f"rerun-{'-'.join(strategies)}"
+    if not (fresh / "report.json").exists():
+        seconds = _compare(case, strategies, fresh, size, seeds, workers)
+        print(f"{case.name}: {', '.join(strategies)} again in {seconds / 60:.1f} min", flush=True)
+    command = ["foveate", "compare", case.pipeline, "--pool", str(previous / "kept.json"), str(fresh)]
+    _run([*command, "--out", str(target)], target / "pool.log")
+
+
+def train(chosen: list[Case], out: Path, size: str, seeds: int, workers: int, again: tuple[str, ...] = ()) -> None:
     for case in chosen:
         target = out / case.name
-        if (target / "report.json").exists():
-            print(f"{case.name}: done already, skipped", flush=True)
-            continue
-        target.mkdir(parents=True, exist_ok=True)
-        command = ["foveate", "compare", case.pipeline, *case.inputs, *(case.cpu if size == "cpu" else case.gpu)]
-        command += ["--strategies", *case.strategies, "--seeds", str(seeds), "--workers", str(workers)]
-        command += ["--out", str(target)]
-        started = time.perf_counter()
+        redo = tuple(s for s in again if s in case.strategies)
         try:
-            _run(command, target / "suite.log")
+            if (target / "report.json").exists() or (target / "previous" / "report.json").exists():
+                if redo:
+                    rerun(case, redo, target, size, seeds, workers)
+                else:
+                    print(f"{case.name}: done already, skipped", flush=True)
+                continue
+            seconds = _compare(case, case.strategies, target, size, seeds, workers)
         except subprocess.CalledProcessError:
-            print(f"{case.name}: FAILED, see {target / 'suite.log'}; going on", flush=True)
+            print(f"{case.name}: FAILED, see the logs in {target}; going on", flush=True)
             continue
-        seconds = time.perf_counter() - started
         (target / "suite.json").write_text(json.dumps({"seconds": seconds, "size": size}, indent=1) + "\n")
         print(f"{case.name}: {seconds / 60:.1f} min", flush=True)
+
+
+def train_null(chosen: list[Case], out: Path, size: str, seeds: int, workers: int) -> None:
+    """Uniform again with other draws, in each chosen case's ``null/``."""
+    for case in chosen:
+        target = out / case.name / "null"
+        if "uniform" not in case.strategies or (target / "report.json").exists():
+            continue
+        null = Case(
+            case.name,
+            case.pipeline,
+            case.inputs,
+            (*case.cpu, "--sampling.draw-seed", str(NULL_DRAW_SEED)),
+            (*case.gpu, "--sampling.draw-seed", str(NULL_DRAW_SEED)),
+        )
+        try:
+            seconds = _compare(null, ("uniform",), target, size, seeds, workers)
+        except subprocess.CalledProcessError:
+            print(f"{case.name}: the null FAILED, see {target / 'suite.log'}; going on", flush=True)
+            continue
+        print(f"{case.name}: null in {seconds / 60:.1f} min", flush=True)
 
 
 def _ratio(run: list, base: list, goal: float, higher: bool, column: int) -> float | None:
@@ -261,10 +321,15 @@ def summarise(out: Path) -> dict:
     for report_path in sorted(out.glob("*/report.json")):
         timing = report_path.parent / "suite.json"
         seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else None
-        results[report_path.parent.name] = read_case(json.loads(report_path.read_text()), seconds)
+        report = json.loads(report_path.read_text())
+        null = report_path.parent / "null" / "report.json"
+        if null.exists():
+            others = [dict(r, variant=NULL) for r in json.loads(null.read_text())["runs"]]
+            report = dict(report, runs=[*report["runs"], *others])
+        results[report_path.parent.name] = read_case(report, seconds)
     best_steps = []
     for result in results.values():
-        ratios = [s["steps_ratio_median"] for s in result["strategies"].values()]
+        ratios = [s["steps_ratio_median"] for name, s in result["strategies"].items() if name != NULL]
         reached = [r for r in ratios if r is not None]
         best_steps.append(min(reached) if reached else None)
     adaptive = [r["strategies"]["adaptive"] for r in results.values() if "adaptive" in r["strategies"]]
@@ -277,7 +342,20 @@ def summarise(out: Path) -> dict:
             if "adaptive" in r["strategies"] and hurts(r, r["strategies"]["adaptive"])
         ],
         "adaptive_cases": len(adaptive),
+        "adaptive_beyond_null": [
+            name
+            for name, r in results.items()
+            if "adaptive" in r["strategies"] and NULL in r["strategies"] and beyond_null(r)
+        ],
+        "null_cases": sum(NULL in r["strategies"] for r in results.values()),
     }
+
+
+def beyond_null(result: dict) -> bool:
+    """Whether adaptive's worst seed is worse than the worst that other draws alone gave uniform."""
+    sign = 1.0 if result["higher_is_better"] else -1.0
+    adaptive, null = result["strategies"]["adaptive"], result["strategies"][NULL]
+    return sign * adaptive["settled_delta_worst"] < min(0.0, sign * null["settled_delta_worst"])
 
 
 def _fmt(value: float | None, spec: str = ".2f", suffix: str = "x") -> str:
@@ -300,7 +378,7 @@ def markdown(summary: dict, header: str) -> str:
         )
         for i, (strategy, s) in enumerate(result["strategies"].items()):
             first = f"| {name} | {result['uniform_settled']:.3g}{unit} " if i == 0 else "| | "
-            mark = " (hurts)" if hurts(result, s) else ""
+            mark = " (hurts)" if strategy != NULL and hurts(result, s) else ""
             lines.append(
                 f"{first}| {strategy} | {s['settled_delta_mean']:+.3g} ± {s['settled_delta_sd']:.2g} / "
                 f"{s['settled_delta_worst']:+.3g}{mark} "
@@ -314,6 +392,13 @@ def markdown(summary: dict, header: str) -> str:
         f"({RELATIVE_TOLERANCE:.0%} for other metrics) below uniform on its worst seed in "
         f"{len(hurt)} of {summary['adaptive_cases']} cases" + (f": {', '.join(hurt)}." if hurt else "."),
     ]
+    if summary.get("null_cases"):
+        beyond = summary["adaptive_beyond_null"]
+        lines[-1] += (
+            f" `{NULL}` is uniform again with draws seeded apart from the model: what luck alone moves a run. "
+            f"`adaptive`'s worst seed is below the null's worst in {len(beyond)} of the {summary['null_cases']} "
+            "cases with a null" + (f": {', '.join(beyond)}." if beyond else ".")
+        )
     return "\n".join(lines)
 
 
@@ -338,6 +423,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/suite"))
     parser.add_argument("--summarise", type=Path, help="train nothing: summarise the cases in this folder")
     parser.add_argument("--readme", type=Path, help="replace the suite block of this README with the summary")
+    parser.add_argument("--null", action="store_true", help="also train uniform with other draws (the null)")
+    parser.add_argument(
+        "--rerun", nargs="+", default=[], help="strategies to train again in done cases, pooled with the other variants"
+    )
     args = parser.parse_args()
     out = args.summarise or args.out
     if args.summarise is None:
@@ -349,9 +438,14 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         prepare(args.scenes, args.pbr_data, chosen)
-        train(chosen, out, args.size, args.seeds, args.workers)
+        train(chosen, out, args.size, args.seeds, args.workers, tuple(args.rerun))
+        if args.null:
+            train_null(chosen, out, args.size, args.seeds, args.workers)
         info = {"command": shlex.join(["python", *sys.argv]), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
         info["minutes"] = (time.perf_counter() - started) / 60
+        if args.rerun and (out / "run.json").exists():
+            first = json.loads((out / "run.json").read_text())
+            info = dict(first, reruns=[*first.get("reruns", []), info])
         (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
     summary = summarise(out)
     run_info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
@@ -360,6 +454,8 @@ def main() -> None:
         f"{run_info.get('machine', {}).get('cpu_model', '')} ({run_info.get('machine', {}).get('cpus', '?')} cores), "
         f"{len(summary['cases'])} cases x {len(next(iter(summary['cases'].values()), {}).get('seeds', []))} seeds"
     )
+    for again in run_info.get("reruns", []):
+        header += f"; then `{again['command']}`, {again['date']}"
     table = markdown(summary, header)
     (out / "summary.md").write_text(table + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

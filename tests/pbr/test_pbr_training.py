@@ -200,3 +200,19 @@ def test_use_wandb_logs_the_seed_tags_offline(dataset, tmp_path, monkeypatch):
             break
         time.sleep(0.1)
     assert [tag for tag in wanted if tag not in logged] == []
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "adaptive"])
+def test_the_uniform_part_of_every_draw_walks_shuffled_epochs(dataset, tmp_path, strategy):
+    config = _tiny(dataset, tmp_path)
+    config.sampling.strategy, config.sampling.warmup_iterations = strategy, 0
+    config.sampling.adaptive.evidence = 0.0
+    trainer = make_pbr_trainer(config, in_memory=True)
+    task, count = trainer.task, len(trainer.task.train_ids)
+    uniform_ids = []
+    for step in range(40):
+        ids, _ = task.draw(step)
+        labels = trainer.sampler._labels
+        uniform_ids += (ids if labels is None else ids[labels == 0]).tolist()
+        trainer.sampler.update(ids, torch.rand(len(ids)), step)
+    assert sorted(uniform_ids[:count]) == list(range(count))  # the first epoch: every sample once

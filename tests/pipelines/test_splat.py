@@ -15,6 +15,7 @@ from foveate.models.gaussians import rasterize
 from foveate.pipelines import make_trainer
 from foveate.pipelines.splat import SPEC, SplatTask, preset, scene_scale, unit_losses, view_matrices
 from foveate.pipelines.splat.task import _tiled, nearest_distances, tile_cameras
+from foveate.train import make_sampler
 
 from .test_nerf import ball_scene
 
@@ -78,15 +79,34 @@ def test_tiles_render_the_crops_of_their_view():
     assert float(full.amax()) > 0.2
 
 
+def _bound(config) -> SplatTask:
+    task = SplatTask.from_config(config, torch.device("cpu"))
+    task.bind(make_sampler(config.sampling, task.unit_shape, torch.device("cpu"), seed=0))
+    return task
+
+
 def test_uniform_draws_every_unit_once_per_shuffled_epoch(scene_dir):
     config = preset("tiny", scene=str(scene_dir), sampling__strategy="uniform", views__tiles=2)
-    task = SplatTask.from_config(config, torch.device("cpu"))
+    task = _bound(config)
     units = 8 * 4
     assert task.unit_shape == (8, 2, 2) and task.unit_noun == "view tiles"
     first = torch.cat([task.draw(3, step)[0] for step in range(units // 3)] + [task.draw(units % 3, 0)[0]])
     assert sorted(first.tolist()) == list(range(units))
     second = torch.cat([task.draw(4, 0)[0] for _ in range(units // 4)])
     assert sorted(second.tolist()) == list(range(units)) and not torch.equal(first, second)
+
+
+def test_adaptive_draws_its_uniform_share_from_shuffled_epochs(scene_dir):
+    config = preset("tiny", scene=str(scene_dir), sampling__strategy="adaptive", views__tiles=2)
+    config.sampling.adaptive.evidence = 0.0
+    config.sampling.warmup_iterations = 0
+    task = _bound(config)
+    uniform_ids = []
+    while len(uniform_ids) < 32:
+        ids, _ = task.draw(4, 1)
+        uniform_ids += ids[task.sampler._labels == 0].tolist()
+        task.sampler.update(ids, torch.rand(4), 1)
+    assert sorted(uniform_ids[:32]) == list(range(32))  # one epoch: every tile once
 
 
 def test_random_start_fills_the_box_and_spaces_splats_by_their_neighbours(scene_dir):

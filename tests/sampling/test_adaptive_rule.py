@@ -11,9 +11,9 @@ from foveate.sampling.synthetic import population, simulate
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_concentrated_errors_go_to_error_weighted(seed):
-    uniform = simulate("concentrated", "uniform", steps=200, seed=seed).area
-    focused = simulate("concentrated", "error_weighted", steps=200, seed=seed).area
-    adaptive = simulate("concentrated", "adaptive", steps=200, seed=seed)
+    uniform = simulate("concentrated", "uniform", steps=400, seed=seed).area
+    focused = simulate("concentrated", "error_weighted", steps=400, seed=seed).area
+    adaptive = simulate("concentrated", "adaptive", steps=400, seed=seed)
     assert focused < 0.6 * uniform  # the case is what it claims: error_weighted is best
     assert adaptive.mixture["error_weighted"] > 0.7
     assert adaptive.area < 0.6 * uniform
@@ -30,6 +30,38 @@ def test_noise_floors_fall_back_to_uniform(seed):
     assert adaptive.area < 1.03 * uniform
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noisy_measurements_keep_uniform(seed):
+    uniform = simulate("measurement_noise", "uniform", steps=400, seed=seed).area
+    focused = simulate("measurement_noise", "error_weighted", steps=400, seed=seed).area
+    trusting = simulate("measurement_noise", "adaptive", steps=400, seed=seed, evidence=0.0)
+    adaptive = simulate("measurement_noise", "adaptive", steps=400, seed=seed)
+    assert uniform < focused  # the case is what it claims: chasing the noise costs
+    # Noisy high errors regress when measured again, which reads as progress of error_weighted's
+    # draws: trusting every score hands it the draw; the evidence gate does not.
+    assert trusting.mixture["error_weighted"] > 0.3
+    assert adaptive.mixture["error_weighted"] == pytest.approx(0.1)  # min_share: no lead was shown
+    assert adaptive.area < 1.005 * uniform
+
+
+def test_no_evidence_leaves_the_draw_to_the_first_component():
+    s = Sampler(100, "adaptive", warmup_iterations=0, update_frequency=1, seed=0)
+    s.update(torch.arange(100), torch.rand(100), 0)
+    s.sample(10, 1)
+    assert s.stats()["mixture"] == pytest.approx({"uniform": 0.9, "error_weighted": 0.1})
+
+
+def test_standard_error_of_a_score_by_hand():
+    s = Sampler(8, "adaptive", warmup_iterations=0, update_frequency=1, progress_decay=0.0, seed=0)
+    s.update(torch.arange(8), torch.full((8,), 2.0), 0)
+    s.sample(4, 1)
+    s._labels = torch.tensor([1, 1, 1, 1], dtype=torch.uint8)
+    s.update(torch.tensor([0, 1, 2, 3]), torch.tensor([1.0, 1.0, 2.0, 2.0]), 1)
+    # drops 1, 1, 0, 0: mean 0.5, variance 0.25, standard error 0.25 over sqrt(mean previous 2)
+    assert s.strategy.standard_errors()[1].item() == pytest.approx(0.25 / 2**0.5)
+    assert s.strategy.standard_errors()[0].item() == float("inf")
+
+
 def test_progress_score_is_the_geometric_mean_of_relative_and_per_draw_drops():
     s = Sampler(8, "adaptive", warmup_iterations=0, update_frequency=1, progress_decay=0.0, seed=0)
     s.update(torch.arange(8), torch.tensor([4.0, 4.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]), 0)
@@ -42,7 +74,7 @@ def test_progress_score_is_the_geometric_mean_of_relative_and_per_draw_drops():
 
 
 def test_sharpness_zero_keeps_equal_shares():
-    assert simulate("concentrated", "adaptive", steps=40, sharpness=0.0).mixture == pytest.approx(
+    assert simulate("concentrated", "adaptive", steps=40, sharpness=0.0, evidence=0.0).mixture == pytest.approx(
         {"uniform": 0.5, "error_weighted": 0.5}
     )
 
@@ -50,6 +82,11 @@ def test_sharpness_zero_keeps_equal_shares():
 def test_sharpness_must_be_non_negative():
     with pytest.raises(ValueError, match="sharpness"):
         Sampler(10, "adaptive", sharpness=-1.0)
+
+
+def test_evidence_must_be_non_negative():
+    with pytest.raises(ValueError, match="evidence"):
+        Sampler(10, "adaptive", evidence=float("nan"))
 
 
 def test_unknown_case_is_named():

@@ -263,3 +263,47 @@ def test_unseeded_sampler_leaves_the_global_generator_alone():
     torch.manual_seed(123)
     Sampler(10)
     assert torch.equal(torch.rand(3), expected)
+
+
+class Counter:
+    """A supply of uniform ids that counts from 0 and records what it was asked for."""
+
+    def __init__(self, units: int) -> None:
+        self.units, self.next_id, self.asked = units, 0, []
+
+    def __call__(self, count: int) -> torch.Tensor:
+        self.asked.append(count)
+        ids = torch.arange(self.next_id, self.next_id + count) % self.units
+        self.next_id += count
+        return ids
+
+
+def test_uniform_ids_supply_the_whole_uniform_draw():
+    supply = Counter(50)
+    s = Sampler(50, "uniform", warmup_iterations=1, seed=0)
+    assert torch.equal(s.sample(8, 0, uniform_ids=supply).ids, torch.arange(8))  # warm-up
+    assert torch.equal(s.sample(8, 1, uniform_ids=supply).ids, torch.arange(8, 16))
+
+
+def test_uniform_ids_supply_only_the_uniform_component_of_a_mixture():
+    supply = Counter(1000)
+    s = Sampler(1000, "adaptive", warmup_iterations=0, update_frequency=1, evidence=0.0, min_share=0.3, seed=0)
+    s.update(torch.arange(1000), torch.rand(1000, generator=torch.Generator().manual_seed(0)), 0)
+    draw = s.sample(100, 1, uniform_ids=supply)
+    uniform = s._labels == 0
+    assert supply.asked == [int(uniform.sum())] and 0 < supply.asked[0] < 100
+    assert torch.equal(draw.ids[uniform], torch.arange(supply.asked[0]))
+    s.update(draw.ids, torch.ones(100), 1)  # the labels still match the ids
+
+
+def test_uniform_ids_leave_other_strategies_alone():
+    supply = Counter(100)
+    s = Sampler(100, "error_weighted", warmup_iterations=0, seed=0)
+    s.sample(10, 0, uniform_ids=supply)
+    assert supply.asked == []
+
+
+def test_uniform_ids_of_the_wrong_size_are_refused():
+    s = Sampler(100, "uniform", warmup_iterations=0, seed=0)
+    with pytest.raises(ValueError, match="uniform_ids"):
+        s.sample(10, 0, uniform_ids=lambda count: torch.arange(count + 1))

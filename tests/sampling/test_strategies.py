@@ -78,7 +78,7 @@ class TestAdaptive:
         assert 0.1 - 1e-6 <= mixture["uniform"] <= 0.1 + 0.8 * 0.0025
 
     def test_draw_is_split_by_share_and_probabilities_mix(self):
-        s = Sampler((1, 16, 16), "adaptive", warmup_iterations=0, update_frequency=1, seed=0)
+        s = Sampler((1, 16, 16), "adaptive", warmup_iterations=0, update_frequency=1, evidence=0.0, seed=0)
         s.update(torch.arange(256), torch.rand(256, generator=torch.Generator().manual_seed(0)), 0)
         draw = s.sample(999, 1)
         counts = torch.bincount(s._labels.long(), minlength=3)
@@ -88,8 +88,8 @@ class TestAdaptive:
         assert torch.allclose(exact_probabilities(s), expected, atol=1e-7)
         assert draw.ids.numel() == 999
 
-    def test_equal_shares_without_progress(self):
-        s = Sampler(100, "adaptive", warmup_iterations=0, update_frequency=1, seed=0)
+    def test_equal_shares_without_progress_when_every_score_is_trusted(self):
+        s = Sampler(100, "adaptive", warmup_iterations=0, update_frequency=1, evidence=0.0, seed=0)
         for step in range(5):
             ids, _ = s.sample(50, step)
             s.update(ids, torch.ones(50), step)

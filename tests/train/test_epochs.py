@@ -35,3 +35,9 @@ def test_a_checkpoint_of_another_size_is_refused():
         ShuffledEpochs(6).load_state_dict(ShuffledEpochs(5).state_dict())
     with pytest.raises(ValueError, match="at least one unit"):
         ShuffledEpochs(0)
+
+
+def test_a_batch_of_none_takes_nothing():
+    epochs = ShuffledEpochs(4, seed=0)
+    assert epochs.next(0).shape == (0,)
+    assert sorted(epochs.next(4).tolist()) == [0, 1, 2, 3]

@@ -8,7 +8,8 @@ import signal
 import pytest
 import torch
 
-from foveate.train import ConfigMismatchError, Trainer, load_checkpoint
+from foveate.train import ConfigMismatchError, Trainer, load_checkpoint, make_sampler
+from foveate.train.config import SamplingConfig
 
 from .toy import ToyConfig, ToyTask
 
@@ -111,3 +112,13 @@ def test_in_memory_run_writes_nothing(tmp_path, monkeypatch):
     result = trainer.fit()
     assert result.status == "completed" and result.checkpoint is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_draw_seed_changes_the_draws_alone():
+    def draws(seed: int, draw_seed: int | None) -> torch.Tensor:
+        config = SamplingConfig(strategy="uniform", draw_seed=draw_seed)
+        return make_sampler(config, 1000, torch.device("cpu"), seed=seed).sample(64, 0).ids
+
+    assert torch.equal(draws(0, None), draws(0, 0))
+    assert not torch.equal(draws(0, None), draws(0, 7))
+    assert torch.equal(draws(0, 7), draws(1, 7))

@@ -2,7 +2,8 @@
 
 A unit is a training sample (three views and the material's four maps). Under ``uniform`` the
 samples come in shuffled epochs, as NeuroPBR's data loader serves them; under the engine's
-strategies the next batch is drawn by each sample's reconstruction loss. One step: the
+strategies the next batch is drawn by each sample's reconstruction loss (``adaptive``'s uniform
+share still from the shuffled epochs). One step: the
 discriminator's updates (from ``training.gan_start_epoch`` on), then the generator's on the
 weighted reconstruction loss plus the adversarial term. Learning rates change per epoch, as
 NeuroPBR's do: a linear warm-up from 10%, then cosine, step or plateau.
@@ -144,7 +145,10 @@ class PBRTask(Task):
         perceptual = build_perceptual_loss(config.loss)
         self.perceptual = None if perceptual is None else perceptual.to(device).eval()
         self.unit_shape = len(self.train_ids)
-        self.epochs = ShuffledEpochs(len(self.train_ids), device, seed=config.train.seed)
+        draw_seed = config.sampling.draw_seed
+        self.epochs = ShuffledEpochs(
+            len(self.train_ids), device, seed=config.train.seed if draw_seed is None else draw_seed
+        )
         light_generator = torch.Generator().manual_seed(20_21)
         self.validation_lights = _random_lights(VALIDATION_BATCH, config.loss.render_lights, light_generator)
 
@@ -225,12 +229,8 @@ class PBRTask(Task):
     # ------------------------------------------------------------------- batches
 
     def draw(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Positions in the training split and their importance weights: a shuffled epoch's, or the engine's."""
-        batch = self.config.data.batch_size
-        if self.config.sampling.strategy == "uniform":
-            ids = self.ranks.local(self.epochs.next(batch))
-            return ids, torch.ones(len(ids), device=self.device)
-        draw = self.sampler.sample(batch, step)
+        """Training-split positions and importance weights: the engine's, its uniform part from shuffled epochs."""
+        draw = self.sampler.sample(self.config.data.batch_size, step, uniform_ids=self.epochs.next)
         return draw.ids, draw.weights
 
     def batch(self, samples: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -6,13 +6,13 @@ import copy
 import math
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
 
 from .layout import Layout
-from .proposals import Proposal, UniformProposal, proposal_from_state
+from .proposals import MixtureProposal, Proposal, UniformProposal, proposal_from_state
 from .statistics import UnitStatistics
 from .strategies import STRATEGIES, Shaping, Strategy, make_strategy
 
@@ -160,10 +160,14 @@ class Sampler:
     def in_warmup(self, step: int) -> bool:
         return step < self.warmup_iterations
 
-    def sample(self, n: int, step: int) -> Draw:
+    def sample(self, n: int, step: int, uniform_ids: Callable[[int], torch.Tensor] | None = None) -> Draw:
         """Draw ``n`` ids (with replacement) for training step ``step``.
 
         A distributed sampler draws ``n`` in all and returns this rank's ``n / world`` of them.
+        ``uniform_ids``, when given, supplies the ids of the uniform part of the draw (all of it in
+        warm-up or under the uniform strategy; the uniform component's under adaptive): called with
+        how many are needed, it returns them, e.g. the next of shuffled epochs, so the uniform part
+        visits every unit once per epoch. It costs a host sync; on every rank it must return the same.
         """
         _check_int("n", n, 1)
         _check_int("step", step, 0)
@@ -173,10 +177,40 @@ class Sampler:
         if self.in_warmup(step):
             self._labels = None
             ids, _ = self._uniform.sample(n, self.generator, self.host_rng, self.stratified)
+            if uniform_ids is not None:
+                ids = self._supplied(uniform_ids, n)
             return self._local(Draw(ids, torch.ones(n, dtype=torch.float32, device=self.device)))
         proposal = self._current_proposal()
         ids, self._labels = proposal.sample(n, self.generator, self.host_rng, self.stratified)
+        if uniform_ids is not None:
+            ids = self._with_uniform_ids(proposal, ids, self._labels, uniform_ids)
         return self._local(Draw(ids, self._importance_weights(proposal, ids)))
+
+    def _supplied(self, uniform_ids: Callable[[int], torch.Tensor], count: int) -> torch.Tensor:
+        ids = uniform_ids(count).to(device=self.device, dtype=torch.long)
+        if ids.shape != (count,):
+            raise ValueError(f"uniform_ids({count}) returned shape {tuple(ids.shape)}, expected ({count},)")
+        return ids
+
+    def _with_uniform_ids(
+        self,
+        proposal: Proposal,
+        ids: torch.Tensor,
+        labels: torch.Tensor | None,
+        uniform_ids: Callable[[int], torch.Tensor],
+    ) -> torch.Tensor:
+        """``ids`` with the positions drawn by a uniform proposal taken from ``uniform_ids``."""
+        if isinstance(proposal, UniformProposal):
+            return self._supplied(uniform_ids, len(ids))
+        if not isinstance(proposal, MixtureProposal) or labels is None:
+            return ids
+        uniform = [i for i, c in enumerate(proposal.components) if isinstance(c, UniformProposal)]
+        if not uniform:
+            return ids
+        positions = (labels == uniform[0]).nonzero().squeeze(1)
+        ids = ids.clone()
+        ids[positions] = self._supplied(uniform_ids, len(positions))
+        return ids
 
     def _local(self, draw: Draw) -> Draw:
         if self.world == 1:

@@ -258,7 +258,7 @@ class Spatial(Strategy):
 
 @dataclass
 class Adaptive(Strategy):
-    """A mixture of strategies whose shares follow each one's measured progress.
+    """A mixture of strategies whose shares follow each one's measured progress, shown beyond noise.
 
     Every draw is split across the components by their shares, and each id remembers which
     component drew it. When the update for that draw arrives, a component's progress on the
@@ -266,12 +266,18 @@ class Adaptive(Strategy):
     sum(previous - new) / sum(previous) and the drop per draw sum(previous - new) / count, that
     is sum(previous - new) / sqrt(sum(previous) * count). The per-draw drop rewards draws that
     remove much error (concentrated errors); the relative drop refuses credit for large errors
-    that do not fall (noise floors, what the model cannot fit). An EMA of it (progress_decay) is
-    the component's score; at every rebuild the shares become
-    min_share + (1 - K min_share) softmax(sharpness * score / max|score|) for K components, so
-    the best-progressing component takes most of the draw, a component whose units stop improving
-    loses it, and min_share keeps every one measured. Equal scores (none measured yet) give
-    equal shares.
+    that do not fall (noise floors, what the model cannot fit). The sums, and the sum of squared
+    drops, decay by progress_decay at every update, so a component's score and its standard error
+    cover the recent draws.
+
+    At every rebuild a target split is softmax(sharpness * score / max|score|). The first
+    component (uniform by default) is the fallback: another component takes its target share
+    only as far as its lead over the fallback is shown, in proportion to (z / evidence - 1)
+    clipped to [0, 1] for the lead's z-score z; the rest stays with the fallback. So a component
+    needs a lead of evidence standard errors before it draws more than min_share, and its full
+    target at twice that; where few units are seen twice or the errors are noisy (radiance
+    fields early on), adaptive stays close to uniform. The shares are
+    min_share + (1 - K min_share) * split for K components.
     """
 
     name: ClassVar[str] = "adaptive"
@@ -280,9 +286,11 @@ class Adaptive(Strategy):
     min_share: float = 0.1
     """The least share a component keeps."""
     progress_decay: float = 0.9
-    """EMA decay of each component's progress score."""
+    """Decay, at every update, of the sums behind each component's score (0.9: about the last 10 updates)."""
     sharpness: float = 6.0
-    """How strongly shares follow the scores (0: equal shares whatever the progress)."""
+    """How strongly the target split follows the scores (0: equal targets)."""
+    evidence: float = 2.0
+    """Standard errors by which a component must lead the first one to earn share (full at twice); 0: trust scores."""
     patch_size: int = 16
     """Tile side of the spatial component."""
     within: Literal["uniform", "proportional"] = "uniform"
@@ -300,6 +308,8 @@ class Adaptive(Strategy):
             raise ValueError(f"progress_decay must be in [0, 1), got {self.progress_decay!r}")
         if not (math.isfinite(self.sharpness) and self.sharpness >= 0.0):
             raise ValueError(f"sharpness must be finite and >= 0, got {self.sharpness!r}")
+        if not (math.isfinite(self.evidence) and self.evidence >= 0.0):
+            raise ValueError(f"evidence must be finite and >= 0, got {self.evidence!r}")
         _check_prior(self.prior)
         _check_pool_visits(self.pool_visits)
 
@@ -329,36 +339,63 @@ class Adaptive(Strategy):
             child = cls(**{k: v for k, v in options.items() if k in cls.arguments()})
             child.bind(layout, shaping, device)
             self.children.append(child)
-        self.scores = torch.zeros(len(names), dtype=torch.float32, device=device)
+        self.progress = torch.zeros(4, len(names), dtype=torch.float32, device=device)
         self.shares = [1.0 / len(names)] * len(names)
+
+    @property
+    def scores(self) -> torch.Tensor:
+        """Each component's progress score, sum(drop) / sqrt(sum(previous) * count) over its recent draws."""
+        drops, _, previous, counts = self.progress
+        return drops / (previous.sqrt() * counts.sqrt()).clamp(min=torch.finfo(torch.float32).tiny)
+
+    def standard_errors(self) -> torch.Tensor:
+        """The standard error of each score (infinite for a component with fewer than two measured draws)."""
+        drops, squares, previous, counts = self.progress
+        mean = drops / counts.clamp(min=1.0)
+        variance = (squares / counts.clamp(min=1.0) - mean.square()).clamp(min=0.0)
+        spread = (variance / counts.clamp(min=1.0)).sqrt() / (previous / counts.clamp(min=1.0)).sqrt().clamp(
+            min=torch.finfo(torch.float32).tiny
+        )
+        return torch.where(counts >= 2.0, spread, torch.full_like(spread, math.inf))
 
     def observe(self, stats, ids, errors, labels) -> None:
         if labels is not None:
             previous = stats.error.index_select(0, ids).to(torch.float32)
             errors = errors.to(torch.float32)
             usable = (stats.visits.index_select(0, ids) > 0) & torch.isfinite(errors)
-            gain = torch.where(usable, previous - errors, torch.zeros_like(previous))
+            drop = torch.where(usable, previous - errors, torch.zeros_like(previous))
             base = torch.where(usable, previous, torch.zeros_like(previous))
-            k = len(self.children)
             index = labels.long()
-            sums = torch.zeros(3, k, device=ids.device)
-            sums[0].index_add_(0, index, gain)
-            sums[1].index_add_(0, index, base)
-            sums[2].index_add_(0, index, usable.to(torch.float32))
-            gains, bases, counts = sums.unbind(0)
-            progress = gains / (bases.sqrt() * counts.sqrt()).clamp(min=torch.finfo(torch.float32).tiny)
-            blended = self.progress_decay * self.scores + (1.0 - self.progress_decay) * progress
-            self.scores = torch.where(bases > 0, blended, self.scores)
+            sums = torch.zeros(4, len(self.children), device=ids.device)
+            sums[0].index_add_(0, index, drop)
+            sums[1].index_add_(0, index, drop.square())
+            sums[2].index_add_(0, index, base)
+            sums[3].index_add_(0, index, usable.to(torch.float32))
+            self.progress = self.progress_decay * self.progress + sums
         stats.observe(reduce_duplicates(ids, errors))
         for child in self.children:
             child.note_visits(ids)
 
+    def split(self) -> torch.Tensor:
+        """The fraction of the free share each component gets: the target split, gated by evidence."""
+        scores = self.scores
+        peak = scores.abs().max().clamp(min=torch.finfo(torch.float32).tiny)
+        target = torch.softmax(self.sharpness * scores / peak, dim=0)
+        if self.evidence == 0.0:
+            return target
+        errors = self.standard_errors()
+        lead = scores - scores[0]
+        spread = (errors.square() + errors[0].square()).sqrt()
+        z = torch.where(torch.isfinite(spread), lead / spread.clamp(min=torch.finfo(torch.float32).tiny), 0.0)
+        confidence = (z / self.evidence - 1.0).clamp(0.0, 1.0)
+        confidence[0] = 0.0
+        gated = confidence * target
+        gated[0] = 1.0 - gated[1:].sum()
+        return gated
+
     def build(self, stats: UnitStatistics) -> Proposal:
-        k = len(self.children)
-        peak = self.scores.abs().max().clamp(min=torch.finfo(torch.float32).tiny)
-        preference = torch.softmax(self.sharpness * self.scores / peak, dim=0)
-        free = 1.0 - k * self.min_share
-        self.shares = [self.min_share + free * float(p) for p in preference.tolist()]
+        free = 1.0 - len(self.children) * self.min_share
+        self.shares = [self.min_share + free * float(p) for p in self.split().tolist()]
         return MixtureProposal([c.build(stats) for c in self.children], self.shares)
 
     def mixture(self) -> dict[str, float]:
@@ -369,13 +406,14 @@ class Adaptive(Strategy):
 
     def state_dict(self) -> dict:
         return {
-            "scores": self.scores,
+            "progress": self.progress,
             "shares": list(self.shares),
             "children": [child.state_dict() for child in self.children],
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.scores = state["scores"].to(self.device, torch.float32)
+        if "progress" in state:
+            self.progress = state["progress"].to(self.device, torch.float32)
         self.shares = list(state["shares"])
         for child, child_state in zip(self.children, state.get("children", []), strict=False):
             child.load_state_dict(child_state)

@@ -2,8 +2,9 @@
 
 Each unit has a reducible error, cut by ``shrink`` whenever the unit is drawn, and an
 irreducible floor; the sampler sees their sum, as a training loop sees a loss that the model can
-lower only in part. Quality is the mean reducible error averaged over the run (an area under the
-error curve: lower is faster).
+lower only in part, plus, in one case, fresh noise at every measurement (a Monte Carlo target).
+Quality is the mean reducible error averaged over the run (an area under the error curve: lower
+is faster).
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from .sampler import Sampler
 
 __all__ = ["CASES", "Simulation", "population", "simulate"]
 
-CASES = ("concentrated", "noise_floors", "flat")
+CASES = ("concentrated", "noise_floors", "measurement_noise", "flat")
 """concentrated: 5% of the units hold error 1, the rest 0.01 (focusing pays); noise_floors: every
-unit 0.3 and 20% carry a floor of 3 no draw removes (focusing wastes draws); flat: every unit 0.3."""
+unit 0.3 and 20% carry a floor of 3 no draw removes (focusing wastes draws); measurement_noise:
+every unit 0.3, each measurement adding exponential noise of mean 1 (an error map of noise, whose
+high values regress when measured again); flat: every unit 0.3."""
+MEASUREMENT_NOISE = {"measurement_noise": 1.0}
+"""Mean of the exponential noise added to every measurement, by case (none elsewhere)."""
 
 
 def population(
-    case: Literal["concentrated", "noise_floors", "flat"], units: int, seed: int
+    case: Literal["concentrated", "noise_floors", "measurement_noise", "flat"], units: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(reducible, floor)`` errors of ``units`` units for one of :data:`CASES`."""
     if case not in CASES:
@@ -48,7 +53,7 @@ class Simulation:
 
 
 def simulate(
-    case: Literal["concentrated", "noise_floors", "flat"],
+    case: Literal["concentrated", "noise_floors", "measurement_noise", "flat"],
     strategy: str,
     *,
     steps: int,
@@ -61,11 +66,16 @@ def simulate(
     """Draw ``batch`` units a step for ``steps`` steps with ``strategy`` (and its ``options``)."""
     reducible, floor = population(case, units, seed)
     sampler = Sampler(units, strategy, warmup_iterations=0, update_frequency=10, seed=seed, **options)
+    noise = MEASUREMENT_NOISE.get(case, 0.0)
+    generator = torch.Generator().manual_seed(seed + 1)
     area, mixture = 0.0, {}
     for step in range(steps):
         area += float(reducible.mean()) / steps
         ids = sampler.sample(batch, step).ids
-        sampler.update(ids, floor[ids] + reducible[ids], step)
+        measured = floor[ids] + reducible[ids]
+        if noise > 0:
+            measured += noise * torch.empty(batch).exponential_(generator=generator)
+        sampler.update(ids, measured, step)
         reducible[ids] *= shrink
         if step == steps // 2:
             mixture = sampler.stats()["mixture"]

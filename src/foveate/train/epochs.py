@@ -47,8 +47,8 @@ class ShuffledEpochs:
         return torch.randperm(self.count, generator=self.generator).to(self.device)
 
     def next(self, batch: int) -> torch.Tensor:
-        """The next ``batch`` unit ids."""
-        taken = []
+        """The next ``batch`` unit ids (none for a batch of 0)."""
+        taken = [self.order[:0]]
         while batch > 0:
             if self.cursor >= self.count:
                 self.order = self._shuffled()

@@ -16,6 +16,7 @@ scene without a true mesh is judged by the PSNR of a fixed subset of its rays in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,11 @@ class NeuSTask(Task):
         else:
             self.colors = scene.images.to(device)
             self.normals = self.albedos = None
+        self.noise = None
+        if scene.noise is not None and config.mode == "rgb":
+            # A ray's colour error is an L1 sum over RGB; noise of variance v per channel alone
+            # gives 3 sqrt(2 v / pi) of it (Gaussian noise), which no surface can remove.
+            self.noise = (3.0 * (2.0 * scene.noise / math.pi).sqrt()).reshape(-1).to(device)
         neus = build_model(config)
         modules = {"neus": neus}
         render = config.render
@@ -276,7 +282,8 @@ class NeuSTask(Task):
             "s_val": 1.0 / out.inv_s.detach(),
             "samples_per_ray": out.num_samples / max(1, batch.ids.shape[0]),
         }
-        return StepOutput(loss.detach(), per_ray.detach(), terms)
+        noise = None if self.noise is None else self.noise[batch.ids] * mask
+        return StepOutput(loss.detach(), per_ray.detach(), terms, noise)
 
     # ------------------------------------------------------------------------------------------
     # Measuring

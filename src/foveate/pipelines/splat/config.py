@@ -67,7 +67,8 @@ class ViewsConfig:
     """Tiles per image side: 1 makes every training view a unit; n > 1 makes n x n tiles of each view units
     (the image sides must divide by n)."""
     shuffled_epochs: bool = True
-    """With the uniform strategy, draw as gsplat does: every unit once per epoch, in a fresh random order."""
+    """Draw the uniform part of every draw as gsplat does, every unit once per epoch in a fresh random order
+    (all of it under the uniform strategy, the uniform component's share under adaptive)."""
 
 
 @dataclass

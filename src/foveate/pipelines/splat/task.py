@@ -4,8 +4,9 @@ Units are the training views, or the ``n x n`` tiles of each (sampler shape ``vi
 ``(views, n, n)``). A step renders the drawn units (a tile is its view's camera with the principal
 point moved), scores each by ``(1 - lambda) L1 + lambda (1 - SSIM)``, minimises the importance-
 weighted mean with one Adam per parameter (gsplat's rates), then runs density control, which
-resizes the parameters and their Adam moments. Each unit's loss goes back to the sampler. With
-the uniform strategy the units come in shuffled epochs, as gsplat's data loader serves them.
+resizes the parameters and their Adam moments. Each unit's loss goes back to the sampler. The
+uniform part of every draw (all of it under the uniform strategy, the uniform component's share
+under adaptive) comes in shuffled epochs, as gsplat's data loader serves views.
 """
 
 from __future__ import annotations
@@ -213,7 +214,8 @@ class SplatTask(Task):
         self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
         self.strategy = _strategy(config)
         self.strategy_state = self.strategy.initialize_state(self.scene_scale) if self.strategy else {}
-        self.epochs = ShuffledEpochs(units, device, seed=config.train.seed)
+        draw_seed = config.sampling.draw_seed
+        self.epochs = ShuffledEpochs(units, device, seed=config.train.seed if draw_seed is None else draw_seed)
         points, colors = _starting_points(scene, config.init)
         self.model = SplatModel(initial_splats(points.to(device), colors.to(device), config.init, config.sh_degree))
 
@@ -258,11 +260,9 @@ class SplatTask(Task):
         return min(step // self.config.sh_degree_interval, self.config.sh_degree)
 
     def draw(self, count: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unit ids and importance weights for one step: the sampler's draw, or the next of a shuffled epoch."""
-        if self.config.sampling.strategy == "uniform" and self.config.views.shuffled_epochs:
-            ids = self.ranks.local(self.epochs.next(count))
-            return ids, torch.ones(len(ids), device=self.device)
-        draw = self.sampler.sample(count, step)
+        """Unit ids and importance weights for one step: the sampler's draw, its uniform part from shuffled epochs."""
+        supply = self.epochs.next if self.config.views.shuffled_epochs else None
+        draw = self.sampler.sample(count, step, uniform_ids=supply)
         return draw.ids, draw.weights
 
     def render_units(self, ids: torch.Tensor, sh_degree: int) -> tuple[torch.Tensor, dict[str, Any]]:
