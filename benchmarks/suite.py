@@ -13,7 +13,7 @@ Cases already done (their ``report.json`` exists) are skipped, so an interrupted
 ``--rerun adaptive`` trains that strategy again in the chosen cases that are done and pools the
 new runs with the case's other variants (the earlier report is kept in ``previous/``): a change to
 one strategy is measured against the same uniform runs, seed by seed. ``--null`` trains uniform
-again with other draws (``--sampling.draw-seed``; same seeds, so the same initialisations) into
+again with other draws (``--sampling.draw-seed-offset``; same seeds, so the same initialisations) into
 each case's ``null/``: its deltas to uniform are what the draws' luck alone moves a run, the
 yardstick for every other delta in the case.
 The scenes it needs are rendered first with Mitsuba (``foveate data render``; cached in
@@ -60,7 +60,7 @@ GUIDED = ("error_weighted", "adaptive")
 IMAGE_CPU = ("--preset", "cpu", "--steps", "300", "--batch-size", "8192", "--train.validate-every", "15", "--no-ssim")
 NULL = "uniform, other draws"
 """The null variant: uniform with draws seeded apart from the model (``--null``)."""
-NULL_DRAW_SEED = 1000
+NULL_DRAW_OFFSET = 1000
 DB_TOLERANCE = 0.1
 """A guided strategy 'hurts' when it settles this many dB below uniform (PSNR metrics)."""
 RELATIVE_TOLERANCE = 0.01
@@ -236,8 +236,8 @@ def train_null(chosen: list[Case], out: Path, size: str, seeds: int, workers: in
             case.name,
             case.pipeline,
             case.inputs,
-            (*case.cpu, "--sampling.draw-seed", str(NULL_DRAW_SEED)),
-            (*case.gpu, "--sampling.draw-seed", str(NULL_DRAW_SEED)),
+            (*case.cpu, "--sampling.draw-seed-offset", str(NULL_DRAW_OFFSET)),
+            (*case.gpu, "--sampling.draw-seed-offset", str(NULL_DRAW_OFFSET)),
         )
         try:
             seconds = _compare(null, ("uniform",), target, size, seeds, workers)
@@ -443,9 +443,9 @@ def main() -> None:
             train_null(chosen, out, args.size, args.seeds, args.workers)
         info = {"command": shlex.join(["python", *sys.argv]), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
         info["minutes"] = (time.perf_counter() - started) / 60
-        if args.rerun and (out / "run.json").exists():
+        if (out / "run.json").exists():  # a later run into the same folder: the first stays the header
             first = json.loads((out / "run.json").read_text())
-            info = dict(first, reruns=[*first.get("reruns", []), info])
+            info = dict(first, later=[*first.get("later", []), info])
         (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
     summary = summarise(out)
     run_info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
@@ -454,7 +454,7 @@ def main() -> None:
         f"{run_info.get('machine', {}).get('cpu_model', '')} ({run_info.get('machine', {}).get('cpus', '?')} cores), "
         f"{len(summary['cases'])} cases x {len(next(iter(summary['cases'].values()), {}).get('seeds', []))} seeds"
     )
-    for again in run_info.get("reruns", []):
+    for again in run_info.get("later", []):
         header += f"; then `{again['command']}`, {again['date']}"
     table = markdown(summary, header)
     (out / "summary.md").write_text(table + "\n")

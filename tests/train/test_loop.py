@@ -114,11 +114,11 @@ def test_in_memory_run_writes_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_draw_seed_changes_the_draws_alone():
-    def draws(seed: int, draw_seed: int | None) -> torch.Tensor:
-        config = SamplingConfig(strategy="uniform", draw_seed=draw_seed)
+def test_draw_seed_offset_changes_the_draws_alone():
+    def draws(seed: int, offset: int) -> torch.Tensor:
+        config = SamplingConfig(strategy="uniform", draw_seed_offset=offset)
         return make_sampler(config, 1000, torch.device("cpu"), seed=seed).sample(64, 0).ids
 
-    assert torch.equal(draws(0, None), draws(0, 0))
-    assert not torch.equal(draws(0, None), draws(0, 7))
-    assert torch.equal(draws(0, 7), draws(1, 7))
+    assert not torch.equal(draws(0, 0), draws(0, 7))
+    assert not torch.equal(draws(0, 7), draws(1, 7))  # each seed's draws stay its own
+    assert torch.equal(draws(0, 7), draws(7, 0))

@@ -145,9 +145,8 @@ class PBRTask(Task):
         perceptual = build_perceptual_loss(config.loss)
         self.perceptual = None if perceptual is None else perceptual.to(device).eval()
         self.unit_shape = len(self.train_ids)
-        draw_seed = config.sampling.draw_seed
         self.epochs = ShuffledEpochs(
-            len(self.train_ids), device, seed=config.train.seed if draw_seed is None else draw_seed
+            len(self.train_ids), device, seed=config.train.seed + config.sampling.draw_seed_offset
         )
         light_generator = torch.Generator().manual_seed(20_21)
         self.validation_lights = _random_lights(VALIDATION_BATCH, config.loss.render_lights, light_generator)

@@ -141,8 +141,8 @@ class SamplingConfig:
     """Draw one uniform per stratum instead of independent uniforms (less variance)."""
     noise_aware: bool = True
     """Subtract the targets' own noise from each unit's error where the data has it (renders made with --noise)."""
-    draw_seed: int | None = None
-    """Seed of the draws alone (None: --seed); with --seed fixed, another value changes only which units are drawn."""
+    draw_seed_offset: int = 0
+    """Added to --seed for the draws alone: another value keeps each seed's initialisation, changes what is drawn."""
     error_weighted: ErrorWeighted = dataclasses.field(default_factory=ErrorWeighted)
     spatial: Spatial = dataclasses.field(default_factory=Spatial)
     adaptive: Adaptive = dataclasses.field(default_factory=Adaptive)
@@ -268,7 +268,7 @@ def check_config(config: Any) -> None:
         (train, "keep_checkpoints", lambda v: v >= 0, ">= 0"),
         (train, "sampler_stats_every", lambda v: v >= 0, ">= 0"),
         (train, "max_minutes", lambda v: v is None or v > 0, "> 0"),
-        (sampling, "draw_seed", lambda v: v is None or v >= 0, ">= 0"),
+        (sampling, "draw_seed_offset", lambda v: v >= 0, ">= 0"),
         (sampling, "decay", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
         (sampling, "update_frequency", lambda v: v >= 1, ">= 1"),
         (sampling, "warmup_iterations", lambda v: v >= 0, ">= 0"),

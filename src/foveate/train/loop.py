@@ -102,7 +102,7 @@ def make_sampler(
     """The engine's sampler for ``config``; inputs are checked on CPU only (on CUDA a check costs a host sync).
 
     ``distributed`` makes it one sampler across the ranks of the process group (see :class:`Sampler`).
-    ``config.draw_seed``, when set, seeds the draws instead of ``seed``.
+    The draws are seeded by ``seed + config.draw_seed_offset``.
     """
     return Sampler(
         shape,
@@ -117,7 +117,7 @@ def make_sampler(
         stratified=config.stratified,
         check_inputs=device.type == "cpu",
         device=device,
-        seed=seed if config.draw_seed is None else config.draw_seed,
+        seed=seed + config.draw_seed_offset,
         distributed=distributed,
     )
 

@@ -214,8 +214,7 @@ class SplatTask(Task):
         self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
         self.strategy = _strategy(config)
         self.strategy_state = self.strategy.initialize_state(self.scene_scale) if self.strategy else {}
-        draw_seed = config.sampling.draw_seed
-        self.epochs = ShuffledEpochs(units, device, seed=config.train.seed if draw_seed is None else draw_seed)
+        self.epochs = ShuffledEpochs(units, device, seed=config.train.seed + config.sampling.draw_seed_offset)
         points, colors = _starting_points(scene, config.init)
         self.model = SplatModel(initial_splats(points.to(device), colors.to(device), config.init, config.sh_degree))
 
