@@ -89,7 +89,7 @@ PRESETS: dict[str, Preset[NerfConfig]] = {
             train__log_every=10,
             train__checkpoint_every=200,
             sampling__warmup_iterations=20,
-            optim__lr=2e-2,
+            optim__lr=1e-2,
         ),
     ),
     "tiny": Preset(
