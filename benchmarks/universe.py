@@ -7,7 +7,14 @@ on the cells whose loss is highest (``train_with_budget``). Reports the held-out
 (mean, worst decile, worst), the wall-clock of each run and cells per second; writes
 ``summary.json`` and ``summary.md`` into ``--out``.
 
+With ``--strategies``, the benchmark suite's case instead: the same budget spent by each strategy
+(uniform included) for each of ``--seeds`` seeds of the engine's draws (the cells' training is
+deterministic, so a seed changes only which cells get the chunks), written as a comparison's
+``report.json`` and ``report.md``. Its one validation is at the end: the held-out PSNR averaged
+over the cells.
+
     python benchmarks/universe.py --max-mag 8 --neighbors 0 --iterations 100 --image-size 64 --workers 2
+    python benchmarks/universe.py --strategies uniform error_weighted adaptive --seeds 3 --out DIR
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from foveate.report.compare import machine
+from foveate.report.compare import build_report, machine, write_report
+from foveate.report.pooling import RunRecord
+from foveate.train import Metric
 from foveate.universe import build_universe, load_hipparcos, read_index
 from foveate.universe.schedule import landmark_cells, train_universe, train_with_budget
 from foveate.universe.train import CellTrainConfig
@@ -42,6 +51,66 @@ def summarise(records: list[dict], seconds: float) -> dict:
     }
 
 
+def compare_budgets(
+    args: argparse.Namespace,
+    universe: Path,
+    config: CellTrainConfig,
+    trainable: list,
+    landmarks: list[dict],
+    command: str,
+) -> None:
+    """Each strategy spends the same budget, once per seed; the runs are written as a comparison."""
+    budget = args.iterations * len(trainable)
+    records = []
+    for strategy in args.strategies:
+        for seed in range(args.seeds):
+            draws = seed + args.draw_seed_offset
+            target = args.work / f"budget-{strategy}-s{draws}"
+            started = time.perf_counter()
+            cells = train_with_budget(
+                universe,
+                target,
+                config,
+                budget,
+                args.chunk,
+                strategy,
+                2.0,
+                landmarks,
+                args.workers,
+                cells=trainable,
+                seed=draws,
+            )
+            seconds = time.perf_counter() - started
+            result = summarise(cells, seconds)
+            print(f"{strategy}, seed {seed}: {result['psnr_mean']:.2f} dB, {seconds:.0f} s", flush=True)
+            records.append(
+                RunRecord(
+                    variant=strategy,
+                    seed=seed,
+                    curve=[[budget, result["psnr_mean"], seconds]],
+                    final={"psnr": result["psnr_mean"], "psnr_worst_decile": result["psnr_worst_decile"]},
+                    train_seconds=seconds,
+                    steps=budget,
+                    status="done",
+                    sampling=[],
+                    profiles={},
+                )
+            )
+    report = build_report(
+        records,
+        pipeline="universe",
+        source=f"Hipparcos-2 to magnitude {args.max_mag}, {len(trainable)} cells",
+        metric=Metric("psnr", True, "held-out PSNR (dB), mean over cells"),
+        unit_noun="cells",
+        step_noun="iterations",
+        steps=budget,
+        batch=None,
+        machine=machine(threads=1),
+        command=command,
+    )
+    write_report(args.out, report, records)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-mag", type=float, default=8.0)
@@ -50,7 +119,16 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=25, help="iterations per pick in the budget run")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--strategy", default="error_weighted")
+    parser.add_argument("--strategy", default="error_weighted", help="the budget's strategy (equal against budget)")
+    parser.add_argument("--strategies", nargs="+", default=[], help="compare these strategies' budgets instead")
+    parser.add_argument("--seeds", type=int, default=1, help="with --strategies: seeds of the draws")
+    parser.add_argument(
+        "--sampling.draw-seed-offset",
+        dest="draw_seed_offset",
+        type=int,
+        default=0,
+        help="with --strategies: added to each seed (another value: the same cells, other draws)",
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/universe-benchmark"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/universe"))
     args = parser.parse_args()
@@ -70,11 +148,14 @@ def main() -> None:
         densify_interval=max(1, args.iterations // 4),
         densify_until=int(args.iterations * 0.8),
     )
+    landmarks = json.loads((universe / "landmarks.json").read_text())
+    if args.strategies:
+        compare_budgets(args, universe, config, trainable, landmarks, command)
+        return
     started = time.perf_counter()
     equal = train_universe(universe, args.work / "equal", config, trainable, args.workers)
     equal_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    landmarks = json.loads((universe / "landmarks.json").read_text())
     budget = train_with_budget(
         universe,
         args.work / "budget",

@@ -178,6 +178,9 @@ def test_a_budget_is_spent_exactly_and_resumes(tmp_path):
     again = train_with_budget(small, target, config, budget=80, chunk=10)  # nothing left: the same cells back
     assert [r["iterations"] for r in again] == [r["iterations"] for r in records]
     assert main(["universe", "validate", "--input", str(small), "--trained", str(target)]) == 0
+    other = train_with_budget(small, target, config, budget=80, chunk=10, seed=1)  # another schedule: afresh
+    assert sum(r["iterations"] for r in other) == 80
+    assert json.loads((target / "schedule.json").read_text())["seed"] == 1
 
 
 def test_a_budget_over_chosen_cells_copies_the_others(tmp_path):

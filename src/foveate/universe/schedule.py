@@ -237,6 +237,7 @@ def train_with_budget(
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
     cells: list[CellId] | None = None,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Spend ``budget`` iterations over the trainable cells (of ``cells``, default all) by their current
     loss (the engine over cells); the other cells are copied through.
@@ -246,7 +247,8 @@ def train_with_budget(
     one more chunk each, until the budget is spent. Each cell keeps its splats, Adam moments and
     density state between chunks (``state/``), so a cell trained in k chunks is trained as one
     run of k x chunk steps; the schedule is saved every round and an interrupted run resumes.
-    Finally every cell is written as ``train_universe`` writes it.
+    Finally every cell is written as ``train_universe`` writes it. ``seed`` seeds the engine's
+    draws alone (the cells' training is deterministic).
     """
     from foveate.sampling import Sampler
 
@@ -273,16 +275,19 @@ def train_with_budget(
     weights = np.array([landmark_weight if n in special else 1.0 for n in names])
     schedule_path = target / "schedule.json"
     schedule = json.loads(schedule_path.read_text()) if schedule_path.is_file() else None
-    if schedule is None or schedule["names"] != names or schedule["budget"] != budget:
+    fresh = {"names": names, "budget": budget, "strategy": strategy, "seed": seed}
+    if schedule is None or any(schedule.get(key) != value for key, value in fresh.items()):
         schedule = {
-            "names": names,
-            "budget": budget,
+            **fresh,
             "chunk": chunk,
             "errors": [None] * len(names),
             "steps": [0] * len(names),
             "round": 0,
         }
-    sampler = Sampler(len(names), strategy, warmup_iterations=0, update_frequency=1, decay=0.0, seed=0)
+        if team.leader and (target / "state").is_dir():  # another schedule's cells: start them afresh
+            shutil.rmtree(target / "state")
+        team.barrier()
+    sampler = Sampler(len(names), strategy, warmup_iterations=0, update_frequency=1, decay=0.0, seed=seed)
 
     pool = None
     if workers > 1:
