@@ -139,34 +139,57 @@ def test_validate_and_report_and_fail_on_a_broken_universe(tmp_path, capsys):
 
 def test_the_engine_gives_hard_cells_more_rounds():
     from foveate.sampling import Sampler
-    from foveate.universe.schedule import allocate
+    from foveate.universe.schedule import allocate, feed_back
 
     errors = np.array([0.01] * 8 + [0.2, 0.4])  # two hard cells among ten
     weights = np.ones(10)
     weights[0] = 30.0  # a landmark cell, weighted up until it matters
     sampler = Sampler(10, "error_weighted", warmup_iterations=0, update_frequency=1, decay=0.0, seed=0)
+    sampler.update(torch.arange(10), torch.as_tensor(errors * weights, dtype=torch.float32), 0)
     picks = np.zeros(10)
     for round_index in range(200):
-        chosen = allocate(errors, weights, 2, "error_weighted", sampler, round_index)
-        assert len(set(chosen.tolist())) == 2
-        picks[chosen] += 1
+        chosen = allocate(sampler, 2, round_index)
+        assert len(chosen) == 2
+        feed_back(sampler, chosen, errors, weights, round_index)
+        np.add.at(picks, chosen, 1)
     assert picks[9] > picks[8] > 3 * picks[1:8].max()
     assert picks[0] > 3 * picks[1:8].max()  # 30 x 0.01 = 0.3: as hard as the hard ones
+
+
+def test_adaptive_over_cells_credits_the_component_that_drew_them():
+    from foveate.sampling import Sampler
+    from foveate.universe.schedule import allocate, feed_back
+
+    errors = np.array([1.0] * 6)
+    weights = np.ones(6)
+    sampler = Sampler(6, "adaptive", warmup_iterations=0, update_frequency=1, decay=0.0, seed=0)
+    sampler.update(torch.arange(6), torch.as_tensor(errors, dtype=torch.float32), 0)
+    for round_index in range(20):
+        chosen = allocate(sampler, 2, round_index)
+        errors[chosen] *= 0.9  # a trained cell's loss falls
+        feed_back(sampler, chosen, errors, weights, round_index)
+    drops, _, _, counts = sampler.strategy.progress
+    assert counts.sum() > 10 and bool((drops > 0).any())
+
+
+def _small_universe(tmp_path, seed: int = 5, cells: int = 3):
+    from foveate.universe.cells import UniverseIndex, write_index
+
+    source = tmp_path / "u"
+    build_universe(synthetic_stars(3000, seed=seed), source)
+    small = tmp_path / "small"
+    keep = sorted(read_index(source).cells, key=lambda e: -e["splat_count"])[:cells]
+    (small / "cells").mkdir(parents=True)
+    for entry in keep:
+        (small / "cells" / entry["file_name"]).write_bytes((source / "cells" / entry["file_name"]).read_bytes())
+    write_index(small, UniverseIndex(read_index(source).config, keep))
+    return small
 
 
 def test_a_budget_is_spent_exactly_and_resumes(tmp_path):
     from foveate.universe.schedule import train_with_budget
 
-    source, target = tmp_path / "u", tmp_path / "t"
-    build_universe(synthetic_stars(3000, seed=5), source)
-    small = tmp_path / "small"
-    keep = sorted(read_index(source).cells, key=lambda e: -e["splat_count"])[:3]
-    (small / "cells").mkdir(parents=True)
-    for entry in keep:
-        (small / "cells" / entry["file_name"]).write_bytes((source / "cells" / entry["file_name"]).read_bytes())
-    from foveate.universe.cells import UniverseIndex, write_index
-
-    write_index(small, UniverseIndex(read_index(source).config, keep))
+    small, target = _small_universe(tmp_path), tmp_path / "t"
     config = CellTrainConfig(**{**FAST.__dict__, "iterations": 0})
     with pytest.raises(ValueError, match="less than one chunk"):
         train_with_budget(small, target, config, budget=20, chunk=10)
@@ -181,6 +204,25 @@ def test_a_budget_is_spent_exactly_and_resumes(tmp_path):
     other = train_with_budget(small, target, config, budget=80, chunk=10, seed=1)  # another schedule: afresh
     assert sum(r["iterations"] for r in other) == 80
     assert json.loads((target / "schedule.json").read_text())["seed"] == 1
+
+
+def test_an_interrupted_budget_continues_exactly(tmp_path):
+    from foveate.universe.schedule import train_with_budget
+
+    small = _small_universe(tmp_path)
+    config = CellTrainConfig(**{**FAST.__dict__, "iterations": 0})
+    whole = train_with_budget(small, tmp_path / "whole", config, budget=90, chunk=10, strategy="adaptive")
+
+    def stop_at_round_5(message: str) -> None:
+        if message.startswith("round 5:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_with_budget(small, tmp_path / "cut", config, 90, 10, "adaptive", progress=stop_at_round_5)
+    resumed = train_with_budget(small, tmp_path / "cut", config, budget=90, chunk=10, strategy="adaptive")
+    schedules = [json.loads((tmp_path / d / "schedule.json").read_text()) for d in ("whole", "cut")]
+    assert schedules[0]["steps"] == schedules[1]["steps"] and schedules[0]["errors"] == schedules[1]["errors"]
+    assert [r["loss_after"] for r in resumed] == [r["loss_after"] for r in whole]
 
 
 def test_a_budget_over_chosen_cells_copies_the_others(tmp_path):

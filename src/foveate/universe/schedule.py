@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -204,24 +205,15 @@ def _chunk(job: tuple[Path, Path, str, CellTrainConfig, str, int]) -> tuple[str,
     return file_name, loss, fit.step
 
 
-def allocate(
-    errors: np.ndarray,
-    weights: np.ndarray,
-    count: int,
-    strategy: str,
-    sampler: Any,
-    round_index: int,
-) -> np.ndarray:
-    """The next ``count`` distinct cells to train: drawn by the engine from their errors x weights."""
-    sampler.update(torch.arange(len(errors)), torch.as_tensor(errors * weights, dtype=torch.float32), round_index)
-    chosen: list[int] = []
-    draws = 0
-    while len(chosen) < min(count, len(errors)) and draws < 64:
-        for unit in sampler.sample(count, round_index).ids.tolist():
-            if unit not in chosen and len(chosen) < count:
-                chosen.append(unit)
-        draws += 1
-    return np.array(chosen, dtype=np.int64)
+def allocate(sampler: Any, count: int, round_index: int) -> list[int]:
+    """The next ``count`` chunks: one draw of the engine over the cells (a cell drawn twice trains two)."""
+    return sampler.sample(count, round_index).ids.tolist()
+
+
+def feed_back(sampler: Any, drawn: list[int], errors: np.ndarray, weights: np.ndarray, round_index: int) -> None:
+    """Tell the engine the drawn cells' new losses (x their weights), in the order drawn."""
+    ids = torch.as_tensor(drawn, dtype=torch.int64)
+    sampler.update(ids, torch.as_tensor(errors[drawn] * weights[drawn], dtype=torch.float32), round_index)
 
 
 def train_with_budget(
@@ -244,9 +236,11 @@ def train_with_budget(
 
     Every cell first trains one ``chunk``; then, round after round, ``workers`` distinct cells drawn
     by the engine from their latest chunk's loss (landmark cells' loss x ``landmark_weight``) train
-    one more chunk each, until the budget is spent. Each cell keeps its splats, Adam moments and
+    one more chunk each (a cell drawn twice trains two chunks in a row), and their new losses go
+    back to the engine, until the budget is spent. Each cell keeps its splats, Adam moments and
     density state between chunks (``state/``), so a cell trained in k chunks is trained as one
-    run of k x chunk steps; the schedule is saved every round and an interrupted run resumes.
+    run of k x chunk steps; the schedule and the engine's state are saved every round, and an
+    interrupted run continues exactly.
     Finally every cell is written as ``train_universe`` writes it. ``seed`` seeds the engine's
     draws alone (the cells' training is deterministic).
     """
@@ -284,10 +278,15 @@ def train_with_budget(
             "steps": [0] * len(names),
             "round": 0,
         }
-        if team.leader and (target / "state").is_dir():  # another schedule's cells: start them afresh
-            shutil.rmtree(target / "state")
+        if team.leader:  # another schedule's cells and draws: start them afresh
+            shutil.rmtree(target / "state", ignore_errors=True)
+            for stale in target.glob("sampler-*.pt"):
+                stale.unlink()
         team.barrier()
     sampler = Sampler(len(names), strategy, warmup_iterations=0, update_frequency=1, decay=0.0, seed=seed)
+    saved_sampler = target / f"sampler-{schedule['round']}.pt"
+    if saved_sampler.is_file():
+        sampler.load_state_dict(torch.load(saved_sampler, weights_only=False))
 
     pool = None
     if workers > 1:
@@ -296,17 +295,24 @@ def train_with_budget(
         pool = multiprocessing.get_context("spawn").Pool(workers)
     per_round = max(1, workers) * team.world
 
-    def run_round(chosen: list[int]) -> None:
-        jobs = [(source, target, names[i], config, device, chunk) for i in team.share(chosen)]
+    def run_round(chosen: list[int], drawn: bool = False) -> None:
+        chunks = Counter(chosen)
+        jobs = [(source, target, names[i], config, device, chunk * n) for i, n in team.share(list(chunks.items()))]
         local = pool.map(_chunk, jobs) if pool is not None and len(jobs) > 1 else [_chunk(job) for job in jobs]
         for name, loss, steps in (outcome for group in team.gather(local) for outcome in group):
             position = names.index(name)
             schedule["errors"][position], schedule["steps"][position] = loss, steps
+        if drawn and team.leader:
+            feed_back(sampler, chosen, np.array(schedule["errors"]), weights, schedule["round"])
+            torch.save(sampler.state_dict(), target / f"sampler-{schedule['round'] + 1}.pt")
         schedule["round"] += 1
         if team.leader:
             temporary = schedule_path.with_suffix(".tmp")
             temporary.write_text(json.dumps(schedule))
             os.replace(temporary, schedule_path)
+            for stale in target.glob("sampler-*.pt"):
+                if stale.name != f"sampler-{schedule['round']}.pt":
+                    stale.unlink()
 
     try:
         pending = [i for i, e in enumerate(schedule["errors"]) if e is None]
@@ -314,13 +320,13 @@ def train_with_budget(
             run_round(pending[start : start + per_round])
             if progress and team.leader:
                 progress(f"first chunks: {min(start + per_round, len(pending))}/{len(pending)} cells")
+        if team.leader and not sampler.updates:  # every cell's first loss: where the draws start
+            errors = torch.as_tensor(np.array(schedule["errors"]) * weights, dtype=torch.float32)
+            sampler.update(torch.arange(len(names)), errors, schedule["round"])
         while sum(schedule["steps"]) + chunk <= budget:
             room = (budget - sum(schedule["steps"])) // chunk
-            chosen = None
-            if team.leader:
-                errors = np.array(schedule["errors"])
-                chosen = allocate(errors, weights, min(per_round, room), strategy, sampler, schedule["round"]).tolist()
-            run_round(team.broadcast(chosen))
+            chosen = allocate(sampler, min(per_round, room), schedule["round"]) if team.leader else None
+            run_round(team.broadcast(chosen), drawn=True)
             if progress and team.leader:
                 progress(f"round {schedule['round']}: {sum(schedule['steps']):,}/{budget:,} iterations spent")
     finally:
