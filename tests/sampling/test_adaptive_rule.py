@@ -51,6 +51,18 @@ def test_no_evidence_leaves_the_draw_to_the_first_component():
     assert s.stats()["mixture"] == pytest.approx({"uniform": 0.9, "error_weighted": 0.1})
 
 
+def test_an_update_that_is_not_the_latest_draw_is_named_and_credits_no_component():
+    sampler = Sampler(64, "adaptive", warmup_iterations=0, update_frequency=1, seed=0)
+    sampler.update(torch.arange(64), torch.ones(64), 0)  # no draw yet: nothing to match
+    ids = sampler.sample(8, 1).ids
+    with pytest.warns(UserWarning, match="8"):
+        sampler.update(torch.arange(64), torch.full((64,), 0.5), 1)
+    assert float(sampler.strategy.progress[3].sum()) == 0.0
+    ids = sampler.sample(8, 2).ids
+    sampler.update(ids, torch.full((8,), 0.25), 2)
+    assert float(sampler.strategy.progress[3].sum()) == 8.0
+
+
 def test_standard_error_of_a_score_by_hand():
     s = Sampler(8, "adaptive", warmup_iterations=0, update_frequency=1, progress_decay=0.0, seed=0)
     s.update(torch.arange(8), torch.full((8,), 2.0), 0)

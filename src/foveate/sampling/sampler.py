@@ -6,6 +6,7 @@ import copy
 import math
 import random
 import secrets
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -242,7 +243,14 @@ class Sampler:
             errors = errors - noise.detach().to(errors.device, errors.dtype)
         if self.world > 1:
             ids, errors = self._gathered(ids, errors)
-        labels = self._labels if self._labels is not None and self._labels.numel() == ids.numel() else None
+        labels = self._labels
+        if labels is not None and labels.numel() != ids.numel():
+            warnings.warn(
+                f"this update has {ids.numel()} ids but the latest draw had {labels.numel()}: adaptive credits no "
+                "component with it (pass the ids of the latest draw, in the order drawn)",
+                stacklevel=2,
+            )
+            labels = None
         self.strategy.observe(self.statistics, ids, errors, labels)
         self._labels = None
         self.last_step = step
