@@ -109,6 +109,16 @@ def test_quick_validation_scores_a_fixed_subset_of_held_out_rays(scene_dir, tmp_
     assert quick.metrics["psnr"] == pytest.approx(float(-10 * torch.log10(mse)), rel=1e-5)
 
 
+def test_a_colour_pinned_at_white_is_measured_and_named(scene_dir, tmp_path):
+    task = RadianceFieldTask.from_config(tiny(scene_dir, tmp_path), torch.device("cpu"))
+    assert task.validate(full=True).metrics["colour_pinned"] < 0.5
+    with torch.no_grad():
+        task.field.color_net[-1].bias.fill_(50.0)  # every colour deep in the sigmoid's top
+    with pytest.warns(UserWarning, match="pinned at white"):
+        pinned = task.validate(full=True)
+    assert pinned.metrics["colour_pinned"] > 0.99
+
+
 def test_short_fit_reduces_the_loss_and_fills_the_run_directory(scene_dir, tmp_path):
     config = tiny(scene_dir, tmp_path, train__steps=60, train__validate_every=30, train__name="fit")
     result, trainer = run_pipeline(get_pipeline("nerf"), config)

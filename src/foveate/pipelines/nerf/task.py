@@ -10,6 +10,7 @@ steps (a hook), lets the marcher skip empty space.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -30,6 +31,10 @@ RENDER_CHUNK = 1 << 14
 """Rays rendered per pass when rendering whole images (bounds the marcher's memory)."""
 QUICK_RAYS = 1 << 12
 """Held-out rays of the fixed random subset a quick validation scores."""
+PINNED = 0.99
+"""A colour channel above this is pinned at white: its sigmoid passes next to no gradient back."""
+PINNED_WARNING = 0.5
+"""Warn at a full validation when this share of the field's opacity has pinned colour."""
 
 
 def scene_of(config: NerfConfig) -> Scene:
@@ -157,7 +162,35 @@ class RadianceFieldTask(Task):
             quality.update(prediction, target)
             if not images:
                 images, maps = error_visuals(prediction, target)
-        return Validation(quality.compute(), images, maps)
+        metrics = quality.compute()
+        metrics["colour_pinned"] = self.pinned_colour()
+        if metrics["colour_pinned"] > PINNED_WARNING:
+            warnings.warn(
+                f"the field's colour is pinned at white on {metrics['colour_pinned']:.0%} of its opacity: its colour "
+                "network saturated and no longer learns, so renders turn grey (try a lower --optim.lr)",
+                stacklevel=2,
+            )
+        return Validation(metrics, images, maps)
+
+    @torch.no_grad()
+    def pinned_colour(self, points: int = 4096) -> float:
+        """Share of the field's opacity, at random points of the occupied cells, whose colour is pinned at white.
+
+        A colour network driven into the top of its sigmoid stays there (no gradient comes back) and
+        the density learns the images' brightness instead: the run stalls with grey renders.
+        """
+        grid = self.occupancy
+        occupied = grid.occupied.nonzero().squeeze(1)
+        if occupied.numel() == 0:
+            return 0.0
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        pick = torch.randint(occupied.numel(), (points,), device=self.device, generator=generator)
+        where = grid.cell_points(occupied[pick], generator)
+        directions = nn.functional.normalize(torch.randn(where.shape, device=self.device, generator=generator), dim=-1)
+        density, color = self.field(where, directions)
+        weight = 1.0 - torch.exp(-density.float() * self.step_size)
+        pinned = (color > PINNED).all(dim=-1)
+        return float((weight * pinned).sum() / weight.sum().clamp(min=torch.finfo(torch.float32).tiny))
 
     def export(self, run_dir: Path) -> list[Path]:
         """Each scored held-out view's render next to its ground truth, in ``renders/``."""
