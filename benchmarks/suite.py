@@ -162,16 +162,16 @@ def cases(scenes: Path, pbr_data: Path) -> list[Case]:
 
 def prepare(scenes: Path, pbr_data: Path, chosen: list[Case]) -> None:
     """Render the scenes and write the dataset the chosen cases need (once)."""
-    import pymeshlab  # the cow and the airplane ship with it
-
-    samples = Path(pymeshlab.__file__).parent / "tests" / "sample_meshes"
-    sources = {"bunny": "bunny", "cow": str(samples / "cow.obj"), "airplane": str(samples / "airplane.obj")}
     needed = {a for case in chosen for a in case.inputs if a.startswith(str(scenes))}
     for mesh in MESHES:
         for noisy in (False, True):
             out = scene_dir(scenes, mesh, noisy)
             if str(out) not in needed or (out / "render.json").exists():
                 continue
+            import pymeshlab  # the cow and the airplane ship with it
+
+            samples = Path(pymeshlab.__file__).parent / "tests" / "sample_meshes"
+            sources = {"bunny": "bunny", "cow": str(samples / "cow.obj"), "airplane": str(samples / "airplane.obj")}
             spp = ["--spp", "8", "--noise"] if noisy else ["--spp", "256"]
             command = ["foveate", "data", "render", "--out", str(out), "--scene", sources[mesh], "--views", "32"]
             command += ["--val-views", "8", "--test-views", "0", "--width", "64", "--height", "64", *spp]
