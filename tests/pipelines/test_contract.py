@@ -180,3 +180,16 @@ def test_two_torchrun_ranks_train_one_run(name, tmp_path):
     spec = get_pipeline(name)
     latest = torch.load(spec.task_type.checkpoint_names.latest_of(run), weights_only=True)
     assert latest["world_size"] == 2 and latest["step"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_training_steps_under_bfloat16_autocast(name, tmp_path):
+    """CUDA trains under bfloat16 autocast by default; the same autocast on the CPU runs every task's step."""
+    trainer = make_trainer(get_pipeline(name), tiny(name, tmp_path, train__name="amp"))
+    trainer.optimization.amp_dtype = torch.bfloat16
+    for _ in range(2):
+        trainer.train_step()
+    assert trainer.step == 2
+    for name_, parameter in trainer.task.state_dict().items():
+        if isinstance(parameter, torch.Tensor) and parameter.is_floating_point():
+            assert torch.isfinite(parameter).all(), f"{name_} is not finite"

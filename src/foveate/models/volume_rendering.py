@@ -161,8 +161,11 @@ def composite(
 
     Returns:
         Per-sample weights ``(S,)`` and per-ray ``rgb (B, 3)``, ``opacity (B, 1)``, ``depth (B, 1)``
-        (depth is the weighted mean distance, not normalised by opacity).
+        (depth is the weighted mean distance, not normalised by opacity). Compositing runs in
+        float32 whatever the field's output (bfloat16 under autocast), so sums over a ray keep
+        their precision.
     """
+    densities, colors = densities.float(), colors.float()
     rays = samples.ray_indices
     optical = densities * (samples.t_ends - samples.t_starts)
     weights = exclusive_transmittance(rays, optical) * (1.0 - torch.exp(-optical))
