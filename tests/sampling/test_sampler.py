@@ -146,6 +146,37 @@ def test_state_dict_rejects_another_population():
         Sampler(101, seed=0).load_state_dict(a.state_dict())
 
 
+HOST_SYNCS = {"aten::_local_scalar_dense", "aten::is_nonzero", "aten::nonzero", "aten::_unique2", "aten::masked_select"}
+"""Ops that read a device value back on the host (or size an output by one): each is a stall on CUDA."""
+SYNC_FREE_STRATEGIES = {
+    "uniform": {},
+    "error_weighted": {"pool_visits": 2.0, "staleness": 0.1},
+    "spatial": {},
+    "adaptive": {"pool_visits": 2.0, "staleness": 0.1},
+    "failure_bins": {},
+}
+
+
+def host_syncs(sampler: Sampler, steps: range, n: int = 256) -> list[str]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        feed(sampler, len(steps), lambda ids: (ids % 7).float(), n=n, start=steps.start)
+    return [event.name for event in profile.events() if event.name in HOST_SYNCS]
+
+
+@pytest.mark.parametrize("strategy", sorted(SYNC_FREE_STRATEGIES))
+def test_sample_and_update_never_wait_for_the_device(strategy):
+    """What the trainer runs on CUDA (unchecked inputs): draws, updates and rebuilds read nothing back.
+
+    (adaptive copies its few shares to the host once per rebuild, a copy the profiler does not name.)"""
+    assert set(SYNC_FREE_STRATEGIES) == set(available_strategies())
+    shape = 600 if strategy == "failure_bins" else (2, 20, 30)
+    options = SYNC_FREE_STRATEGIES[strategy]
+    sampler = Sampler(shape, strategy, warmup_iterations=2, update_frequency=3, check_inputs=False, seed=0, **options)
+    assert host_syncs(sampler, range(12)) == []
+    checked = Sampler(shape, strategy, warmup_iterations=2, update_frequency=3, seed=0, **options)
+    assert host_syncs(checked, range(3)), "the probe must see the input check's syncs"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_state_moves_between_devices():
     a = Sampler(1000, warmup_iterations=0, update_frequency=1, seed=0, device="cuda")
