@@ -1,11 +1,13 @@
 """Training step time and the sampler's share of it, per strategy, for the image and NeRF pipelines.
 
-On CUDA (the acceptance figures) the image field trains at 1M pixels per batch on a large photo,
-and the radiance field at 800 x 800 on a rendered scene; it reports it/s, units (pixels or rays)
-per second and the sampler's share of step time (target: at most 3%). On CPU it runs the same
+On CUDA (the acceptance figures) each pipeline trains at its ``default`` preset's batch (65,536
+pixels of a large photo; 8,192 rays of an 800 x 800 rendered scene) unless ``--batch-size`` says
+otherwise; it reports it/s, units (pixels or rays) per second and the sampler's share of step time
+(target: at most 3%). On CPU it runs the same
 code at a small size to show it works; absolute CPU timings are not to be quoted.
 
-    python benchmarks/step_time.py image                      # CUDA: 2^20 pixels per step
+    python benchmarks/step_time.py image                      # CUDA: the preset's 65,536 pixels per step
+    python benchmarks/step_time.py image --batch-size 1048576 # 2^20 pixels per step
     foveate data render --scene bunny --views 100 --width 800 --height 800 --out scenes/bunny800
     python benchmarks/step_time.py nerf --scene scenes/bunny800   # CUDA: the preset's 8192 rays per step
     python benchmarks/step_time.py image --batch-size 16384 --steps 10 --cpu-threads 1

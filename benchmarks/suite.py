@@ -480,9 +480,12 @@ def main() -> None:
         (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
     summary = summarise(out)
     run_info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    host = run_info.get("machine", {})
+    where = f"{host.get('cpu_model', '')} ({host.get('cpus', '?')} cores)"
+    if host.get("device", "cpu") != "cpu":
+        where = f"{host['device']}, torch {host.get('torch', '?')}, beside {where}"
     header = (
-        f"Suite: `{run_info.get('command', 'python benchmarks/suite.py')}`, {run_info.get('date', '')}, "
-        f"{run_info.get('machine', {}).get('cpu_model', '')} ({run_info.get('machine', {}).get('cpus', '?')} cores), "
+        f"Suite: `{run_info.get('command', 'python benchmarks/suite.py')}`, {run_info.get('date', '')}, {where}, "
         f"{len(summary['cases'])} cases x {len(next(iter(summary['cases'].values()), {}).get('seeds', []))} seeds"
     )
     for again in run_info.get("later", []):
