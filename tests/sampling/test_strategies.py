@@ -78,7 +78,10 @@ class TestAdaptive:
         assert 0.1 - 1e-6 <= mixture["uniform"] <= 0.1 + 0.8 * 0.0025
 
     def test_draw_is_split_by_share_and_probabilities_mix(self):
-        s = Sampler((1, 16, 16), "adaptive", warmup_iterations=0, update_frequency=1, evidence=0.0, seed=0)
+        three = ("uniform", "error_weighted", "spatial")
+        s = Sampler(
+            (1, 16, 16), "adaptive", components=three, warmup_iterations=0, update_frequency=1, evidence=0.0, seed=0
+        )
         s.update(torch.arange(256), torch.rand(256, generator=torch.Generator().manual_seed(0)), 0)
         draw = s.sample(999, 1)
         counts = torch.bincount(s._labels.long(), minlength=3)
@@ -87,6 +90,16 @@ class TestAdaptive:
         expected = sum(c.probabilities().double() / 3 for c in components)
         assert torch.allclose(exact_probabilities(s), expected, atol=1e-7)
         assert draw.ids.numel() == 999
+
+    def test_mixes_uniform_and_error_weighted_by_default_on_image_layouts_too(self):
+        assert Sampler((1, 16, 16), "adaptive").stats()["mixture"] == pytest.approx(
+            {"uniform": 0.5, "error_weighted": 0.5}
+        )
+
+    def test_state_of_other_components_is_refused(self):
+        three = Sampler((1, 8, 8), "adaptive", components=("uniform", "error_weighted", "spatial"))
+        with pytest.raises(ValueError, match="mixes 3 components, the strategy 2"):
+            Sampler((1, 8, 8), "adaptive").load_state_dict(three.state_dict())
 
     def test_equal_shares_without_progress_when_every_score_is_trusted(self):
         s = Sampler(100, "adaptive", warmup_iterations=0, update_frequency=1, evidence=0.0, seed=0)

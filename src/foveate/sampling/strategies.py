@@ -256,6 +256,10 @@ class Spatial(Strategy):
         return CategoricalProposal(self.shaping.mix(weights))
 
 
+DEFAULT_COMPONENTS = ("uniform", "error_weighted")
+"""What adaptive mixes unless told otherwise."""
+
+
 @dataclass
 class Adaptive(Strategy):
     """A mixture of strategies whose shares follow each one's measured progress, shown beyond noise.
@@ -282,7 +286,7 @@ class Adaptive(Strategy):
 
     name: ClassVar[str] = "adaptive"
     components: tuple[Literal["uniform", "error_weighted", "spatial"], ...] | None = None
-    """Strategies to mix; default uniform and error_weighted, plus spatial on (images, H, W) layouts."""
+    """Strategies to mix; default uniform and error_weighted (spatial may be added on (images, H, W) layouts)."""
     min_share: float = 0.1
     """The least share a component keeps."""
     progress_decay: float = 0.9
@@ -315,10 +319,9 @@ class Adaptive(Strategy):
 
     def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
         super().bind(layout, shaping, device)
-        names = self.components
-        if names is None:
-            names = ("uniform", "error_weighted", "spatial") if layout.is_grid else ("uniform", "error_weighted")
-        names = tuple(names)
+        # spatial is not a default: on photos and rays it scored within a few percent of uniform, never
+        # rose above its floor, and cost about half of adaptive's kernel launches (BENCHMARKS.md).
+        names = tuple(self.components or DEFAULT_COMPONENTS)
         allowed = ("uniform", "error_weighted", "spatial")
         unknown = [n for n in names if n not in allowed]
         if unknown or len(set(names)) != len(names) or not names:
@@ -412,6 +415,12 @@ class Adaptive(Strategy):
         }
 
     def load_state_dict(self, state: dict) -> None:
+        saved = len(state["shares"])
+        if saved != len(self.children):
+            raise ValueError(
+                f"this adaptive state mixes {saved} components, the strategy {len(self.children)} "
+                f"({', '.join(self.names)}): pass the components it was saved with"
+            )
         if "progress" in state:
             self.progress = state["progress"].to(self.device, torch.float32)
         self.shares = list(state["shares"])
