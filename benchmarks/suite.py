@@ -16,7 +16,9 @@ new runs with the case's other variants (the earlier report is kept in ``previou
 one strategy is measured against the same uniform runs, seed by seed. ``--null`` trains uniform
 again with other draws (``--sampling.draw-seed-offset``; same seeds, so the same initialisations) into
 each case's ``null/``: its deltas to uniform are what the draws' luck alone moves a run, the
-yardstick for every other delta in the case.
+yardstick for every other delta in the case. ``--budgets`` trains the guided strategies again for
+fractions of uniform's steps, each with its own schedule (``budget-F/``): the fraction at which
+they match uniform's full run is the steps ratio under matched schedules.
 The scenes it needs are rendered first with Mitsuba (``foveate data render``; cached in
 ``--scenes``), the PBR dataset written with ``foveate pbr data``.
 
@@ -25,6 +27,7 @@ The scenes it needs are rendered first with Mitsuba (``foveate data render``; ca
     python benchmarks/suite.py --only image nerf         # some pipelines (or case names)
     python benchmarks/suite.py --rerun adaptive          # one strategy again, against the same uniform runs
     python benchmarks/suite.py --null --only nerf        # uniform with other draws: the spread of luck alone
+    python benchmarks/suite.py --only image --budgets 0.5 0.6 0.7 0.85   # matched schedules
     python benchmarks/suite.py --summarise benchmarks/results/suite --readme README.md
 """
 
@@ -37,7 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from foveate.report.compare import machine
@@ -66,6 +69,8 @@ DB_TOLERANCE = 0.1
 """A guided strategy 'hurts' when it settles this many dB below uniform (PSNR metrics)."""
 RELATIVE_TOLERANCE = 0.01
 """... or, for other metrics, this fraction worse than uniform."""
+STEPLESS = ("universe", "motion", "pbr")
+"""Pipelines whose budget is not a --steps count (rounds, iterations, epochs): no budget sweep."""
 UNIVERSE = Path(__file__).with_name("universe.py")
 """The universe's case runs this benchmark (the budget over cells is no `foveate compare` pipeline)."""
 
@@ -263,6 +268,51 @@ def train_null(chosen: list[Case], out: Path, size: str, seeds: int, workers: in
         print(f"{case.name}: null in {seconds / 60:.1f} min", flush=True)
 
 
+def _with_steps(args: tuple[str, ...], steps: int) -> tuple[str, ...]:
+    """``args`` with the run cut to ``steps`` steps (replacing a ``--steps`` already there)."""
+    changed = list(args)
+    if "--steps" in changed:
+        changed[changed.index("--steps") + 1] = str(steps)
+    else:
+        changed += ["--steps", str(steps)]
+    return tuple(changed)
+
+
+def train_budgets(
+    chosen: list[Case],
+    out: Path,
+    size: str,
+    seeds: int,
+    workers: int,
+    fractions: list[float],
+    strategies: tuple[str, ...],
+) -> None:
+    """Guided strategies trained for fractions of uniform's steps, each with its own schedule.
+
+    Into each done case's ``budget-F/``. A run cut short on the same schedule as uniform's is not
+    how one would train with fewer steps: read off the matched schedules, the steps ratio is the
+    one the goal means.
+    """
+    for case in chosen:
+        report = out / case.name / "report.json"
+        if case.pipeline in STEPLESS or not report.exists():
+            print(f"{case.name}: no budget sweep ({'no steps to cut' if report.exists() else 'not done'})")
+            continue
+        steps = json.loads(report.read_text())["steps"]
+        for fraction in fractions:
+            target = out / case.name / f"budget-{fraction:g}"
+            if (target / "report.json").exists():
+                continue
+            cut = max(1, round(fraction * steps))
+            sized = replace(case, cpu=_with_steps(case.cpu, cut), gpu=_with_steps(case.gpu, cut))
+            try:
+                seconds = _compare(sized, strategies, target, size, seeds, workers)
+            except subprocess.CalledProcessError:
+                print(f"{case.name}: budget {fraction:g} FAILED, see {target}; going on", flush=True)
+                continue
+            print(f"{case.name}: {', '.join(strategies)} at {cut} steps in {seconds / 60:.1f} min", flush=True)
+
+
 def _ratio(run: list, base: list, goal: float, higher: bool, column: int) -> float | None:
     mine = crossing(best_so_far(run, higher), goal, higher, column)
     theirs = crossing(best_so_far(base, higher), goal, higher, column)
@@ -329,6 +379,57 @@ def read_case(report: dict, seconds: float | None) -> dict:
     return result
 
 
+def read_budgets(case: Path, report: dict) -> dict:
+    """Per strategy of the ``budget-F/`` runs: settled vs uniform's full run at each fraction, and the match.
+
+    The full run on uniform's own schedule (the case's report) is the point at 1. ``matched`` is
+    the fraction at which the mean delta reaches 0, interpolated between the neighbouring
+    fractions; None when no fraction gets there, the smallest fraction when it already does.
+    """
+    sign = 1.0 if report["metric"]["higher_is_better"] else -1.0
+    base = {r["seed"]: r for r in report["runs"] if r["variant"] == report["reference"]}
+    points: dict[str, list[dict]] = {}
+    sources = [(float(d.name.removeprefix("budget-")), d / "report.json") for d in case.glob("budget-*")]
+    for fraction, path in sorted(sources):
+        if not path.exists():
+            continue
+        for variant in dict.fromkeys(r["variant"] for r in json.loads(path.read_text())["runs"]):
+            runs = [r for r in json.loads(path.read_text())["runs"] if r["variant"] == variant and r["seed"] in base]
+            points.setdefault(variant, []).append(_budget_point(fraction, runs, base, sign))
+    result = {}
+    for variant, found in points.items():
+        full = [r for r in report["runs"] if r["variant"] == variant and r["seed"] in base]
+        if full:
+            found = [*found, _budget_point(1.0, full, base, sign)]
+        matched = _matched(found, sign)
+        result[variant] = {"points": found, "matched": matched, "at_most": matched == found[0]["fraction"]}
+    return result
+
+
+def _budget_point(fraction: float, runs: list[dict], base: dict, sign: float) -> dict:
+    deltas = [settled(r["curve"]) - settled(base[r["seed"]]["curve"]) for r in runs]
+    walls = [r["curve"][-1][2] / base[r["seed"]]["curve"][-1][2] for r in runs if base[r["seed"]]["curve"][-1][2] > 0]
+    return {
+        "fraction": fraction,
+        "delta_mean": statistics.fmean(deltas),
+        "delta_worst": min(deltas, key=lambda d: sign * d),
+        "wall_ratio": statistics.median(walls) if walls else None,
+        "seeds": len(deltas),
+    }
+
+
+def _matched(points: list[dict], sign: float) -> float | None:
+    previous = None
+    for point in points:
+        if sign * point["delta_mean"] >= 0:
+            if previous is None:
+                return point["fraction"]
+            lower, upper = sign * previous["delta_mean"], sign * point["delta_mean"]
+            return previous["fraction"] + (point["fraction"] - previous["fraction"]) * -lower / (upper - lower)
+        previous = point
+    return None
+
+
 def hurts(result: dict, strategy: dict) -> bool:
     """Whether a strategy's worst seed settles beyond the tolerance below uniform."""
     if "dB" in result["metric"]:
@@ -347,6 +448,9 @@ def summarise(out: Path) -> dict:
             others = [dict(r, variant=NULL) for r in json.loads(null.read_text())["runs"]]
             report = dict(report, runs=[*report["runs"], *others])
         results[report_path.parent.name] = read_case(report, seconds)
+        budgets = read_budgets(report_path.parent, report)
+        if budgets:
+            results[report_path.parent.name]["budgets"] = budgets
     best_steps = []
     for result in results.values():
         strategies = {name: s for name, s in result["strategies"].items() if name != NULL and s["curve"]}
@@ -355,9 +459,16 @@ def summarise(out: Path) -> dict:
         reached = [s["steps_ratio_median"] for s in strategies.values() if s["steps_ratio_median"] is not None]
         best_steps.append(min(reached) if reached else None)
     adaptive = [r["strategies"]["adaptive"] for r in results.values() if "adaptive" in r["strategies"]]
+    matched = [
+        min((b["matched"] for b in r["budgets"].values() if b["matched"] is not None), default=None)
+        for r in results.values()
+        if r.get("budgets")
+    ]
     return {
         "cases": results,
         "median_best_steps_ratio": _median(best_steps),
+        "median_matched_ratio": _median(matched),
+        "matched_cases": len(matched),
         "adaptive_hurts": [
             name
             for name, r in results.items()
@@ -430,7 +541,61 @@ def markdown(summary: dict, header: str) -> str:
             f"and the null's worst in {len(beyond)} of the {summary['null_cases']}"
             + (f": {', '.join(beyond)}." if beyond else ".")
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, *budget_markdown(summary)])
+
+
+def budget_markdown(summary: dict) -> list[str]:
+    """The matched-schedule table: each budget's settled delta to uniform's full run, and the match."""
+    swept = {name: r for name, r in summary["cases"].items() if r.get("budgets")}
+    if not swept:
+        return []
+    fractions = sorted({p["fraction"] for r in swept.values() for b in r["budgets"].values() for p in b["points"]})
+    lines = [
+        "",
+        "Matched schedules: guided runs trained for a fraction of uniform's steps, each with its own schedule, "
+        "settled against uniform's full run seed by seed (mean / worst seed; 1x is the same schedule as uniform's); "
+        "'matched at' interpolates where the mean reaches uniform, with the wall-clock of that budget's runs.",
+        "",
+        "| case | strategy | " + " | ".join(f"{f:g}x" for f in fractions) + " | matched at |",
+        "|---|---|" + "---|" * (len(fractions) + 1),
+    ]
+    for name, result in swept.items():
+        for i, (strategy, budget) in enumerate(result["budgets"].items()):
+            by_fraction = {p["fraction"]: p for p in budget["points"]}
+            cells = [
+                f"{by_fraction[f]['delta_mean']:+.2f} / {by_fraction[f]['delta_worst']:+.2f}"
+                if f in by_fraction
+                else ""
+                for f in fractions
+            ]
+            match = budget["matched"]
+            wall = _matched_wall(budget)
+            where = "not matched" if match is None else f"{'<= ' if budget['at_most'] else ''}{match:.2f}x"
+            where += f" (wall-clock {wall:.2f}x)" if match is not None and wall else ""
+            lines.append(f"| {name if i == 0 else ''} | {strategy} | " + " | ".join(cells) + f" | {where} |")
+    lines += [
+        "",
+        f"Median over the {summary['matched_cases']} swept cases of the best strategy's matched steps ratio: "
+        f"{_fmt(summary['median_matched_ratio'])}.",
+    ]
+    return lines
+
+
+def _matched_wall(budget: dict) -> float | None:
+    """The wall-clock ratio at the matched budget, interpolated like the steps."""
+    match = budget["matched"]
+    points = [p for p in budget["points"] if p["wall_ratio"] is not None]
+    if match is None or not points:
+        return None
+    below = [p for p in points if p["fraction"] <= match]
+    above = [p for p in points if p["fraction"] >= match]
+    if not below or not above:
+        return (below or above)[-1 if below else 0]["wall_ratio"]
+    low, high = below[-1], above[0]
+    if high["fraction"] == low["fraction"]:
+        return low["wall_ratio"]
+    share = (match - low["fraction"]) / (high["fraction"] - low["fraction"])
+    return low["wall_ratio"] + share * (high["wall_ratio"] - low["wall_ratio"])
 
 
 def replace_block(readme: Path, block: str) -> None:
@@ -456,9 +621,21 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, help="replace the suite block of this README with the summary")
     parser.add_argument("--null", action="store_true", help="also train uniform with other draws (the null)")
     parser.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also train guided strategies for these fractions of uniform's steps, each with its own schedule",
+    )
+    parser.add_argument(
+        "--budget-strategies", nargs="+", default=["error_weighted"], help="the strategies --budgets trains"
+    )
+    parser.add_argument(
         "--rerun", nargs="+", default=[], help="strategies to train again in done cases, pooled with the other variants"
     )
     args = parser.parse_args()
+    if not all(0.0 < f < 1.0 for f in args.budgets):
+        parser.error(f"--budgets: fractions must lie in (0, 1), got {args.budgets}")
     out = args.summarise or args.out
     if args.summarise is None:
         chosen = [
@@ -472,6 +649,9 @@ def main() -> None:
         train(chosen, out, args.size, args.seeds, args.workers, tuple(args.rerun))
         if args.null:
             train_null(chosen, out, args.size, args.seeds, args.workers)
+        if args.budgets:
+            strategies = tuple(args.budget_strategies)
+            train_budgets(chosen, out, args.size, args.seeds, args.workers, args.budgets, strategies)
         info = {"command": shlex.join(["python", *sys.argv]), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
         info["minutes"] = (time.perf_counter() - started) / 60
         if (out / "run.json").exists():  # a later run into the same folder: the first stays the header
