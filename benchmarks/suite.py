@@ -18,8 +18,8 @@ again with other draws (``--sampling.draw-seed-offset``; same seeds, so the same
 each case's ``null/``: its deltas to uniform are what the draws' luck alone moves a run, the
 yardstick for every other delta in the case. ``--budgets`` trains the guided strategies again for
 fractions of uniform's steps, each with its own schedule (``budget-F/``): the fraction at which
-they match uniform's full run is the steps ratio under matched schedules.
-The scenes it needs are rendered first with Mitsuba (``foveate data render``; cached in
+they match uniform's full run is the steps ratio under matched schedules (their figures are not
+kept). The scenes it needs are rendered first with Mitsuba (``foveate data render``; cached in
 ``--scenes``), the PBR dataset written with ``foveate pbr data``.
 
     python benchmarks/suite.py                           # CPU sizes: about an hour on 2 cores
@@ -310,6 +310,8 @@ def train_budgets(
             except subprocess.CalledProcessError:
                 print(f"{case.name}: budget {fraction:g} FAILED, see {target}; going on", flush=True)
                 continue
+            for figure in target.glob("*.png"):  # the summary reads report.json; figures would double the results
+                figure.unlink()
             print(f"{case.name}: {', '.join(strategies)} at {cut} steps in {seconds / 60:.1f} min", flush=True)
 
 
