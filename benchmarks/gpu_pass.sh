@@ -6,7 +6,8 @@
 # SCENE_800: an 800 x 800 rendered scene (foveate data render --width 800 --height 800 ...);
 # without it the NeRF step time is skipped. SECONDS (default 540) bounds the whole pass: the
 # short measurements run first, then the suite's large photos at GPU size get what is left.
-# Results (JSON, logs, the suite's reports) go to OUT_DIR.
+# Results (JSON, logs, the suite's reports) go to OUT_DIR. With BASELINE set to a copy of an
+# earlier src/foveate/sampling, the engine's launches and times are also measured against it.
 # The GPU machine has no network: carry the wheels foveate needs beyond its torch (see the
 # device tool's README) and put them on PYTHONPATH before calling this.
 set -u -o pipefail
@@ -22,6 +23,10 @@ timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/sampling tests/mod
 timeout 90 python3 benchmarks/sampler.py --devices cuda --json "$out/sampler_cuda.json" 2>&1 | tee "$out/sampler.log"
 timeout 60 python3 benchmarks/handler_memory.py --log2-rays 28 --device cuda --json "$out/handler_cuda.json" 2>&1 \
     | tee "$out/handler.log"
+if [ -n "${BASELINE:-}" ]; then
+    timeout 90 python3 benchmarks/sampler_launches.py --against "$BASELINE" --batches 8192 65536 1048576 \
+        --json "$out/sampler_launches.json" 2>&1 | tee "$out/sampler_launches.log"
+fi
 for batch in 65536 1048576; do  # the preset's batch, and 2^20 pixels
     timeout 90 python3 benchmarks/step_time.py image --batch-size "$batch" --out "$out/image_$batch" 2>&1 \
         | tee "$out/image_step_time_$batch.log"

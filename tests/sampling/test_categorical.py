@@ -42,6 +42,26 @@ def test_draws_match_weights(device, num_units):
     assert torch.allclose(dist.probabilities().double().cpu(), (weights / weights.sum()).double().cpu(), atol=1e-7)
 
 
+def test_draws_invert_the_stored_distribution(device):
+    """The in-block count of prefix sums agrees with inverting the whole CDF of the stored masses."""
+    g = torch.Generator(device=device).manual_seed(2)
+    weights = torch.rand(4099, generator=g, device=device) ** 8
+    weights[torch.rand(4099, generator=g, device=device) < 0.3] = 0.0
+    weights[-BLOCK:] = 0.0  # a trailing empty block: uniforms near 1 must not land in it
+    dist = BlockCategorical(weights)
+    mass = dist.probabilities().double() * dist.total
+    cdf = torch.cat((mass.new_zeros(1), mass.cumsum(0)))
+    u = torch.cat((sorted_uniforms(50_000, generator=g, device=device), u_edges(device)))
+    ids = dist.sample_from_uniforms(u)
+    expected = (torch.searchsorted(cdf, u * dist.total, right=True) - 1).clamp(max=int(weights.nonzero().max()))
+    assert torch.equal(ids, expected)
+    assert bool((weights[ids] > 0).all())
+
+
+def u_edges(device: torch.device) -> torch.Tensor:
+    return torch.tensor([0.0, 0.5, 1.0 - 2.0**-53], dtype=torch.float64, device=device)
+
+
 def test_exact_far_beyond_multinomial_limit():
     """2^24 + 3 units, most of the mass on three single units past the 2^24 boundary."""
     num_units = 2**24 + 3

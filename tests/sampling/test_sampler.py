@@ -9,6 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from foveate.sampling import Sampler, available_strategies
+from foveate.sampling.statistics import reduce_duplicates
 from tests.sampling.helpers import chi_square_ok
 
 
@@ -73,6 +74,37 @@ def test_ema_duplicates_and_nonfinite():
     assert stats["nonfinite"] == 2
     assert stats["coverage"] == pytest.approx(0.1)
     json.dumps(stats)
+
+
+def test_sorted_and_unsorted_reductions_agree():
+    ids = torch.tensor([5, 1, 5, 2, 1, 5, 9])
+    errors = torch.tensor([1.0, 2.0, float("nan"), 4.0, 6.0, 3.0, float("inf")])
+    order = torch.argsort(ids, stable=True)
+    shuffled, presorted = reduce_duplicates(ids, errors), reduce_duplicates(ids[order], errors[order], ascending=True)
+    for name in ("ids", "mean", "count", "nonfinite"):
+        assert torch.equal(getattr(shuffled, name), getattr(presorted, name)), name
+    assert presorted.mean.tolist() == [4.0, 4.0, 4.0, 2.0, 2.0, 2.0, 0.0]
+    assert presorted.count.tolist() == [2.0, 2.0, 1.0, 2.0, 2.0, 2.0, 0.0]
+    assert int(presorted.nonfinite) == 2
+
+
+@pytest.mark.parametrize("reorder", ["in_place", "copy"])
+def test_update_skips_the_sort_only_for_an_unchanged_guided_draw(reorder):
+    """A guided draw arrives sorted; once its ids change in place the update must sort them again."""
+    samplers = [Sampler(64, warmup_iterations=0, update_frequency=1, decay=0.5, seed=3) for _ in range(2)]
+    errors = torch.linspace(0.1, 2.0, 64)
+    for sampler in samplers:
+        feed(sampler, 3, lambda ids: errors[ids], n=256)
+    drawn = [sampler.sample(256, 3).ids for sampler in samplers]
+    assert torch.equal(drawn[0], drawn[1]) and bool((drawn[0][1:] >= drawn[0][:-1]).all())
+    fresh = torch.rand(256, generator=torch.Generator().manual_seed(0))
+    shuffled = drawn[0][torch.randperm(256, generator=torch.Generator().manual_seed(1))]
+    if reorder == "in_place":
+        drawn[0].copy_(shuffled)
+    samplers[0].update(drawn[0] if reorder == "in_place" else shuffled, fresh, 3)
+    samplers[1].update(shuffled.clone(), fresh, 3)
+    assert torch.equal(samplers[0].statistics.error, samplers[1].statistics.error)
+    assert torch.equal(samplers[0].statistics.visits, samplers[1].statistics.visits)
 
 
 def test_unvisited_units_get_the_optimistic_prior():

@@ -46,9 +46,15 @@ class RadFoamWeighted(Strategy):
     name: ClassVar[str] = "radfoam_weighted"
 
     def observe(
-        self, stats: UnitStatistics, ids: torch.Tensor, errors: torch.Tensor, labels: torch.Tensor | None
+        self,
+        stats: UnitStatistics,
+        ids: torch.Tensor,
+        errors: torch.Tensor,
+        labels: torch.Tensor | None,
+        *,
+        ascending: bool = False,
     ) -> None:
-        batch = reduce_duplicates(ids, errors)
+        batch = reduce_duplicates(ids, errors, ascending=ascending)
         # The statistics take a unit's first observation as its error; RadFoam blends it with 1.0.
         first = stats.visits.index_select(0, batch.ids) == 0
         blended = stats.decay * RADFOAM_INITIAL_ERROR + (1.0 - stats.decay) * batch.mean

@@ -4,8 +4,8 @@
 per-entry resolution once its running sum is large (near 3.3e7 its spacing is 2-4).
 :class:`BlockCategorical` keeps a float64 CDF over blocks of :data:`BLOCK` units and
 float32 prefix sums inside each block. Memory is about 4.6 bytes per unit; a draw
-costs one ``searchsorted`` over the blocks and log2(BLOCK) gathers, with no host
-synchronisation.
+costs one ``searchsorted`` over the blocks and one gather of its block's prefix sums (a
+64-byte row), about a dozen kernels with no host synchronisation.
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ class BlockCategorical:
 
     def _index(self, prefix: torch.Tensor) -> None:
         self.prefix = prefix
-        self.block_cdf = prefix[:, -1].to(torch.float64).cumsum(0)
+        # Mass before each block, then the total: a drawn block's start is one gather away.
+        block_mass = prefix[:, -1].to(torch.float64)
+        self.block_cdf = torch.cat((block_mass.new_zeros(1), block_mass.cumsum(0)))
         self.total = self.block_cdf[-1]
         positive = torch.diff(prefix, dim=1, prepend=torch.zeros_like(prefix[:, :1])) > 0
         positions = torch.arange(BLOCK, device=prefix.device, dtype=torch.uint8)
@@ -108,21 +110,17 @@ class BlockCategorical:
     def sample_from_uniforms(self, u: torch.Tensor) -> torch.Tensor:
         """Map float64 uniforms in [0, 1) to unit ids (ascending uniforms give ascending ids)."""
         x = u * self.total
-        block = torch.minimum(torch.searchsorted(self.block_cdf, x, right=True), self._last_block)
-        prev = torch.where(block > 0, self.block_cdf.index_select(0, (block - 1).clamp_(min=0)), torch.zeros_like(x))
-        residual = x - prev
-        flat = self.prefix.view(-1)
-        base = block * BLOCK
-        offset = torch.zeros_like(block)
-        step = BLOCK // 2
-        while step:
-            # Binary search for the first prefix sum above the residual; log2(BLOCK) gathers.
-            probe = flat.index_select(0, base + offset + (step - 1)).to(torch.float64)
-            offset += (probe <= residual).long() * step
-            step //= 2
+        block = torch.minimum(torch.searchsorted(self.block_cdf[1:], x, right=True), self._last_block)
+        residual = x - self.block_cdf.index_select(0, block)
+        # The first prefix sum of the block above the residual: count those at or below it in the
+        # block's one 64-byte row (a fixed handful of kernels, where a binary search takes four
+        # dependent gathers).
+        rows = self.prefix.index_select(0, block)
+        at_or_below = rows <= _round_down_to_float32(residual).unsqueeze(1)
+        offset = at_or_below.view(torch.uint8).sum(1, dtype=torch.uint8)  # 0..16; int64 sums cost 10x
         # Rounding can leave the residual at or past the block's total: take its last positive unit.
-        offset = torch.minimum(offset, self.last_positive.index_select(0, block).long())
-        return base + offset
+        offset = torch.minimum(offset, self.last_positive.index_select(0, block))
+        return block * BLOCK + offset
 
     def _unit_mass(self, ids: torch.Tensor) -> torch.Tensor:
         flat = self.prefix.view(-1)
@@ -137,5 +135,14 @@ class BlockCategorical:
 
     def probabilities(self) -> torch.Tensor:
         """The whole distribution as a float32 tensor summing to 1."""
-        mass = torch.diff(self.prefix.to(torch.float64), dim=1, prepend=torch.zeros_like(self.block_cdf[:, None]))
+        prefix = self.prefix.to(torch.float64)
+        mass = torch.diff(prefix, dim=1, prepend=prefix.new_zeros(len(prefix), 1))
         return (mass.view(-1)[: self.num_units] / self.total).to(torch.float32)
+
+
+def _round_down_to_float32(x: torch.Tensor) -> torch.Tensor:
+    """The largest float32 at or below each float64 ``x``: for a float32 ``p``, ``p <= x`` exactly when
+    ``p <= _round_down_to_float32(x)``, so comparisons against float32 data stay in float32."""
+    nearest = x.to(torch.float32)
+    below = torch.nextafter(nearest, nearest.new_full((), -math.inf))
+    return torch.where(nearest.to(torch.float64) > x, below, nearest)

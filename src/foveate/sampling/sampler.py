@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .layout import Layout
-from .proposals import MixtureProposal, Proposal, UniformProposal, proposal_from_state
+from .proposals import CategoricalProposal, MixtureProposal, Proposal, UniformProposal, proposal_from_state
 from .statistics import UnitStatistics
 from .strategies import STRATEGIES, Shaping, Strategy, make_strategy
 
@@ -146,6 +146,7 @@ class Sampler:
         self._soft_normaliser: torch.Tensor | None = None
         self._stale = True
         self._labels: torch.Tensor | None = None
+        self._ascending: tuple[torch.Tensor, int] | None = None
         self.updates = 0
         self.rebuilds = 0
         self.last_step = 0
@@ -175,6 +176,7 @@ class Sampler:
         if n % self.world:
             raise ValueError(f"a batch of {n} does not divide among {self.world} ranks")
         self.last_step = step
+        self._ascending = None
         if self.in_warmup(step):
             self._labels = None
             ids, _ = self._uniform.sample(n, self.generator, self.host_rng, self.stratified)
@@ -185,6 +187,8 @@ class Sampler:
         ids, self._labels = proposal.sample(n, self.generator, self.host_rng, self.stratified)
         if uniform_ids is not None:
             ids = self._with_uniform_ids(proposal, ids, self._labels, uniform_ids)
+        elif isinstance(proposal, CategoricalProposal) and self.world == 1:
+            self._ascending = (ids, ids._version)
         return self._local(Draw(ids, self._importance_weights(proposal, ids)))
 
     def _supplied(self, uniform_ids: Callable[[int], torch.Tensor], count: int) -> torch.Tensor:
@@ -234,6 +238,9 @@ class Sampler:
         distribution floors them at 0.
         """
         _check_int("step", step, 0)
+        # The latest draw, unchanged and error-guided, comes sorted: the reduction can skip its sort.
+        ascending = self._ascending is not None and ids is self._ascending[0] and ids._version == self._ascending[1]
+        self._ascending = None
         ids, errors = self._validated(ids, errors)
         if noise is not None:
             if not isinstance(noise, torch.Tensor) or noise.shape != errors.shape:
@@ -251,7 +258,7 @@ class Sampler:
                 stacklevel=2,
             )
             labels = None
-        self.strategy.observe(self.statistics, ids, errors, labels)
+        self.strategy.observe(self.statistics, ids, errors, labels, ascending=ascending)
         self._labels = None
         self.last_step = step
         self.updates += 1

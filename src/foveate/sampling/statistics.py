@@ -26,22 +26,22 @@ class BatchReduction:
     nonfinite: torch.Tensor
 
 
-def reduce_duplicates(ids: torch.Tensor, errors: torch.Tensor) -> BatchReduction:
-    """Collapse repeated ids to the mean of their finite errors; count the non-finite ones."""
-    sorted_ids, order = torch.sort(ids)
-    values = errors.index_select(0, order).to(torch.float32)
+def reduce_duplicates(ids: torch.Tensor, errors: torch.Tensor, *, ascending: bool = False) -> BatchReduction:
+    """Collapse repeated ids to the mean of their finite errors; count the non-finite ones.
+
+    ``ascending=True`` promises that ``ids`` are sorted already and skips the sort."""
+    if ascending:
+        sorted_ids, values = ids, errors.to(torch.float32)
+    else:
+        sorted_ids, order = torch.sort(ids)
+        values = errors.index_select(0, order).to(torch.float32)
     finite = torch.isfinite(values)
-    values = torch.where(finite, values, torch.zeros_like(values))
-    starts = torch.ones_like(sorted_ids, dtype=torch.bool)
-    starts[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    run = starts.cumsum(0) - 1
-    sums = torch.zeros(ids.numel(), dtype=torch.float32, device=ids.device).index_add_(0, run, values)
-    counts = torch.zeros(ids.numel(), dtype=torch.float32, device=ids.device).index_add_(
-        0, run, finite.to(torch.float32)
-    )
-    count = counts.index_select(0, run)
-    mean = sums.index_select(0, run) / count.clamp(min=1.0)
-    return BatchReduction(sorted_ids, mean, count, (~finite).sum())
+    # Every position of a run of equal ids gets the run's number.
+    run = torch.diff(sorted_ids, prepend=sorted_ids[:1]).ne_(0).cumsum(0)
+    per_position = torch.stack((torch.where(finite, values, 0.0), finite.to(torch.float32)), dim=1)
+    per_run = torch.zeros_like(per_position).index_add_(0, run, per_position).index_select(0, run)
+    count = per_run[:, 1]
+    return BatchReduction(sorted_ids, per_run[:, 0] / count.clamp(min=1.0), count, finite.numel() - finite.sum())
 
 
 class UnitStatistics:
@@ -64,16 +64,16 @@ class UnitStatistics:
 
     def observe(self, batch: BatchReduction) -> torch.Tensor:
         """Fold a reduced batch in; returns each position's error before the update (float32)."""
-        ids, applies = batch.ids, batch.count > 0
+        ids = batch.ids
         old = self.error.index_select(0, ids).to(torch.float32)
         visits = self.visits.index_select(0, ids)
-        blended = self.decay * old + (1.0 - self.decay) * batch.mean
-        new = torch.where(visits > 0, blended, batch.mean)
-        new = torch.where(applies, new, old)
+        # decay * old + (1 - decay) * mean for units seen before, the mean on a first visit.
+        new = torch.where(visits > 0, torch.lerp(batch.mean, old, self.decay), batch.mean)
+        new = torch.where(batch.count > 0, new, old)
         # Every position of a run writes the same value, so duplicate writes agree.
         self.error.index_copy_(0, ids, new.to(self.error.dtype))
-        increment = batch.count.clamp(max=VISITS_MAX).to(torch.int16)
-        self.visits.index_copy_(0, ids, (visits.to(torch.int16) + increment).clamp(max=VISITS_MAX).to(torch.uint8))
+        visits = (visits.to(torch.float32) + batch.count).clamp_(max=VISITS_MAX).to(torch.uint8)
+        self.visits.index_copy_(0, ids, visits)
         self.nonfinite += batch.nonfinite
         return old
 

@@ -82,9 +82,14 @@ class Strategy:
         ids: torch.Tensor,
         errors: torch.Tensor,
         labels: torch.Tensor | None,
+        *,
+        ascending: bool = False,
     ) -> None:
-        """Fold one update into the statistics; ``labels`` name the mixture component per id."""
-        stats.observe(reduce_duplicates(ids, errors))
+        """Fold one update into the statistics; ``labels`` name the mixture component per id.
+
+        ``ascending`` promises that ``ids`` are already sorted (an error-guided draw), which
+        spares the duplicate reduction its sort."""
+        stats.observe(reduce_duplicates(ids, errors, ascending=ascending))
         self.note_visits(ids)
 
     def note_visits(self, ids: torch.Tensor) -> None:
@@ -361,21 +366,17 @@ class Adaptive(Strategy):
         )
         return torch.where(counts >= 2.0, spread, torch.full_like(spread, math.inf))
 
-    def observe(self, stats, ids, errors, labels) -> None:
+    def observe(self, stats, ids, errors, labels, *, ascending=False) -> None:
         if labels is not None:
             previous = stats.error.index_select(0, ids).to(torch.float32)
             errors = errors.to(torch.float32)
             usable = (stats.visits.index_select(0, ids) > 0) & torch.isfinite(errors)
-            drop = torch.where(usable, previous - errors, torch.zeros_like(previous))
-            base = torch.where(usable, previous, torch.zeros_like(previous))
-            index = labels.long()
-            sums = torch.zeros(4, len(self.children), device=ids.device)
-            sums[0].index_add_(0, index, drop)
-            sums[1].index_add_(0, index, drop.square())
-            sums[2].index_add_(0, index, base)
-            sums[3].index_add_(0, index, usable.to(torch.float32))
-            self.progress = self.progress_decay * self.progress + sums
-        stats.observe(reduce_duplicates(ids, errors))
+            drop = torch.where(usable, previous - errors, 0.0)
+            base = torch.where(usable, previous, 0.0)
+            measured = torch.stack((drop, drop.square(), base, usable.to(torch.float32)), dim=1)
+            sums = measured.new_zeros(len(self.children), 4).index_add_(0, labels.long(), measured)
+            self.progress = torch.add(sums.T, self.progress, alpha=self.progress_decay)
+        stats.observe(reduce_duplicates(ids, errors, ascending=ascending))
         for child in self.children:
             child.note_visits(ids)
 
@@ -497,7 +498,7 @@ class FailureBins(Strategy):
         kernel = settings["kernel_decay"] ** torch.arange(self._kernel_size, dtype=torch.float32, device=device)
         self.kernel = kernel / kernel.sum() if self.form == "official" else kernel
 
-    def observe(self, stats, ids, errors, labels) -> None:
+    def observe(self, stats, ids, errors, labels, *, ascending=False) -> None:
         bins = self.layout.num_units
         errors = errors.to(torch.float32)
         finite = torch.isfinite(errors)
@@ -512,7 +513,7 @@ class FailureBins(Strategy):
             blended = (1.0 - self._alpha) * self.score + self._alpha * rate
             self.score = torch.where(episodes > 0, blended, self.score)
         if ids.numel():
-            stats.observe(reduce_duplicates(ids, errors))
+            stats.observe(reduce_duplicates(ids, errors, ascending=ascending))
 
     def probabilities_from_score(self) -> torch.Tensor:
         """The form's bin distribution for the current scores, float32, summing to 1."""
