@@ -3,10 +3,11 @@
 On a GPU the engine's per-step cost at the pipelines' batches is set by how many kernels it
 launches from Python, not by their work (``benchmarks/sampler_compile.py``). This benchmark counts
 the operations one ``sample`` + ``update`` dispatches (the profiler's top-level ATen calls; views
-and no-op conversions among them cost a dispatch but no kernel) and times the pair, for this
-tree's ``foveate.sampling`` and for the same package at a git revision, imported side by side
-(``git archive`` into a temporary folder), alternating calls so load hits both alike. Both draw
-from the same statistics with the same seed, so the benchmark also reports whether their ids agree.
+and no-op conversions among them cost a dispatch but no kernel) and times the pair, and a rebuild
+of the distribution, for this tree's ``foveate.sampling`` and for the same package at a git
+revision, imported side by side (``git archive`` into a temporary folder), alternating calls so
+load hits both alike. Both draw from the same statistics with the same seed, so it also reports
+whether their ids (and rebuilt distributions) agree.
 
 At small batches a CPU is launch-bound too, so its time there stands in for the GPU's overhead;
 at large batches the CPU measures the work.
@@ -65,24 +66,45 @@ def dispatched(call: Callable[[], object]) -> int:
     return sum(1 for child in root.cpu_children if child.name.startswith("aten::"))
 
 
-def stepper(engine: object, strategy: str, shape: tuple[int, ...], batch: int, device: torch.device) -> Callable:
+class Stepper:
     """One ``sample`` + ``update`` per call, the step advancing, with the image preset's sampling settings."""
-    sampler = engine.Sampler(
-        shape, strategy, decay=0.5, update_frequency=10, warmup_iterations=0, check_inputs=False, device=device, seed=0
-    )
-    errors = torch.rand(batch, generator=torch.Generator().manual_seed(1)).to(device)
-    state = {"step": 0, "ids": None}
 
-    def step() -> None:
-        draw = sampler.sample(batch, state["step"])
-        sampler.update(draw.ids, errors, state["step"])
-        state["step"] += 1
-        state["ids"] = draw.ids
+    def __init__(self, engine: object, strategy: str, shape: tuple[int, ...], batch: int, device: torch.device) -> None:
+        self.sampler = engine.Sampler(
+            shape,
+            strategy,
+            decay=0.5,
+            update_frequency=10,
+            warmup_iterations=0,
+            check_inputs=False,
+            device=device,
+            seed=0,
+        )
+        self.batch, self.step, self.ids = batch, 0, None
+        self.errors = torch.rand(batch, generator=torch.Generator().manual_seed(1)).to(device)
+        for _ in range(25):  # past two rebuilds, so the timed calls draw from the errors
+            self()
 
-    for _ in range(25):  # past two rebuilds, so the timed calls draw from the errors
-        step()
-    step.state = state
-    return step
+    def __call__(self) -> None:
+        draw = self.sampler.sample(self.batch, self.step)
+        self.sampler.update(draw.ids, self.errors, self.step)
+        self.step += 1
+        self.ids = draw.ids
+
+
+def compared(name: str, batch: int | str, theirs: Callable, mine: Callable, device: torch.device, repeats: int) -> dict:
+    """Dispatched operations and median time of the baseline's call and this tree's, side by side."""
+    ops = (dispatched(theirs), dispatched(mine))
+    before, after = side_by_side(theirs, mine, device, repeats)
+    return {
+        "strategy": name,
+        "batch": batch,
+        "ops_before": ops[0],
+        "ops_after": ops[1],
+        "ms_before": before * 1e3,
+        "ms_after": after * 1e3,
+        "ratio": after / before,
+    }
 
 
 def main() -> None:
@@ -107,30 +129,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         baseline = engine_at(args.against, Path(folder))
         print(f"{device}, units {shape}, this tree against {args.against}; ms are medians of {args.repeats}")
-        print(f"{'strategy':>15} {'batch':>8} {'ops':>11} {'ms':>17} {'ratio':>6}  same ids")
+        print(
+            f"{'strategy':>15} {'batch':>8} {'ops':>11} {'ms':>17} {'ratio':>6}  same ids (rebuild: same distribution)"
+        )
         for strategy in args.strategies:
             for batch in args.batches:
-                mine = stepper(foveate.sampling, strategy, shape, batch, device)
-                theirs = stepper(baseline, strategy, shape, batch, device)
-                same = torch.equal(mine.state["ids"], theirs.state["ids"])
-                ops = (dispatched(theirs), dispatched(mine))
-                repeats = max(5, args.repeats * 65536 // max(batch, 65536))
-                before, after = side_by_side(theirs, mine, device, repeats)
-                row = {
-                    "strategy": strategy,
-                    "batch": batch,
-                    "ops_before": ops[0],
-                    "ops_after": ops[1],
-                    "ms_before": before * 1e3,
-                    "ms_after": after * 1e3,
-                    "ratio": after / before,
-                    "same_ids": same,
-                }
+                mine = Stepper(foveate.sampling, strategy, shape, batch, device)
+                theirs = Stepper(baseline, strategy, shape, batch, device)
+                row = compared(strategy, batch, theirs, mine, device, max(5, args.repeats * 65536 // max(batch, 65536)))
+                row["same_ids"] = torch.equal(mine.ids, theirs.ids)
                 rows.append(row)
-                print(
-                    f"{strategy:>15} {batch:>8} {ops[0]:>4} -> {ops[1]:<4} {before * 1e3:>7.3f} -> {after * 1e3:<7.3f}"
-                    f" {after / before:>6.2f}  {'yes' if same else 'no'}"
-                )
+            # A rebuild (every update_frequency updates): the statistics of the last batch's runs.
+            row = compared(strategy, "rebuild", theirs.sampler.rebuild, mine.sampler.rebuild, device, 5)
+            row["same_ids"] = torch.equal(theirs.sampler.probabilities(), mine.sampler.probabilities())
+            rows.append(row)
+        for row in rows:
+            print(
+                f"{row['strategy']:>15} {row['batch']:>8} {row['ops_before']:>4} -> {row['ops_after']:<4} "
+                f"{row['ms_before']:>7.3f} -> {row['ms_after']:<7.3f} {row['ratio']:>6.2f}  "
+                f"{'yes' if row['same_ids'] else 'no'}"
+            )
     if args.json:
         meta = {"device": str(device), "units": shape, "against": args.against, "threads": args.threads}
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

@@ -107,6 +107,22 @@ def test_a_share_below_float32_resolution_stays_drawable():
     assert bool((p[[1, 3]] > 0).all()) and float(p[2]) == 0.0
 
 
+def test_lifted_prefix_matches_one_ulp_at_a_time(device):
+    """The running-maximum lift equals lifting each positive unit one ulp above its predecessor in turn."""
+    g = torch.Generator(device=device).manual_seed(4)
+    blocks = torch.rand(512, BLOCK, generator=g, device=device)
+    blocks[::2, 1:] *= 1e-12  # shares far below float32 resolution of the block's first unit
+    blocks[torch.rand(blocks.shape, generator=g, device=device) < 0.3] = 0.0
+    sums = blocks.double().cumsum(1).float()
+    expected = sums.clone()
+    for position in range(1, BLOCK):
+        previous = expected[:, position - 1]
+        lifted = torch.where(blocks[:, position] > 0, torch.nextafter(previous, previous + 1), previous)
+        expected[:, position] = torch.maximum(expected[:, position], lifted)
+    assert not torch.equal(expected, sums), "the case must need lifting"
+    assert torch.equal(BlockCategorical(blocks.view(-1)).prefix, expected)
+
+
 def test_rejects_bad_weights():
     with pytest.raises(ValueError, match="weights"):
         BlockCategorical(torch.zeros(0))

@@ -66,14 +66,8 @@ class BlockCategorical:
         # Prefix sums in float64, a slice at a time, to bound the temporary memory.
         for start in range(0, num_blocks, _CHUNK_BLOCKS):
             part = slice(start, start + _CHUNK_BLOCKS)
-            prefix[part] = blocks[part].to(torch.float64).cumsum(1)
-        # A share below float32 resolution of its block would round to zero: keep every unit with
-        # positive weight at least one ulp above its predecessor, so it can still be drawn.
-        for position in range(1, BLOCK):
-            previous = prefix[:, position - 1]
-            lifted = torch.nextafter(previous, torch.full_like(previous, math.inf))
-            floor = torch.where(blocks[:, position] > 0, lifted, previous)
-            prefix[:, position] = torch.maximum(prefix[:, position], floor)
+            sums = blocks[part].to(torch.float64).cumsum(1).to(torch.float32)
+            prefix[part] = _lifted(sums, blocks[part] > 0)
         self._index(prefix)
 
     @classmethod
@@ -138,6 +132,20 @@ class BlockCategorical:
         prefix = self.prefix.to(torch.float64)
         mass = torch.diff(prefix, dim=1, prepend=prefix.new_zeros(len(prefix), 1))
         return (mass.view(-1)[: self.num_units] / self.total).to(torch.float32)
+
+
+def _lifted(prefix: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """In-block prefix sums with every positive unit at least one ulp above its predecessor.
+
+    A share below float32 resolution of its block would otherwise round to zero and never be
+    drawn. The floor is ``q[p] = max(prefix[p], nextafter(q[p - 1]))`` where unit ``p`` is
+    positive (``q[p - 1]`` elsewhere). Non-negative float32 values order like their bit patterns,
+    where ``nextafter`` adds one, so with ``c`` the running count of positive units,
+    ``q - c`` is a running maximum of ``prefix - c``: one pass instead of a step per position.
+    """
+    count = positive.to(torch.int32).cumsum(1, dtype=torch.int32)
+    floor = (prefix.view(torch.int32) - count).cummax(1).values
+    return (floor + count).view(torch.float32)
 
 
 def _round_down_to_float32(x: torch.Tensor) -> torch.Tensor:

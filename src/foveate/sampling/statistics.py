@@ -38,10 +38,11 @@ def reduce_duplicates(ids: torch.Tensor, errors: torch.Tensor, *, ascending: boo
     finite = torch.isfinite(values)
     # Every position of a run of equal ids gets the run's number.
     run = torch.diff(sorted_ids, prepend=sorted_ids[:1]).ne_(0).cumsum(0)
-    per_position = torch.stack((torch.where(finite, values, 0.0), finite.to(torch.float32)), dim=1)
-    per_run = torch.zeros_like(per_position).index_add_(0, run, per_position).index_select(0, run)
-    count = per_run[:, 1]
-    return BatchReduction(sorted_ids, per_run[:, 0] / count.clamp(min=1.0), count, finite.numel() - finite.sum())
+    sums = torch.zeros_like(values).index_add_(0, run, torch.where(finite, values, 0.0))
+    counts = torch.zeros_like(values).index_add_(0, run, finite.to(torch.float32))
+    count = counts.index_select(0, run)
+    mean = sums.index_select(0, run) / count.clamp(min=1.0)
+    return BatchReduction(sorted_ids, mean, count, finite.numel() - finite.sum())
 
 
 class UnitStatistics:
@@ -67,8 +68,8 @@ class UnitStatistics:
         ids = batch.ids
         old = self.error.index_select(0, ids).to(torch.float32)
         visits = self.visits.index_select(0, ids)
-        # decay * old + (1 - decay) * mean for units seen before, the mean on a first visit.
-        new = torch.where(visits > 0, torch.lerp(batch.mean, old, self.decay), batch.mean)
+        # A first visit sets the error; later ones blend into it.
+        new = torch.where(visits > 0, self.decay * old + (1.0 - self.decay) * batch.mean, batch.mean)
         new = torch.where(batch.count > 0, new, old)
         # Every position of a run writes the same value, so duplicate writes agree.
         self.error.index_copy_(0, ids, new.to(self.error.dtype))

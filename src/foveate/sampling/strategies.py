@@ -373,9 +373,9 @@ class Adaptive(Strategy):
             usable = (stats.visits.index_select(0, ids) > 0) & torch.isfinite(errors)
             drop = torch.where(usable, previous - errors, 0.0)
             base = torch.where(usable, previous, 0.0)
-            measured = torch.stack((drop, drop.square(), base, usable.to(torch.float32)), dim=1)
-            sums = measured.new_zeros(len(self.children), 4).index_add_(0, labels.long(), measured)
-            self.progress = torch.add(sums.T, self.progress, alpha=self.progress_decay)
+            measured = torch.stack((drop, drop.square(), base, usable.to(torch.float32)))
+            sums = measured.new_zeros(4, len(self.children)).index_add_(1, labels.long(), measured)
+            self.progress = torch.add(sums, self.progress, alpha=self.progress_decay)
         stats.observe(reduce_duplicates(ids, errors, ascending=ascending))
         for child in self.children:
             child.note_visits(ids)
