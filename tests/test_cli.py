@@ -181,6 +181,22 @@ def test_ctrl_c_during_start_up_exits_cleanly(monkeypatch, capsys):
     assert "interrupted" in capsys.readouterr().err
 
 
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """``foveate compare image --help | head``: the closed pipe ends the command quietly."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "foveate", "compare", "image", "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    child.stdout.close()  # before the help is written: every write then fails
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 141
+    assert b"Traceback" not in stderr, stderr.decode()
+
+
 def test_a_second_signal_during_a_save_keeps_the_last_checkpoint(tiny_png, tmp_path, monkeypatch, capsys):
     import foveate.train.checkpoint as checkpoint
 

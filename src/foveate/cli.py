@@ -8,6 +8,7 @@ called, so ``foveate --help`` stays fast and optional extras are needed only whe
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -84,12 +85,17 @@ def _pipeline_usage(command: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``foveate`` console script; Ctrl-C outside a training step ends it without a traceback."""
+    """Entry point of the ``foveate`` console script; Ctrl-C outside a training step ends it without a traceback,
+    and so does a reader that stops early (``foveate compare image --help | head``)."""
     try:
         code = _dispatch(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         print("foveate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Python would report the closed pipe again while flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     from foveate.train.distributed import leave
 
     leave()
