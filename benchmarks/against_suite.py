@@ -1,0 +1,81 @@
+"""A setting tried on the suite's cases, read against the suite's own runs, seed by seed.
+
+Train one guided strategy with a changed setting the way the suite trains its case (same preset,
+steps, batch and seeds), for example::
+
+    foveate compare image --image rocket --preset cpu --steps 300 --batch-size 8192 \\
+        --train.validate-every 15 --no-ssim --strategies error_weighted --seeds 3 --workers 2 \\
+        --sampling.correction 0.5 --out runs/settings/correction-0.5/image-rocket
+
+then read every case folder of such a run against the suite's uniform and the same strategy at the
+suite's settings::
+
+    python benchmarks/against_suite.py runs/settings/correction-0.5 --json out.json
+
+Settled values and steps to uniform's settled quality are read exactly as the suite reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from suite import _ratio, settled
+
+SUITE = Path(__file__).with_name("results") / "suite"
+HEADER = "| trial | case | strategy | vs uniform: trial mean / worst | suite's | trial - suite | steps: trial / suite |"
+
+
+def runs_of(report: dict, variant: str) -> dict[int, dict]:
+    return {run["seed"]: run for run in report["runs"] if run["variant"] == variant}
+
+
+def read(case: Path, suite: Path) -> dict:
+    """The trial's strategy and the suite's, each against the suite's uniform, for one case."""
+    trial = json.loads((case / "report.json").read_text())
+    reference = json.loads((suite / case.name / "report.json").read_text())
+    higher = trial["metric"]["higher_is_better"]
+    (strategy,) = {run["variant"] for run in trial["runs"]}
+    uniform = runs_of(reference, "uniform")
+    row = {"case": case.name, "strategy": strategy}
+    for label, runs in (("trial", runs_of(trial, strategy)), ("suite", runs_of(reference, strategy))):
+        seeds = sorted(set(runs) & set(uniform))
+        deltas = [settled(runs[s]["curve"]) - settled(uniform[s]["curve"]) for s in seeds]
+        steps = [_ratio(runs[s]["curve"], uniform[s]["curve"], settled(uniform[s]["curve"]), higher, 0) for s in seeds]
+        row[label] = {
+            "seeds": seeds,
+            "delta_mean": statistics.fmean(deltas),
+            "delta_worst": min(deltas) if higher else max(deltas),
+            "steps_ratio_median": statistics.median(float("inf") if s is None else s for s in steps),
+        }
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("trials", nargs="+", type=Path, help="folders of case folders (image-rocket, ...)")
+    parser.add_argument("--suite", type=Path, default=SUITE, help="the suite's results")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rows = []
+    print(HEADER)
+    print("|---|---|---|---|---|---|---|")
+    for trial in args.trials:
+        for case in sorted(path.parent for path in trial.glob("*/report.json")):
+            row = read(case, args.suite)
+            rows.append({"setting": trial.name, **row})
+            mine, theirs = row["trial"], row["suite"]
+            print(
+                f"| {trial.name} | {row['case']} | {row['strategy']} | {mine['delta_mean']:+.2f} / "
+                f"{mine['delta_worst']:+.2f} | {theirs['delta_mean']:+.2f} / {theirs['delta_worst']:+.2f} | "
+                f"{mine['delta_mean'] - theirs['delta_mean']:+.2f} | {mine['steps_ratio_median']:.2f}x / "
+                f"{theirs['steps_ratio_median']:.2f}x |"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
