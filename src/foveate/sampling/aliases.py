@@ -45,15 +45,7 @@ class RadFoamWeighted(Strategy):
 
     name: ClassVar[str] = "radfoam_weighted"
 
-    def observe(
-        self,
-        stats: UnitStatistics,
-        ids: torch.Tensor,
-        errors: torch.Tensor,
-        labels: torch.Tensor | None,
-        *,
-        ascending: bool = False,
-    ) -> None:
+    def observe(self, stats, ids, errors, labels, *, ascending=False) -> None:
         batch = reduce_duplicates(ids, errors, ascending=ascending)
         # The statistics take a unit's first observation as its error; RadFoam blends it with 1.0.
         first = stats.visits.index_select(0, batch.ids) == 0
