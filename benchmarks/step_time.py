@@ -15,9 +15,11 @@ code at a small size to show it works; absolute CPU timings are not to be quoted
 The sampler's share is measured two ways, both in the same process: (a) a separate timing
 of ``sample`` + ``update`` alone at the same batch size, divided by the full step time; (b)
 the full step timed with and without the sampler (a fixed pre-drawn id batch replaces it).
-For the radiance field it also counts the field queries per ray the occupancy grid leaves for a
-batch each strategy draws: guided rays favour the object, which the grid cannot skip, so a
-guided step costs more than a uniform one for reasons that are not the sampler's.
+The step without the sampler is also timed on the same batch shuffled (guided draws come sorted),
+and the share of distinct ids in it is counted. For the radiance field it also counts the field
+queries per ray the occupancy grid leaves for a batch each strategy draws: guided rays favour the
+object, which the grid cannot skip, so a guided step costs more than a uniform one for reasons
+that are not the sampler's.
 """
 
 from __future__ import annotations
@@ -99,6 +101,15 @@ def measure(args: argparse.Namespace, strategy: str) -> dict:
         task.training_step(fixed, trainer.step, trainer.optimization)
 
     bare_times = _timed(device, step_without_sampler, args.steps)
+    # The same batch in random order: guided draws come sorted, which puts repeated and neighbouring
+    # ids side by side (contended atomic adds in a hash grid's backward, if that is what costs).
+    order = torch.randperm(batch_size, device=device)
+    shuffled = type(fixed)(fixed.ids[order], fixed.weights[order])
+
+    def step_shuffled() -> None:
+        task.training_step(shuffled, trainer.step, trainer.optimization)
+
+    shuffled_times = _timed(device, step_shuffled, args.steps)
     marched = samples_per_ray(task, sampler.sample(batch_size, trainer.step).ids) if args.pipeline == "nerf" else None
     step = statistics.median(step_times)
     sampler_seconds = statistics.median(sampler_times)
@@ -114,6 +125,8 @@ def measure(args: argparse.Namespace, strategy: str) -> dict:
         "sampler_share": sampler_seconds / step,
         "step_without_sampler_ms": bare * 1e3,
         "sampler_share_by_difference": max(step - bare, 0.0) / step,
+        "step_without_sampler_shuffled_ms": statistics.median(shuffled_times) * 1e3,
+        "distinct_ids": int(torch.unique(fixed.ids).numel()),
         "samples_per_ray": marched,
     }
 
@@ -162,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{strategy:>15}: {row['step_ms']:8.2f} ms/step  {row['it_per_s']:7.2f} it/s  "
             f"{row['units_per_s'] / 1e6:8.3f} M units/s  "
             f"sampler {row['sampler_ms']:7.3f} ms = {100 * row['sampler_share']:5.2f}% of the step "
-            f"(by difference: {100 * row['sampler_share_by_difference']:5.2f}%)"
+            f"(by difference: {100 * row['sampler_share_by_difference']:5.2f}%)  "
+            f"without it {row['step_without_sampler_ms']:.2f} ms, "
+            f"shuffled {row['step_without_sampler_shuffled_ms']:.2f} ms, "
+            f"{row['distinct_ids'] / row['batch_size']:.0%} distinct ids"
             + ("" if row["samples_per_ray"] is None else f"  {row['samples_per_ray']:6.1f} samples/ray"),
             flush=True,
         )
