@@ -228,7 +228,8 @@ class Sampler:
         """Feed back one error per drawn id (duplicates are averaged, non-finite values ignored).
 
         Pass the ids of the latest draw in the order drawn: the adaptive strategy credits each
-        id to the component that drew it. A distributed sampler gathers every rank's update
+        id to the component that drew it, and an error-guided draw's own tensor, unchanged, is
+        known to be sorted, which spares the update a sort. A distributed sampler gathers every rank's update
         first (a collective: every rank calls it, with its whole slice).
 
         ``noise`` is the irreducible part of each error, in the errors' units (a squared error's
