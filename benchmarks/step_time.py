@@ -57,6 +57,7 @@ def _timed(device: torch.device, function, repeats: int) -> list[float]:
 
 def pipeline_config(args: argparse.Namespace, strategy: str, total_steps: int):
     """The pipeline's default preset at the requested size, with ``strategy`` and no logging."""
+    strategy, _, option = strategy.partition("+")  # "error_weighted+refresh": a strategy with a switch on
     common = {
         "train__steps": total_steps,
         "train__progress": False,
@@ -64,6 +65,8 @@ def pipeline_config(args: argparse.Namespace, strategy: str, total_steps: int):
         "sampling__strategy": strategy,
         "sampling__warmup_iterations": min(5, args.warmup),
     }
+    if option:
+        common[f"sampling__{strategy}__{option}"] = True
     if args.batch_size:
         common["train__batch_size"] = args.batch_size
     if args.pipeline == "image":
@@ -157,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--log2-table-size", type=int, default=19)
-    parser.add_argument("--strategies", nargs="+", default=["uniform", "error_weighted", "spatial", "adaptive"])
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["uniform", "error_weighted", "spatial", "adaptive"],
+        help="strategies, or STRATEGY+SWITCH for one of its switches on (error_weighted+refresh)",
+    )
     parser.add_argument("--cpu-threads", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results", help="directory for the JSON result")
     args = parser.parse_args(argv)

@@ -152,9 +152,12 @@ def test_same_seed_same_draws():
     assert not torch.equal(run(1), run(2))
 
 
-@pytest.mark.parametrize("strategy", ["error_weighted", "spatial", "adaptive", "uniform"])
-def test_state_round_trip_continues_exactly(strategy):
-    kwargs = dict(warmup_iterations=3, update_frequency=2, correction=0.5, seed=5)
+@pytest.mark.parametrize(
+    ("strategy", "options"),
+    [("error_weighted", {}), ("error_weighted", {"refresh": True}), ("spatial", {}), ("adaptive", {}), ("uniform", {})],
+)
+def test_state_round_trip_continues_exactly(strategy, options):
+    kwargs = dict(warmup_iterations=3, update_frequency=2, correction=0.5, seed=5, **options)
     a = Sampler((2, 20, 24), strategy, **kwargs)
     feed(a, 7, lambda ids: (ids % 11).float() / 10, n=256)
     buffer = io.BytesIO()

@@ -82,20 +82,46 @@ class BlockCategorical:
 
     def _index(self, prefix: torch.Tensor) -> None:
         self.prefix = prefix
+        self.last_positive = _last_positive(prefix)
+        self._sum_blocks()
+
+    def _sum_blocks(self) -> None:
+        """The block CDF, the total and the last block with mass, from the prefix sums."""
         # Mass before each block, then the total: a drawn block's start is one gather away.
-        block_mass = prefix[:, -1].to(torch.float64)
+        block_mass = self.prefix[:, -1].to(torch.float64)
         self.block_cdf = torch.cat((block_mass.new_zeros(1), block_mass.cumsum(0)))
         self.total = self.block_cdf[-1]
-        positive = torch.diff(prefix, dim=1, prepend=torch.zeros_like(prefix[:, :1])) > 0
-        positions = torch.arange(BLOCK, device=prefix.device, dtype=torch.uint8)
-        self.last_positive = torch.where(positive, positions, torch.zeros_like(positions)).amax(1)
-        block_index = torch.arange(prefix.shape[0], device=prefix.device)
+        block_index = torch.arange(len(self.prefix), device=self.prefix.device)
         # Kept on the device: a draw clamps against it without a host round trip.
-        self._last_block = torch.where(prefix[:, -1] > 0, block_index, torch.zeros_like(block_index)).amax()
+        self._last_block = torch.where(self.prefix[:, -1] > 0, block_index, 0).amax()
 
     @property
     def device(self) -> torch.device:
         return self.prefix.device
+
+    def refresh(self, ids: torch.Tensor, weights: torch.Tensor) -> None:
+        """Give the units ``ids`` new ``weights`` in place, touching only their blocks.
+
+        ``ids`` must be sorted (repeats allowed; a repeated id's first weight counts). Every other
+        unit keeps its stored share bit for bit; the block CDF is summed again (one pass over the
+        blocks, a sixteenth of the units), so a refresh costs a few passes over the batch's rows
+        where a rebuild costs a dozen over every unit.
+        """
+        block = torch.div(ids, BLOCK, rounding_mode="floor")
+        column = (ids - block * BLOCK).unsqueeze(1)
+        rows = self.prefix.index_select(0, block).to(torch.float64)
+        # The stored masses: differences of float32 prefix sums, exact in float64.
+        mass = torch.diff(rows, dim=1, prepend=rows.new_zeros(len(rows), 1))
+        first = torch.diff(ids, prepend=ids[:1] - 1) != 0
+        change = torch.where(first, weights.to(torch.float64) - mass.gather(1, column).squeeze(1), 0.0)
+        # Blocks repeat in a sorted batch: gather every change of a block's run into its first row.
+        run = torch.diff(block, prepend=block[:1]).ne_(0).cumsum(0)
+        changes = torch.zeros_like(mass).index_put_((run, column.squeeze(1)), change, accumulate=True)
+        mass.add_(changes.index_select(0, run)).clamp_(min=0.0)
+        fresh = _lifted(mass.cumsum(1).to(torch.float32), mass > 0)
+        self.prefix.index_copy_(0, block, fresh)
+        self.last_positive.index_copy_(0, block, _last_positive(fresh))
+        self._sum_blocks()
 
     def nbytes(self) -> int:
         """Bytes held by the distribution."""
@@ -132,6 +158,13 @@ class BlockCategorical:
         prefix = self.prefix.to(torch.float64)
         mass = torch.diff(prefix, dim=1, prepend=prefix.new_zeros(len(prefix), 1))
         return (mass.view(-1)[: self.num_units] / self.total).to(torch.float32)
+
+
+def _last_positive(prefix: torch.Tensor) -> torch.Tensor:
+    """Each row's last position whose prefix sum rises (uint8; 0 for a row without mass)."""
+    positive = torch.diff(prefix, dim=1, prepend=torch.zeros_like(prefix[:, :1])) > 0
+    positions = torch.arange(BLOCK, device=prefix.device, dtype=torch.uint8)
+    return torch.where(positive, positions, torch.zeros_like(positions)).amax(1)
 
 
 def _lifted(prefix: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:

@@ -260,6 +260,8 @@ class Sampler:
             )
             labels = None
         self.strategy.observe(self.statistics, ids, errors, labels, ascending=ascending)
+        if self.strategy.refreshes:
+            self._soft_normaliser = None  # the distribution changed in place
         self._labels = None
         self.last_step = step
         self.updates += 1
@@ -408,6 +410,8 @@ class Sampler:
         self.strategy.load_state_dict(state["strategy"])
         proposal = state["proposal"]
         self.proposal = None if proposal is None else proposal_from_state(proposal, self.device)
+        if self.proposal is not None:
+            self.strategy.adopt(self.proposal)
         self._soft_normaliser = None
         self._stale = bool(state["stale"])
         labels = state["labels"]

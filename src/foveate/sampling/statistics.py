@@ -89,12 +89,23 @@ class UnitStatistics:
         """
         error = self.error.to(torch.float32)
         visited = self.visited()
-        if prior == "max":
-            worst = torch.where(visited, error, torch.zeros_like(error)).amax()
-            prior_value = torch.where(visited.any(), worst, torch.ones_like(worst))
-        else:
-            prior_value = torch.tensor(float(prior), device=error.device)
-        return torch.where(visited, error, prior_value)
+        return torch.where(visited, error, self.prior_value(prior, error, visited))
+
+    def prior_value(
+        self, prior: float | str, error: torch.Tensor | None = None, visited: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The error assumed for never-visited units, a float32 scalar on the device (see ``filled_error``)."""
+        if prior != "max":
+            return torch.tensor(float(prior), device=self.error.device)
+        error = self.error.to(torch.float32) if error is None else error
+        visited = self.visited() if visited is None else visited
+        worst = torch.where(visited, error, torch.zeros_like(error)).amax()
+        return torch.where(visited.any(), worst, torch.ones_like(worst))
+
+    def filled_error_of(self, ids: torch.Tensor, prior_value: torch.Tensor) -> torch.Tensor:
+        """``filled_error`` at ``ids`` alone, with a given prior value (float32)."""
+        error = self.error.index_select(0, ids).to(torch.float32)
+        return torch.where(self.visits.index_select(0, ids) > 0, error, prior_value)
 
     def nbytes(self) -> int:
         return self.error.numel() * self.error.element_size() + self.visits.numel()

@@ -16,6 +16,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
+from .categorical import BlockCategorical
 from .layout import Layout
 from .proposals import CategoricalProposal, MixtureProposal, Proposal, UniformProposal
 from .statistics import UnitStatistics, reduce_duplicates
@@ -48,23 +49,55 @@ class Shaping:
         """Weights from a float32 score per unit; ``score`` is consumed (modified in place).
 
         Negative scores (errors with the targets' noise subtracted) count as 0."""
-        score = _scale_to_peak(score.clamp_(min=0.0))  # in [0, 1]: the floor below stays exact for tiny errors
+        return self.weights_and_map(score)[0]
+
+    def weights_and_map(self, score: torch.Tensor) -> tuple[torch.Tensor, WeightMap]:
+        """``weights(score)``, and the map that took each score to its weight (to re-weight units alike later)."""
+        peak = _peak(score.clamp_(min=0.0))
+        score = score.div_(peak)  # in [0, 1]: the floor below stays exact for tiny errors
         mean = score.mean(dtype=torch.float64).to(torch.float32)
         # All-zero errors carry no information: a floor of 1 then makes every weight 1 (uniform).
-        return self.mix(score.clamp_(min=torch.where(mean > 0, self.min_error_weight * mean, torch.ones_like(mean))))
+        floor = torch.where(mean > 0, self.min_error_weight * mean, torch.ones_like(mean))
+        weights, top, scale, share = self._mixed(score.clamp_(min=floor))
+        return weights, WeightMap(peak, floor, top, scale, share)
 
     def mix(self, weights: torch.Tensor) -> torch.Tensor:
         """Normalise non-negative ``weights`` (in place) and mix in the uniform share."""
+        return self._mixed(weights)[0]
+
+    def _mixed(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
         n = weights.numel()
         # Scaling by the peak first keeps the sum finite and its reciprocal representable,
         # whether the errors are subnormal or huge.
-        weights = _scale_to_peak(weights)
+        top = _peak(weights)
+        weights = weights.div_(top)
         scale = ((1.0 - self.uniform_fraction) / weights.sum(dtype=torch.float64)).to(torch.float32)
         # A positive uniform share must leave every unit drawable, even when it is below float32's range.
-        uniform_share = self.uniform_fraction / n
-        if uniform_share > 0:
-            uniform_share = max(uniform_share, torch.finfo(torch.float32).tiny)
-        return weights.mul_(scale).add_(uniform_share)
+        share = self.uniform_fraction / n
+        if share > 0:
+            share = max(share, torch.finfo(torch.float32).tiny)
+        return weights.mul_(scale).add_(share), top, scale, share
+
+
+@dataclass(frozen=True)
+class WeightMap:
+    """What a rebuild did to each unit's score: ``max(max(score, 0) / peak, floor) / top * scale + share``.
+
+    Units observed between rebuilds are re-weighted by the same map (the same operations, so a
+    score that did not change gets the weight it has, bit for bit)."""
+
+    peak: torch.Tensor
+    floor: torch.Tensor
+    top: torch.Tensor
+    scale: torch.Tensor
+    share: float
+
+    def __call__(self, score: torch.Tensor) -> torch.Tensor:
+        weights = score.clamp(min=0.0).div_(self.peak).clamp_(min=self.floor).div_(self.top)
+        return weights.mul_(self.scale).add_(self.share)
+
+    def state_dict(self) -> dict:
+        return {"peak": self.peak, "floor": self.floor, "top": self.top, "scale": self.scale, "share": self.share}
 
 
 @dataclass
@@ -94,6 +127,14 @@ class Strategy:
 
     def note_visits(self, ids: torch.Tensor) -> None:
         """``ids`` were just drawn and measured (strategies that track recency reset their age)."""
+
+    @property
+    def refreshes(self) -> bool:
+        """Whether ``observe`` changes the current distribution in place (between rebuilds)."""
+        return False
+
+    def adopt(self, proposal: Proposal) -> None:
+        """Take ``proposal`` (restored from a state dict) as the distribution to refresh."""
 
     def build(self, stats: UnitStatistics) -> Proposal:
         raise NotImplementedError
@@ -147,12 +188,19 @@ class ErrorWeighted(Strategy):
     """Pull each unit's error toward its neighbourhood's (tiles, image, all) with this many visits' weight; 0: off."""
     staleness: float = 0.0
     """Share of each draw that goes to units by how long ago they were last drawn (PLR's staleness); 0: off."""
+    refresh: bool = False
+    """Re-weight the units of every update at once (their blocks of the distribution), not only at rebuilds."""
 
     def __post_init__(self) -> None:
         _check_prior(self.prior)
         _check_pool_visits(self.pool_visits)
         if not isinstance(self.staleness, (int, float)) or not 0.0 <= self.staleness <= 1.0:
             raise ValueError(f"staleness must be a share in [0, 1], got {self.staleness!r}")
+        if self.refresh and (self.pool_visits > 0 or self.staleness > 0):
+            raise ValueError(
+                "refresh re-weights each unit by its own error: it cannot be combined with pool_visits or "
+                "staleness, which weigh units by their neighbours or their age"
+            )
 
     def bind(self, layout: Layout, shaping: Shaping, device: torch.device) -> None:
         super().bind(layout, shaping, device)
@@ -163,6 +211,25 @@ class ErrorWeighted(Strategy):
             )
         # Rebuilds since each unit was last drawn, saturating at 255: one byte a unit, only when asked for.
         self.age = torch.zeros(layout.num_units, dtype=torch.uint8, device=device) if self.staleness > 0 else None
+        # With refresh: the latest rebuild's map from scores to weights, its prior, and its distribution.
+        self.weight_map: WeightMap | None = None
+        self.prior_value: torch.Tensor | None = None
+        self.categorical: BlockCategorical | None = None
+
+    @property
+    def refreshes(self) -> bool:
+        return self.refresh
+
+    def observe(self, stats, ids, errors, labels, *, ascending=False) -> None:
+        batch = reduce_duplicates(ids, errors, ascending=ascending)
+        stats.observe(batch)
+        self.note_visits(ids)
+        if self.categorical is not None and self.weight_map is not None:
+            self.categorical.refresh(batch.ids, self.weight_map(stats.filled_error_of(batch.ids, self.prior_value)))
+
+    def adopt(self, proposal: Proposal) -> None:
+        if self.refresh and isinstance(proposal, CategoricalProposal):
+            self.categorical = proposal.categorical
 
     def note_visits(self, ids: torch.Tensor) -> None:
         if self.age is not None:
@@ -175,6 +242,12 @@ class ErrorWeighted(Strategy):
         return stats.filled_error(self.prior)
 
     def build(self, stats: UnitStatistics) -> Proposal:
+        if self.refresh:
+            self.prior_value = stats.prior_value(self.prior)
+            weights, self.weight_map = self.shaping.weights_and_map(self.score(stats))
+            proposal = CategoricalProposal(weights)
+            self.adopt(proposal)
+            return proposal
         weights = self.shaping.weights(self.score(stats))
         if self.age is None:
             return CategoricalProposal(weights)
@@ -188,11 +261,19 @@ class ErrorWeighted(Strategy):
         return 0 if self.age is None else self.age.numel()
 
     def state_dict(self) -> dict:
-        return {} if self.age is None else {"age": self.age}
+        state = {} if self.age is None else {"age": self.age}
+        if self.weight_map is not None:
+            state.update(weight_map=self.weight_map.state_dict(), prior_value=self.prior_value)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if self.age is not None and "age" in state:
             self.age.copy_(state["age"])
+        if self.refresh and "weight_map" in state:
+            saved = state["weight_map"]
+            tensors = {key: saved[key].to(self.device) for key in ("peak", "floor", "top", "scale")}
+            self.weight_map = WeightMap(**tensors, share=float(saved["share"]))
+            self.prior_value = state["prior_value"].to(self.device)
 
 
 @dataclass
@@ -565,10 +646,10 @@ def make_strategy(name: str, **arguments) -> Strategy:
     return cls(**arguments)
 
 
-def _scale_to_peak(values: torch.Tensor) -> torch.Tensor:
-    """Divide non-negative ``values`` by their maximum, in place (all zeros stay zeros)."""
+def _peak(values: torch.Tensor) -> torch.Tensor:
+    """The maximum of non-negative ``values``, or 1 when all are zero (a divisor that keeps zeros zeros)."""
     peak = values.amax()
-    return values.div_(torch.where(peak > 0, peak, torch.ones_like(peak)))
+    return torch.where(peak > 0, peak, torch.ones_like(peak))
 
 
 def _check_prior(prior: float | str) -> None:

@@ -1,0 +1,82 @@
+"""Refreshing the distribution between rebuilds: the blocks a batch touched, re-weighted at once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from foveate.sampling import BLOCK, BlockCategorical, Sampler, sorted_uniforms
+from tests.sampling.helpers import chi_square_ok
+from tests.sampling.test_sampler import feed, host_syncs
+
+
+def test_refresh_matches_a_rebuild_from_the_new_weights(device):
+    g = torch.Generator(device=device).manual_seed(0)
+    weights = torch.rand(2000, generator=g, device=device)
+    weights[::7] = 0.0
+    weights[-3 * BLOCK :] = 0.0  # trailing empty blocks: a refresh may give them mass
+    dist = BlockCategorical(weights.clone())
+    untouched_rows = dist.prefix.clone()
+    ids = torch.sort(torch.randint(2000, (500,), generator=g, device=device)).values
+    fresh = torch.rand(2000, generator=g, device=device) * 3
+    fresh[::5] = 0.0
+    dist.refresh(ids, fresh[ids])
+    changed = weights.clone()
+    changed[ids] = fresh[ids]
+    rebuilt = BlockCategorical(changed)
+    assert torch.allclose(dist.probabilities(), rebuilt.probabilities(), rtol=0, atol=1e-7)
+    assert torch.equal(dist.last_positive, rebuilt.last_positive)
+    assert torch.equal(dist._last_block, rebuilt._last_block)
+    touched = torch.zeros(len(dist.prefix), dtype=torch.bool, device=device)
+    touched[ids // BLOCK] = True
+    assert torch.equal(dist.prefix[~touched], untouched_rows[~touched]), "other blocks keep their bits"
+    draws = 200_000
+    drawn = dist.sample_from_uniforms(sorted_uniforms(draws, generator=g, device=device))
+    assert bool((changed[drawn] > 0).all()), "a unit without weight was drawn"
+    ok, statistic = chi_square_ok(torch.bincount(drawn, minlength=2000), changed / changed.sum(), draws)
+    assert ok, statistic
+
+
+def test_a_repeated_id_counts_once():
+    dist = BlockCategorical(torch.ones(32))
+    dist.refresh(torch.tensor([3, 3, 3, 20]), torch.tensor([5.0, 5.0, 5.0, 0.0]))
+    expected = torch.ones(32)
+    expected[3], expected[20] = 5.0, 0.0
+    assert torch.allclose(dist.probabilities(), expected / expected.sum())
+
+
+def refreshing(**options) -> Sampler:
+    return Sampler(
+        (2, 24, 30), "error_weighted", refresh=True, warmup_iterations=0, update_frequency=50, seed=3, **options
+    )
+
+
+def test_an_update_reweights_its_units_at_once_by_the_rebuilds_map():
+    sampler = refreshing()
+    feed(sampler, 3, lambda ids: (ids % 13).float() / 10, n=512)
+    before = sampler.probabilities()
+    ids = sampler.sample(512, 3).ids
+    sampler.update(ids, torch.full((512,), 5.0), 3)
+    after = sampler.probabilities()
+    strategy = sampler.strategy
+    everyone = torch.arange(sampler.num_units)
+    expected = strategy.weight_map(sampler.statistics.filled_error_of(everyone, strategy.prior_value))
+    assert torch.allclose(after, expected / expected.sum(), rtol=1e-5, atol=1e-9)
+    drawn = torch.zeros(sampler.num_units, dtype=torch.bool)
+    drawn[ids] = True
+    # Against the units it did not touch (whose weights stand), every updated unit now weighs more.
+    relative_after, relative_before = after / after[~drawn].sum(), before / before[~drawn].sum()
+    assert bool((relative_after[drawn] > relative_before[drawn]).all()), "errors that rose to 5 count at once"
+    assert torch.allclose(relative_after[~drawn], relative_before[~drawn])
+    assert sampler.rebuilds == 1, "no rebuild: the distribution was refreshed in place"
+
+
+def test_refresh_never_waits_for_the_device():
+    sampler = refreshing(check_inputs=False)
+    assert host_syncs(sampler, range(12)) == []
+
+
+@pytest.mark.parametrize("option", [{"pool_visits": 2.0}, {"staleness": 0.1}])
+def test_refresh_refuses_neighbourhood_and_age_weighting(option):
+    with pytest.raises(ValueError, match="refresh"):
+        Sampler(100, "error_weighted", refresh=True, **option)
