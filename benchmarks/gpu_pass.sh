@@ -28,7 +28,8 @@ if [ -n "${BASELINE:-}" ]; then
         --json "$out/sampler_launches.json" 2>&1 | tee "$out/sampler_launches.log"
 fi
 for batch in 65536 1048576; do  # the preset's batch, and 2^20 pixels
-    timeout 90 python3 benchmarks/step_time.py image --batch-size "$batch" --out "$out/image_$batch" 2>&1 \
+    timeout 90 python3 benchmarks/step_time.py image --batch-size "$batch" --out "$out/image_$batch" \
+        --strategies uniform error_weighted error_weighted+refresh adaptive 2>&1 \
         | tee "$out/image_step_time_$batch.log"
 done
 if [ -n "$scene" ]; then
