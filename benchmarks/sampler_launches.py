@@ -67,12 +67,16 @@ def dispatched(call: Callable[[], object]) -> int:
 
 
 class Stepper:
-    """One ``sample`` + ``update`` per call, the step advancing, with the image preset's sampling settings."""
+    """One ``sample`` + ``update`` per call, the step advancing, with the image preset's sampling settings.
+
+    ``strategy`` may carry a switch: ``error_weighted+refresh`` is ``error_weighted`` with ``refresh=True``."""
 
     def __init__(self, engine: object, strategy: str, shape: tuple[int, ...], batch: int, device: torch.device) -> None:
+        name, _, switch = strategy.partition("+")
         self.sampler = engine.Sampler(
             shape,
-            strategy,
+            name,
+            **({switch: True} if switch else {}),
             decay=0.5,
             update_frequency=10,
             warmup_iterations=0,

@@ -88,12 +88,14 @@ class BlockCategorical:
     def _sum_blocks(self) -> None:
         """The block CDF, the total and the last block with mass, from the prefix sums."""
         # Mass before each block, then the total: a drawn block's start is one gather away.
-        block_mass = self.prefix[:, -1].to(torch.float64)
-        self.block_cdf = torch.cat((block_mass.new_zeros(1), block_mass.cumsum(0)))
+        block_mass = self.prefix[:, -1].contiguous()
+        self.block_cdf = torch.cat(
+            (block_mass.new_zeros(1, dtype=torch.float64), block_mass.cumsum(0, dtype=torch.float64))
+        )
         self.total = self.block_cdf[-1]
-        block_index = torch.arange(len(self.prefix), device=self.prefix.device)
         # Kept on the device: a draw clamps against it without a host round trip.
-        self._last_block = torch.where(self.prefix[:, -1] > 0, block_index, 0).amax()
+        has_mass = (block_mass > 0).flip(0).view(torch.uint8)
+        self._last_block = len(block_mass) - 1 - has_mass.argmax()
 
     @property
     def device(self) -> torch.device:
@@ -108,19 +110,23 @@ class BlockCategorical:
         where a rebuild costs a dozen over every unit.
         """
         block = torch.div(ids, BLOCK, rounding_mode="floor")
-        column = (ids - block * BLOCK).unsqueeze(1)
+        column = ids - block * BLOCK
         rows = self.prefix.index_select(0, block).to(torch.float64)
         # The stored masses: differences of float32 prefix sums, exact in float64.
-        mass = torch.diff(rows, dim=1, prepend=rows.new_zeros(len(rows), 1))
-        first = torch.diff(ids, prepend=ids[:1] - 1) != 0
-        change = torch.where(first, weights.to(torch.float64) - mass.gather(1, column).squeeze(1), 0.0)
-        # Blocks repeat in a sorted batch: gather every change of a block's run into its first row.
-        run = torch.diff(block, prepend=block[:1]).ne_(0).cumsum(0)
-        changes = torch.zeros_like(mass).index_put_((run, column.squeeze(1)), change, accumulate=True)
+        mass = rows.clone()
+        mass[:, 1:].sub_(rows[:, :-1])
+        # Each row's cell for its own id, and the run of rows sharing its block (a sorted batch).
+        row_start = torch.arange(0, len(ids) * BLOCK, BLOCK, device=ids.device)
+        first = _starts_of_runs(ids)
+        change = torch.where(first, weights.to(torch.float64) - mass.view(-1).index_select(0, row_start + column), 0.0)
+        run = _starts_of_runs(block).cumsum(0).sub_(1)
+        # Every change of a block's run, gathered into one row, then given to each row of the run.
+        changes = torch.zeros_like(mass).view(-1).index_add_(0, run * BLOCK + column, change).view_as(mass)
         mass.add_(changes.index_select(0, run)).clamp_(min=0.0)
-        fresh = _lifted(mass.cumsum(1).to(torch.float32), mass > 0)
+        fresh, count = _lifted_with_count(mass.cumsum(1).to(torch.float32), mass > 0)
         self.prefix.index_copy_(0, block, fresh)
-        self.last_positive.index_copy_(0, block, _last_positive(fresh))
+        # The running count of positive units first reaches its total at the last positive unit.
+        self.last_positive.index_copy_(0, block, count.argmax(1).to(torch.uint8))
         self._sum_blocks()
 
     def nbytes(self) -> int:
@@ -176,9 +182,21 @@ def _lifted(prefix: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     where ``nextafter`` adds one, so with ``c`` the running count of positive units,
     ``q - c`` is a running maximum of ``prefix - c``: one pass instead of a step per position.
     """
+    return _lifted_with_count(prefix, positive)[0]
+
+
+def _lifted_with_count(prefix: torch.Tensor, positive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_lifted`, and the running count of positive units per row (int32)."""
     count = positive.to(torch.int32).cumsum(1, dtype=torch.int32)
     floor = (prefix.view(torch.int32) - count).cummax(1).values
-    return (floor + count).view(torch.float32)
+    return (floor + count).view(torch.float32), count
+
+
+def _starts_of_runs(values: torch.Tensor) -> torch.Tensor:
+    """Where each run of equal neighbours in ``values`` begins (bool)."""
+    starts = torch.ones_like(values, dtype=torch.bool)
+    torch.ne(values[1:], values[:-1], out=starts[1:])
+    return starts
 
 
 def _round_down_to_float32(x: torch.Tensor) -> torch.Tensor:
