@@ -13,6 +13,9 @@ suite's settings::
     python benchmarks/against_suite.py runs/settings/correction-0.5 --json out.json
 
 Settled values and steps to uniform's settled quality are read exactly as the suite reads them.
+A trial that trained uniform beside its strategy (``--strategies uniform error_weighted``) is
+also read against that uniform of its own, run under the same load, so its wall-clock counts:
+``--own-uniform`` prints that table, with the wall-clock to uniform's settled quality.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import json
 import statistics
 from pathlib import Path
 
-from suite import _ratio, settled
+from suite import _ratio, read_case, settled
 
 SUITE = Path(__file__).with_name("results") / "suite"
+OWN_HEADER = "| trial | case | strategy | vs its own uniform: mean / worst | steps | wall-clock |"
 HEADER = "| trial | case | strategy | vs uniform: trial mean / worst | suite's | trial - suite | steps: trial / suite |"
 
 
@@ -37,7 +41,7 @@ def read(case: Path, suite: Path) -> dict:
     trial = json.loads((case / "report.json").read_text())
     reference = json.loads((suite / case.name / "report.json").read_text())
     higher = trial["metric"]["higher_is_better"]
-    (strategy,) = {run["variant"] for run in trial["runs"]}
+    (strategy,) = {run["variant"] for run in trial["runs"]} - {trial["reference"]}
     uniform = runs_of(reference, "uniform")
     row = {"case": case.name, "strategy": strategy}
     for label, runs in (("trial", runs_of(trial, strategy)), ("suite", runs_of(reference, strategy))):
@@ -58,7 +62,10 @@ def main() -> None:
     parser.add_argument("trials", nargs="+", type=Path, help="folders of case folders (image-rocket, ...)")
     parser.add_argument("--suite", type=Path, default=SUITE, help="the suite's results")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--own-uniform", action="store_true", help="read each trial against the uniform it trained")
     args = parser.parse_args()
+    if args.own_uniform:
+        return own_uniform(args.trials, args.json)
     rows = []
     print(HEADER)
     print("|---|---|---|---|---|---|---|")
@@ -75,6 +82,26 @@ def main() -> None:
             )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def own_uniform(trials: list[Path], out: Path | None) -> None:
+    """Each trial case against the uniform runs it trained itself: settled deltas, steps and wall-clock."""
+    rows = []
+    print(OWN_HEADER)
+    print("|---|---|---|---|---|---|")
+    for trial in trials:
+        for case in sorted(path.parent for path in trial.glob("*/report.json")):
+            read = read_case(json.loads((case / "report.json").read_text()), None)
+            for strategy, row in read["strategies"].items():
+                rows.append({"setting": trial.name, "case": case.name, "strategy": strategy, **row})
+                steps, wall = row["steps_ratio_median"], row["wall_ratio_median"]
+                print(
+                    f"| {trial.name} | {case.name} | {strategy} | {row['settled_delta_mean']:+.2f} / "
+                    f"{row['settled_delta_worst']:+.2f} | {'not reached' if steps is None else f'{steps:.2f}x'} | "
+                    f"{'not reached' if wall is None else f'{wall:.2f}x'} |"
+                )
+    if out:
+        out.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,9 @@ def _pipeline_usage(command: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foveate`` console script; Ctrl-C outside a training step ends it without a traceback,
     and so does a reader that stops early (``foveate compare image --help | head``)."""
+    from foveate.allocator import keep_freed_memory
+
+    keep_freed_memory()
     try:
         code = _dispatch(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
