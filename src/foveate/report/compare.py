@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tyro.conf import arg
 
+from foveate.allocator import keep_freed_memory
 from foveate.files import atomic_write_json
 from foveate.pipelines import PipelineSpec, get_pipeline, make_trainer
 from foveate.pipelines.registry import USAGE_ERRORS, one_line
@@ -173,7 +174,8 @@ def compare(
         )
 
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as executor:
+        spawn = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn, initializer=keep_freed_memory) as executor:
             for future in as_completed([executor.submit(train_variant, *job) for job in mine]):
                 finished(future.result())
     else:

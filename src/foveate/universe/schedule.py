@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from foveate.allocator import keep_freed_memory
 from foveate.train.distributed import ranks
 
 from .cells import CellFormatError, UniverseIndex, index_entry, read_cell, read_index, write_cell, write_index
@@ -102,7 +103,7 @@ def train_universe(
     if workers > 1 and len(mine) > 1:
         import multiprocessing
 
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=keep_freed_memory) as pool:
             for record in pool.imap_unordered(_train_one, mine):
                 _finish(record, records, own, progress, len(jobs))
     else:
@@ -292,7 +293,7 @@ def train_with_budget(
     if workers > 1:
         import multiprocessing
 
-        pool = multiprocessing.get_context("spawn").Pool(workers)
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=keep_freed_memory)
     per_round = max(1, workers) * team.world
 
     def run_round(chosen: list[int], drawn: bool = False) -> None:
