@@ -45,10 +45,8 @@ def test_a_repeated_id_counts_once():
     assert torch.allclose(dist.probabilities(), expected / expected.sum())
 
 
-def refreshing(**options) -> Sampler:
-    return Sampler(
-        (2, 24, 30), "error_weighted", refresh=True, warmup_iterations=0, update_frequency=50, seed=3, **options
-    )
+def refreshing(strategy: str = "error_weighted", **options) -> Sampler:
+    return Sampler((2, 24, 30), strategy, refresh=True, warmup_iterations=0, update_frequency=50, seed=3, **options)
 
 
 def test_an_update_reweights_its_units_at_once_by_the_rebuilds_map():
@@ -71,8 +69,9 @@ def test_an_update_reweights_its_units_at_once_by_the_rebuilds_map():
     assert sampler.rebuilds == 1, "no rebuild: the distribution was refreshed in place"
 
 
-def test_refresh_never_waits_for_the_device():
-    sampler = refreshing(check_inputs=False)
+@pytest.mark.parametrize("strategy", ["error_weighted", "adaptive"])
+def test_refresh_never_waits_for_the_device(strategy):
+    sampler = refreshing(strategy, check_inputs=False)
     assert host_syncs(sampler, range(12)) == []
 
 
@@ -80,3 +79,23 @@ def test_refresh_never_waits_for_the_device():
 def test_refresh_refuses_neighbourhood_and_age_weighting(option):
     with pytest.raises(ValueError, match="refresh"):
         Sampler(100, "error_weighted", refresh=True, **option)
+
+
+def test_adaptive_refreshes_its_error_weighted_component_at_once():
+    sampler = refreshing("adaptive")
+    feed(sampler, 3, lambda ids: (ids % 13).float() / 10, n=512)
+    uniform, guided = sampler.proposal.components
+    before_uniform, before_guided = uniform.probabilities(), guided.probabilities()
+    ids = sampler.sample(512, 3).ids
+    sampler.update(ids, torch.full((512,), 5.0), 3)
+    child = sampler.strategy.children[1]
+    everyone = torch.arange(sampler.num_units)
+    expected = child.weight_map(sampler.statistics.filled_error_of(everyone, child.prior_value))
+    assert torch.allclose(guided.probabilities(), expected / expected.sum(), rtol=1e-5, atol=1e-9)
+    assert not torch.allclose(guided.probabilities(), before_guided)
+    assert torch.equal(uniform.probabilities(), before_uniform)
+    assert torch.allclose(
+        sampler.probabilities(),
+        sum(s * c.probabilities() for s, c in zip(sampler.proposal.shares, (uniform, guided), strict=True)),
+    )
+    assert sampler.rebuilds == 1

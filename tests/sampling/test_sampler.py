@@ -154,7 +154,14 @@ def test_same_seed_same_draws():
 
 @pytest.mark.parametrize(
     ("strategy", "options"),
-    [("error_weighted", {}), ("error_weighted", {"refresh": True}), ("spatial", {}), ("adaptive", {}), ("uniform", {})],
+    [
+        ("error_weighted", {}),
+        ("error_weighted", {"refresh": True}),
+        ("spatial", {}),
+        ("adaptive", {}),
+        ("adaptive", {"refresh": True}),
+        ("uniform", {}),
+    ],
 )
 def test_state_round_trip_continues_exactly(strategy, options):
     kwargs = dict(warmup_iterations=3, update_frequency=2, correction=0.5, seed=5, **options)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .categorical import BlockCategorical
 from .layout import Layout
 from .proposals import CategoricalProposal, MixtureProposal, Proposal, UniformProposal
-from .statistics import UnitStatistics, reduce_duplicates
+from .statistics import BatchReduction, UnitStatistics, reduce_duplicates
 
 __all__ = [
     "STRATEGIES",
@@ -128,6 +128,9 @@ class Strategy:
     def note_visits(self, ids: torch.Tensor) -> None:
         """``ids`` were just drawn and measured (strategies that track recency reset their age)."""
 
+    def observed(self, stats: UnitStatistics, batch: BatchReduction) -> None:
+        """``stats`` just took ``batch`` (sorted, distinct ids): strategies that refresh re-weight its units."""
+
     @property
     def refreshes(self) -> bool:
         """Whether ``observe`` changes the current distribution in place (between rebuilds)."""
@@ -224,6 +227,9 @@ class ErrorWeighted(Strategy):
         batch = reduce_duplicates(ids, errors, ascending=ascending)
         stats.observe(batch)
         self.note_visits(ids)
+        self.observed(stats, batch)
+
+    def observed(self, stats: UnitStatistics, batch: BatchReduction) -> None:
         if self.categorical is not None and self.weight_map is not None:
             self.categorical.refresh(batch.ids, self.weight_map(stats.filled_error_of(batch.ids, self.prior_value)))
 
@@ -391,6 +397,8 @@ class Adaptive(Strategy):
     """Neighbourhood pooling of the error-driven components (as error_weighted's); 0: off."""
     staleness: float = 0.0
     """Share of the error_weighted component's draws that goes by time since a unit was last drawn; 0: off."""
+    refresh: bool = False
+    """Re-weight the error_weighted component's units at every update (as error_weighted's refresh)."""
     children: list[Strategy] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -421,6 +429,7 @@ class Adaptive(Strategy):
             "prior": self.prior,
             "pool_visits": self.pool_visits,
             "staleness": self.staleness,
+            "refresh": self.refresh,
         }
         self.children = []
         for name in names:
@@ -457,9 +466,20 @@ class Adaptive(Strategy):
             measured = torch.stack((drop, drop.square(), base, usable.to(torch.float32)))
             sums = measured.new_zeros(4, len(self.children)).index_add_(1, labels.long(), measured)
             self.progress = torch.add(sums, self.progress, alpha=self.progress_decay)
-        stats.observe(reduce_duplicates(ids, errors, ascending=ascending))
+        batch = reduce_duplicates(ids, errors, ascending=ascending)
+        stats.observe(batch)
         for child in self.children:
             child.note_visits(ids)
+            child.observed(stats, batch)
+
+    @property
+    def refreshes(self) -> bool:
+        return any(child.refreshes for child in self.children)
+
+    def adopt(self, proposal: Proposal) -> None:
+        if isinstance(proposal, MixtureProposal):
+            for child, component in zip(self.children, proposal.components, strict=True):
+                child.adopt(component)
 
     def split(self) -> torch.Tensor:
         """The fraction of the free share each component gets: the target split, gated by evidence."""
