@@ -197,6 +197,19 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     assert b"Traceback" not in stderr, stderr.decode()
 
 
+def test_under_torchrun_the_exit_keeps_the_output_and_the_code():
+    """A rank leaves without the interpreter's teardown, after flushing what it printed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WORLD_SIZE": "2"}
+    for argv, code, printed in ((["--version"], 0, "0.1"), (["train", "nosuch"], 2, "nosuch")):
+        done = subprocess.run([sys.executable, "-m", "foveate", *argv], capture_output=True, text=True, env=env)
+        assert done.returncode == code
+        assert printed in done.stdout + done.stderr
+
+
 def test_a_second_signal_during_a_save_keeps_the_last_checkpoint(tiny_png, tmp_path, monkeypatch, capsys):
     import foveate.train.checkpoint as checkpoint
 

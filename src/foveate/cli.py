@@ -105,6 +105,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def entry() -> None:
+    """The console script and ``python -m foveate``: :func:`main`, then exit with its code.
+
+    Under ``torchrun`` the process leaves without the interpreter's teardown (after flushing its
+    output): the process group's C++ worker threads can otherwise be destroyed there while still
+    joinable, and an occasional rank then aborts at exit ("terminate called without an active
+    exception") after a run that finished and saved.
+    """
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _dispatch(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
