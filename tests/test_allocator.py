@@ -10,7 +10,8 @@ import pytest
 from foveate.allocator import keep_freed_memory
 
 _FAULTS = """
-import resource, sys
+import ctypes, resource, sys
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: faults counted in base pages, whatever the kernel's THP
 import torch
 from foveate.allocator import keep_freed_memory
 from foveate.sampling import BlockCategorical, sorted_uniforms

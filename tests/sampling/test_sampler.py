@@ -219,6 +219,21 @@ def test_sample_and_update_never_wait_for_the_device(strategy):
     assert host_syncs(checked, range(3)), "the probe must see the input check's syncs"
 
 
+@pytest.mark.parametrize("strategy", available_strategies())
+def test_every_draw_comes_sorted_and_its_update_skips_the_sort(strategy):
+    """Warm-up, uniform, guided and mixed draws alike: ascending ids, so the update need not sort them."""
+    shape = 600 if strategy == "failure_bins" else (2, 20, 30)
+    sampler = Sampler(
+        shape, strategy, warmup_iterations=2, update_frequency=2, seed=0, **SYNC_FREE_STRATEGIES[strategy]
+    )
+    for step in range(8):
+        ids = sampler.sample(512, step).ids
+        assert bool((ids[1:] >= ids[:-1]).all()), f"step {step}: unsorted draw"
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            sampler.update(ids, (ids % 7).float(), step)
+        assert "aten::sort" not in {event.name for event in profile.events()}, f"step {step}: the update sorted"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_state_moves_between_devices():
     a = Sampler(1000, warmup_iterations=0, update_frequency=1, seed=0, device="cuda")

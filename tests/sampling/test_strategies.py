@@ -1,11 +1,19 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
 
-from foveate.sampling import AdaptiveSampler, ErrorBasedRaySampler, Sampler
+from foveate.sampling import (
+    AdaptiveSampler,
+    CategoricalProposal,
+    ErrorBasedRaySampler,
+    MixtureProposal,
+    Sampler,
+    UniformProposal,
+)
 
 
 def exact_probabilities(sampler: Sampler) -> torch.Tensor:
@@ -192,3 +200,14 @@ def test_adaptive_sampler_alias_phases_fall_in_their_bins():
     assert bool(((phases * 10).floor().long() == bins).all())
     s.update_failure_statistics(bins[:10], torch.ones(10))
     assert math.isclose(float(s.probabilities().sum()), 1.0, rel_tol=1e-6)
+
+
+def test_a_mixture_draws_in_ascending_order_with_its_labels_alongside():
+    upper_half = torch.zeros(100)
+    upper_half[50:] = 1.0
+    mixture = MixtureProposal([UniformProposal(100, torch.device("cpu")), CategoricalProposal(upper_half)], [0.5, 0.5])
+    ids, labels = mixture.sample(4000, torch.Generator().manual_seed(0), random.Random(0), stratified=False)
+    assert bool((ids[1:] >= ids[:-1]).all())
+    assert int((labels == 1).sum()) == 2000, "systematic allocation: the categorical drew exactly its share"
+    assert bool((labels[ids < 50] == 0).all()), "only the uniform component draws the lower half"
+    assert 800 < int((labels[ids >= 50] == 0).sum()) < 1200, "the uniform component's draws in the upper half"

@@ -21,7 +21,9 @@ class Proposal(Protocol):
     def sample(
         self, n: int, generator: torch.Generator | None, host_rng: random.Random, stratified: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``n`` ids, and for mixtures the index of the component that drew each."""
+        """``n`` ids, and for mixtures the index of the component that drew each.
+
+        This module's proposals return their ids in ascending order: the sampler's update then skips its sort."""
         ...
 
     def probability(self, ids: torch.Tensor) -> torch.Tensor: ...
@@ -41,10 +43,12 @@ class UniformProposal:
         self.device = device
 
     def sample(self, n, generator, host_rng, stratified):
+        # In ascending order, as a categorical draw: the update skips its sort, and a batch that
+        # walks its population in order gathers and scatters with locality (a hash grid's rows).
         if stratified:
             u = sorted_uniforms(n, generator=generator, device=self.device, stratified=True)
             return (u * self.num_units).long().clamp_(max=self.num_units - 1), None
-        return torch.randint(self.num_units, (n,), generator=generator, device=self.device), None
+        return torch.randint(self.num_units, (n,), generator=generator, device=self.device).sort().values, None
 
     def probability(self, ids: torch.Tensor) -> torch.Tensor:
         return torch.full(ids.shape, 1.0 / self.num_units, dtype=torch.float64, device=ids.device)
@@ -88,7 +92,8 @@ class MixtureProposal:
 
     Component counts use systematic allocation (one host uniform per draw), so the expected
     count of each component is exactly ``n * share`` and every id is labelled with the
-    component that drew it: the adaptive strategy credits learning progress that way.
+    component that drew it: the adaptive strategy credits learning progress that way. The ids
+    come back in ascending order, their labels with them.
     """
 
     def __init__(self, components: list[Proposal], shares: list[float]) -> None:
@@ -116,7 +121,8 @@ class MixtureProposal:
             drawn, _ = component.sample(count, generator, host_rng, stratified)
             ids.append(drawn)
             labels.append(torch.full((count,), index, dtype=torch.int8, device=drawn.device))
-        return torch.cat(ids), torch.cat(labels)
+        ids, order = torch.cat(ids).sort()
+        return ids, torch.cat(labels).index_select(0, order)
 
     def probability(self, ids: torch.Tensor) -> torch.Tensor:
         return sum(share * c.probability(ids) for share, c in zip(self.shares, self.components, strict=True))

@@ -64,7 +64,7 @@ class Sampler:
         group: the process group of a distributed sampler (None: the default group).
         **strategy_args: the strategy's own arguments (see each strategy's docstring).
 
-    Draws are multisets: error-guided draws come back in ascending id order.
+    Draws are multisets, in ascending id order.
     """
 
     def __init__(
@@ -182,12 +182,14 @@ class Sampler:
             ids, _ = self._uniform.sample(n, self.generator, self.host_rng, self.stratified)
             if uniform_ids is not None:
                 ids = self._supplied(uniform_ids, n)
+            elif self.world == 1:
+                self._ascending = (ids, ids._version)
             return self._local(Draw(ids, torch.ones(n, dtype=torch.float32, device=self.device)))
         proposal = self._current_proposal()
         ids, self._labels = proposal.sample(n, self.generator, self.host_rng, self.stratified)
         if uniform_ids is not None:
             ids = self._with_uniform_ids(proposal, ids, self._labels, uniform_ids)
-        elif isinstance(proposal, CategoricalProposal) and self.world == 1:
+        elif isinstance(proposal, (UniformProposal, CategoricalProposal, MixtureProposal)) and self.world == 1:
             self._ascending = (ids, ids._version)
         return self._local(Draw(ids, self._importance_weights(proposal, ids)))
 
