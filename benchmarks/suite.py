@@ -6,7 +6,8 @@ paired seeds, and the star universe's budget over cells (``benchmarks/universe.p
 seeds of the draws alone, one validation at the end). The summary reads every run's curve the way
 the comparison reports do: a run's quality is its *settled* value (the mean of its last 3 validations: finals
 swing), compared with uniform's seed by seed; steps and wall-clock to uniform's settled quality
-are read on best-so-far curves. It writes ``summary.md`` and ``summary.json`` and, with
+are read on best-so-far curves of means of 3 consecutive validations (one lucky validation is not
+an arrival). It writes ``summary.md`` and ``summary.json`` and, with
 ``--readme``, replaces the block between ``<!-- suite:begin -->`` and ``<!-- suite:end -->`` in
 the README.
 
@@ -44,7 +45,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from foveate.report.compare import machine
-from foveate.report.pooling import best_so_far, crossing, settled
+from foveate.report.pooling import best_so_far, crossing, settled, smoothed
 
 PHOTOS = (
     "astronaut",
@@ -316,8 +317,8 @@ def train_budgets(
 
 
 def _ratio(run: list, base: list, goal: float, higher: bool, column: int) -> float | None:
-    mine = crossing(best_so_far(run, higher), goal, higher, column)
-    theirs = crossing(best_so_far(base, higher), goal, higher, column)
+    mine = crossing(best_so_far(smoothed(run), higher), goal, higher, column)
+    theirs = crossing(best_so_far(smoothed(base), higher), goal, higher, column)
     if mine is None or theirs is None or theirs <= 0:
         return None
     return mine / theirs

@@ -10,7 +10,7 @@ import pytest
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.image import preset
 from foveate.report import RunRecord, compare, crossing, pool, pool_saved, value_at
-from foveate.report.pooling import best_so_far, settled
+from foveate.report.pooling import best_so_far, settled, smoothed
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -74,9 +74,20 @@ def test_settled_numbers_do_not_follow_a_swinging_final():
     pooled = pool([record("uniform", 0, swinging), record("steady", 0, steady)], "uniform")["steady"]
     assert pooled["delta_mean"] == pytest.approx(4.0), "the final compares a dip"
     assert pooled["settled_delta_mean"] == pytest.approx(23.0 - 24.0)
-    # Uniform's settled 24 dB: uniform's best-so-far reaches it at step 10 - 10 * 2/16, steady's at 30.
-    assert pooled["settled_steps_ratio_median"] == pytest.approx(30.0 / (10.0 - 10.0 * 2.0 / 16.0))
-    assert pooled["settled_reached"] == 1
+    # Uniform's settled 24 dB: its spike at step 10 is one validation, not its arrival. Means of three
+    # validations reach 24 at step 20 (the middle of its last three); steady's means never reach it.
+    assert pooled["settled_steps_ratio_median"] is None and pooled["settled_reached"] == 0
+    rising = [[0, 10.0, 0.0], [10, 23.0, 1.0], [20, 25.0, 2.0], [30, 25.0, 3.0]]
+    faster = pool([record("uniform", 0, swinging), record("rising", 0, rising)], "uniform")["rising"]
+    # Rising's means: 19.33 at step 10, 24.33 at step 20: 24 dB at step 10 + 10 * (24 - 19.33) / 5.
+    assert faster["settled_steps_ratio_median"] == pytest.approx((10.0 + 10.0 * (24.0 - 58.0 / 3) / 5.0) / 20.0)
+
+
+def test_smoothed_curves_end_at_the_settled_value():
+    curve = [[0, 10.0, 0.0], [10, 26.0, 1.0], [20, 26.0, 2.0], [30, 20.0, 3.0]]
+    assert smoothed(curve) == [[10, pytest.approx(62.0 / 3), 1.0], [20, 24.0, 2.0]]
+    assert smoothed(curve)[-1][1] == settled(curve)
+    assert smoothed(curve[:2]) == [[0, 18.0, 0.0]], "shorter than the window: one mean"
 
 
 def test_an_absolute_target_measures_steps_to_it_against_the_references():

@@ -18,8 +18,10 @@ reference's final curve value of the same seed ("uniform's final PSNR").
 Curves that swing between neighbouring validations (a constant learning rate) make a final value
 and its first crossing noise. Beside them every variant also gets **settled** numbers: a run's
 settled value is the mean of its last :data:`SETTLE` validations, and the steps to reach the
-reference's settled value are read on the best-so-far envelope of each curve
-(:func:`best_so_far`), as ratios of the reference's own.
+reference's settled value are read on the best-so-far envelope (:func:`best_so_far`) of each
+curve's means of :data:`SETTLE` consecutive validations (:func:`smoothed`), as ratios of the
+reference's own. The settled value is such a mean, so it is compared with means, and one lucky
+validation early on does not count as the reference's arrival.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SETTLE", "RunRecord", "best_so_far", "crossing", "pool", "settled", "value_at"]
+__all__ = ["SETTLE", "RunRecord", "best_so_far", "crossing", "pool", "settled", "smoothed", "value_at"]
 
 Curve = Sequence[Sequence[float]]
 SETTLE = 3
@@ -93,6 +95,20 @@ def settled(curve: Curve, count: int = SETTLE) -> float:
     return statistics.fmean(tail)
 
 
+def smoothed(curve: Curve, count: int = SETTLE) -> list[list[float]]:
+    """The mean of every ``count`` consecutive validations, placed at the middle one's step and time.
+
+    Its last value is :func:`settled`'s. A curve shorter than ``count`` gives one point, its mean.
+    """
+    width = min(count, len(curve))
+    points = []
+    for start in range(len(curve) - width + 1):
+        middle = curve[start + (width - 1) // 2]
+        mean = statistics.fmean(float(point[1]) for point in curve[start : start + width])
+        points.append([middle[0], mean, *middle[2:]])
+    return points
+
+
 def value_at(curve: Curve, seconds: float) -> float | None:
     """The curve's value after ``seconds`` of training, linearly between validations.
 
@@ -139,8 +155,8 @@ def pool(
             calm_goal = settled(base.curve) if target is None else target
             calm_steps.append(
                 _ratio(
-                    crossing(best_so_far(run.curve, higher_is_better), calm_goal, higher_is_better, 0),
-                    crossing(best_so_far(base.curve, higher_is_better), calm_goal, higher_is_better, 0),
+                    crossing(best_so_far(smoothed(run.curve), higher_is_better), calm_goal, higher_is_better, 0),
+                    crossing(best_so_far(smoothed(base.curve), higher_is_better), calm_goal, higher_is_better, 0),
                 )
             )
             goal = base.curve[-1][1] if target is None else target
