@@ -32,6 +32,9 @@ for batch in 65536 1048576; do  # the preset's batch, and 2^20 pixels
         --strategies uniform error_weighted error_weighted+refresh adaptive 2>&1 \
         | tee "$out/image_step_time_$batch.log"
 done
+# Sorted batches against shuffled on the GPU (on the CPU sorted steps are 0.92-0.98x): atomics may crowd.
+timeout 90 python3 benchmarks/draw_order.py image --preset default --device cuda --images astronaut retina \
+    --json "$out/draw_order_cuda.json" 2>&1 | tee "$out/draw_order.log"
 if [ -n "$scene" ]; then
     timeout 150 python3 benchmarks/step_time.py nerf --scene "$scene" --out "$out" 2>&1 | tee "$out/nerf_step_time.log"
 fi
