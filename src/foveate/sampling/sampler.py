@@ -64,7 +64,7 @@ class Sampler:
         group: the process group of a distributed sampler (None: the default group).
         **strategy_args: the strategy's own arguments (see each strategy's docstring).
 
-    Draws are multisets, in ascending id order.
+    Draws are multisets, in ascending id order (but for the ids a ``uniform_ids`` supply provides).
     """
 
     def __init__(
