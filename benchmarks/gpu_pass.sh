@@ -8,8 +8,9 @@
 # short measurements run first, then the suite's large photos at GPU size get what is left.
 # Results (JSON, logs, the suite's reports) go to OUT_DIR. With BASELINE set to a copy of an
 # earlier src/foveate/sampling, the engine's launches and times are also measured against it.
-# The GPU machine has no network: carry the wheels foveate needs beyond its torch (see the
-# device tool's README) and put them on PYTHONPATH before calling this.
+# The GPU machine has no network: `bash benchmarks/gpu_prepare.sh` prepares the wheels foveate needs
+# beyond its torch, the 800 x 800 scene and a baseline engine here; carry .whl and gpu, and put the
+# installed wheels on PYTHONPATH before calling this (gpu_prepare.sh's header has the call).
 set -u -o pipefail
 out=${1:?usage: gpu_pass.sh OUT_DIR [SCENE_800] [SECONDS]}
 scene=${2:-}
