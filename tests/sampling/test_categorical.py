@@ -107,20 +107,35 @@ def test_a_share_below_float32_resolution_stays_drawable():
     assert bool((p[[1, 3]] > 0).all()) and float(p[2]) == 0.0
 
 
-def test_lifted_prefix_matches_one_ulp_at_a_time(device):
-    """The running-maximum lift equals lifting each positive unit one ulp above its predecessor in turn."""
+def test_only_shares_below_the_floor_are_lifted(device):
+    """Masses are the weights, but for positive ones under 2^-48 of their block: raised to that floor, and drawable."""
     g = torch.Generator(device=device).manual_seed(4)
     blocks = torch.rand(512, BLOCK, generator=g, device=device)
-    blocks[::2, 1:] *= 1e-12  # shares far below float32 resolution of the block's first unit
+    blocks[::2, 1:] *= 1e-20  # shares far below float64 resolution of the block's first unit
     blocks[torch.rand(blocks.shape, generator=g, device=device) < 0.3] = 0.0
-    sums = blocks.double().cumsum(1).float()
-    expected = sums.clone()
-    for position in range(1, BLOCK):
-        previous = expected[:, position - 1]
-        lifted = torch.where(blocks[:, position] > 0, torch.nextafter(previous, previous + 1), previous)
-        expected[:, position] = torch.maximum(expected[:, position], lifted)
-    assert not torch.equal(expected, sums), "the case must need lifting"
-    assert torch.equal(BlockCategorical(blocks.view(-1)).prefix, expected)
+    dist = BlockCategorical(blocks.view(-1))
+    floor = (blocks.double().sum(1, keepdim=True) * 2.0**-48).float()
+    tiny = (blocks > 0) & (blocks < floor)
+    assert bool(tiny.any()), "the case must need lifting"
+    assert torch.equal(dist.mass[~tiny], blocks[~tiny])
+    assert torch.equal(dist.mass[tiny], floor.expand_as(blocks)[tiny])
+    assert bool((dist.probabilities().view(512, BLOCK)[blocks > 0] > 0).all()), "every positive unit stays drawable"
+
+
+def test_saved_masses_and_old_prefix_sums_load(device):
+    g = torch.Generator(device=device).manual_seed(5)
+    weights = torch.rand(1000, generator=g, device=device)
+    weights[::4] = 0.0
+    dist = BlockCategorical(weights)
+    again = BlockCategorical.from_mass(dist.mass.clone(), dist.block_cdf.clone(), 1000)
+    u = sorted_uniforms(10_000, generator=g, device=device)
+    assert torch.equal(again.sample_from_uniforms(u), dist.sample_from_uniforms(u))
+    assert torch.equal(again.block_cdf, dist.block_cdf) and torch.equal(again.last_positive, dist.last_positive)
+    padded = torch.zeros(-(-1000 // BLOCK) * BLOCK, device=device)
+    padded[:1000] = weights
+    prefix = padded.view(-1, BLOCK).double().cumsum(1).float()
+    old = BlockCategorical.from_prefix(prefix, 1000)
+    assert torch.allclose(old.probabilities(), dist.probabilities(), rtol=1e-5, atol=1e-8)  # float32 prefix rounding
 
 
 def test_rejects_bad_weights():

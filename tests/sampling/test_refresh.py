@@ -16,7 +16,7 @@ def test_refresh_matches_a_rebuild_from_the_new_weights(device):
     weights[::7] = 0.0
     weights[-3 * BLOCK :] = 0.0  # trailing empty blocks: a refresh may give them mass
     dist = BlockCategorical(weights.clone())
-    untouched_rows = dist.prefix.clone()
+    untouched_rows = dist.mass.clone()
     ids = torch.sort(torch.randint(2000, (500,), generator=g, device=device)).values
     fresh = torch.rand(2000, generator=g, device=device) * 3
     fresh[::5] = 0.0
@@ -27,9 +27,9 @@ def test_refresh_matches_a_rebuild_from_the_new_weights(device):
     assert torch.allclose(dist.probabilities(), rebuilt.probabilities(), rtol=0, atol=1e-7)
     assert torch.equal(dist.last_positive, rebuilt.last_positive)
     assert torch.equal(dist._last_block, rebuilt._last_block)
-    touched = torch.zeros(len(dist.prefix), dtype=torch.bool, device=device)
+    touched = torch.zeros(len(dist.mass), dtype=torch.bool, device=device)
     touched[ids // BLOCK] = True
-    assert torch.equal(dist.prefix[~touched], untouched_rows[~touched]), "other blocks keep their bits"
+    assert torch.equal(dist.mass[~touched], untouched_rows[~touched]), "other blocks keep their bits"
     draws = 200_000
     drawn = dist.sample_from_uniforms(sorted_uniforms(draws, generator=g, device=device))
     assert bool((changed[drawn] > 0).all()), "a unit without weight was drawn"

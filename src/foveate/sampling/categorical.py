@@ -2,15 +2,13 @@
 
 ``torch.multinomial`` refuses more than 2^24 categories and a float32 CDF loses
 per-entry resolution once its running sum is large (near 3.3e7 its spacing is 2-4).
-:class:`BlockCategorical` keeps a float64 CDF over blocks of :data:`BLOCK` units and
-float32 prefix sums inside each block. Memory is about 4.6 bytes per unit; a draw
-costs one ``searchsorted`` over the blocks and one gather of its block's prefix sums (a
-64-byte row), about a dozen kernels with no host synchronisation.
+:class:`BlockCategorical` keeps a float64 CDF over blocks of :data:`BLOCK` units and each
+unit's float32 weight; a draw sums its block's 16 weights in float64 on the way (one gather
+of a 64-byte row). Memory is about 4.6 bytes per unit; a draw is about a dozen kernels with
+no host synchronisation, and re-weighting some units touches only their blocks' rows.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -41,11 +39,11 @@ def sorted_uniforms(
 class BlockCategorical:
     """A categorical distribution over ``num_units`` ids, drawn exactly at any size.
 
-    Two levels: a float64 CDF over blocks of :data:`BLOCK` units, and inside each block the
-    inclusive prefix sums of its weights in float32. A unit's stored share is thus resolved
-    to float32 precision *of its own block's mass*, never of the running total, and draws
-    and :meth:`probability` use exactly the stored numbers, so importance weights match the
-    distribution actually drawn from.
+    Two levels: a float64 CDF over blocks of :data:`BLOCK` units, and each unit's float32 weight
+    (its mass). Inside a block, draws and :meth:`probability` both read the float64 running sum
+    of the block's masses, and a block's entry in the CDF is that running sum's last value, so
+    importance weights match the distribution actually drawn from. A positive mass below 2^-48 of
+    its block's total is raised to that floor: smaller ones would vanish in the running sum.
 
     Args:
         weights: non-negative float weights, one per unit, not all zero.
@@ -56,104 +54,97 @@ class BlockCategorical:
             raise ValueError(f"weights must be a non-empty 1-D tensor, got shape {tuple(weights.shape)}")
         self.num_units = weights.numel()
         num_blocks = -(-self.num_units // BLOCK)
-        device = weights.device
-        if self.num_units == num_blocks * BLOCK:
-            blocks = weights.to(torch.float32).view(num_blocks, BLOCK)
-        else:
-            blocks = torch.zeros(num_blocks, BLOCK, dtype=torch.float32, device=device)
-            blocks.view(-1)[: self.num_units] = weights
-        prefix = torch.empty_like(blocks)
-        # Prefix sums in float64, a slice at a time, to bound the temporary memory.
+        mass = torch.zeros(num_blocks, BLOCK, dtype=torch.float32, device=weights.device)
+        mass.view(-1)[: self.num_units] = weights
+        block_mass = torch.empty(num_blocks, dtype=torch.float64, device=weights.device)
+        self.last_positive = torch.empty(num_blocks, dtype=torch.uint8, device=weights.device)
+        # A slice at a time, to bound the temporary memory.
         for start in range(0, num_blocks, _CHUNK_BLOCKS):
             part = slice(start, start + _CHUNK_BLOCKS)
-            sums = blocks[part].to(torch.float64).cumsum(1).to(torch.float32)
-            prefix[part] = _lifted(sums, blocks[part] > 0)
-        self._index(prefix)
+            mass[part], block_mass[part] = _lifted(mass[part])
+            self.last_positive[part] = _last_of(mass[part] > 0)
+        self.mass = mass
+        self._sum_blocks(block_mass)
+
+    @classmethod
+    def from_mass(cls, mass: torch.Tensor, block_cdf: torch.Tensor, num_units: int) -> BlockCategorical:
+        """Rebuild from saved masses and block CDF (``self.mass``, ``self.block_cdf``), bit for bit."""
+        if mass.ndim != 2 or mass.shape[1] != BLOCK or mass.numel() < num_units or block_cdf.shape != (len(mass) + 1,):
+            raise ValueError(f"mass must have shape (blocks, {BLOCK}) covering {num_units} units, block_cdf blocks + 1")
+        self = cls.__new__(cls)
+        self.num_units = num_units
+        self.mass = mass.to(torch.float32)
+        self.last_positive = torch.empty(len(mass), dtype=torch.uint8, device=mass.device)
+        for start in range(0, len(mass), _CHUNK_BLOCKS):
+            part = slice(start, start + _CHUNK_BLOCKS)
+            self.last_positive[part] = _last_of(self.mass[part] > 0)
+        self._index_blocks(block_cdf.to(torch.float64))
+        return self
 
     @classmethod
     def from_prefix(cls, prefix: torch.Tensor, num_units: int) -> BlockCategorical:
-        """Rebuild from saved in-block prefix sums (``self.prefix``), bit for bit."""
+        """From in-block float32 prefix sums (the state of foveate 0.x before masses were kept):
+        the same distribution up to float32 rounding of each unit's mass."""
         if prefix.ndim != 2 or prefix.shape[1] != BLOCK or prefix.numel() < num_units:
             raise ValueError(f"prefix must have shape (blocks, {BLOCK}) covering {num_units} units")
-        self = cls.__new__(cls)
-        self.num_units = num_units
-        self._index(prefix.to(torch.float32))
-        return self
+        wide = prefix.to(torch.float64)
+        mass = torch.diff(wide, dim=1, prepend=wide.new_zeros(len(wide), 1)).clamp_(min=0.0)
+        return cls(mass.view(-1)[:num_units].to(torch.float32))
 
-    def _index(self, prefix: torch.Tensor) -> None:
-        self.prefix = prefix
-        self.last_positive = _last_positive(prefix)
-        self._sum_blocks()
+    def _sum_blocks(self, block_mass: torch.Tensor) -> None:
+        """The block CDF from the blocks' totals (float64): mass before each block, then the total."""
+        self._index_blocks(torch.cat((block_mass.new_zeros(1), block_mass.cumsum(0))))
 
-    def _sum_blocks(self) -> None:
-        """The block CDF, the total and the last block with mass, from the prefix sums."""
-        # Mass before each block, then the total: a drawn block's start is one gather away.
-        block_mass = self.prefix[:, -1].contiguous()
-        self.block_cdf = torch.cat(
-            (block_mass.new_zeros(1, dtype=torch.float64), block_mass.cumsum(0, dtype=torch.float64))
-        )
-        self.total = self.block_cdf[-1]
+    def _index_blocks(self, block_cdf: torch.Tensor) -> None:
+        self.block_cdf = block_cdf
+        self.total = block_cdf[-1]
         # Kept on the device: a draw clamps against it without a host round trip.
-        has_mass = (block_mass > 0).flip(0).view(torch.uint8)
-        self._last_block = len(block_mass) - 1 - has_mass.argmax()
+        has_mass = (block_cdf[1:] > block_cdf[:-1]).flip(0).view(torch.uint8)
+        self._last_block = len(block_cdf) - 2 - has_mass.argmax()
 
     @property
     def device(self) -> torch.device:
-        return self.prefix.device
+        return self.mass.device
 
     def refresh(self, ids: torch.Tensor, weights: torch.Tensor) -> None:
         """Give the units ``ids`` new ``weights`` in place, touching only their blocks.
 
-        ``ids`` must be sorted (repeats allowed; a repeated id's first weight counts). Every other
-        unit keeps its stored share bit for bit; the block CDF is summed again (one pass over the
-        blocks, a sixteenth of the units), so a refresh costs a few passes over the batch's rows
-        where a rebuild costs a dozen over every unit.
+        A repeated id must carry the same weight each time. Every other unit keeps its mass bit for
+        bit (unless its block's new total lifts it to the floor); the block CDF is summed again (one
+        pass over the blocks, a sixteenth of the units), so a refresh costs a few passes over the
+        batch's rows where a rebuild costs several over every unit.
         """
         block = torch.div(ids, BLOCK, rounding_mode="floor")
-        column = ids - block * BLOCK
-        rows = self.prefix.index_select(0, block).to(torch.float64)
-        # The stored masses: differences of float32 prefix sums, exact in float64.
-        mass = rows.clone()
-        mass[:, 1:].sub_(rows[:, :-1])
-        # Each row's cell for its own id, and the run of rows sharing its block (a sorted batch).
-        row_start = torch.arange(0, len(ids) * BLOCK, BLOCK, device=ids.device)
-        first = _starts_of_runs(ids)
-        change = torch.where(first, weights.to(torch.float64) - mass.view(-1).index_select(0, row_start + column), 0.0)
-        run = _starts_of_runs(block).cumsum(0).sub_(1)
-        # Every change of a block's run, gathered into one row, then given to each row of the run.
-        changes = torch.zeros_like(mass).view(-1).index_add_(0, run * BLOCK + column, change).view_as(mass)
-        mass.add_(changes.index_select(0, run)).clamp_(min=0.0)
-        fresh, count = _lifted_with_count(mass.cumsum(1).to(torch.float32), mass > 0)
-        self.prefix.index_copy_(0, block, fresh)
-        # The running count of positive units first reaches its total at the last positive unit.
-        self.last_positive.index_copy_(0, block, count.argmax(1).to(torch.uint8))
-        self._sum_blocks()
+        self.mass.view(-1).index_copy_(0, ids, weights.to(torch.float32))
+        # Each touched block's row, lifted and summed again; rows of a repeated block are identical.
+        rows, totals = _lifted(self.mass.index_select(0, block))
+        self.mass.index_copy_(0, block, rows)
+        self.last_positive.index_copy_(0, block, _last_of(rows > 0))
+        # Every other block keeps the share it has in the CDF (the CDF's own differences; no array
+        # of block totals is kept, which holds the state at 4.6 bytes a unit).
+        self._sum_blocks(torch.diff(self.block_cdf).index_copy_(0, block, totals))
 
     def nbytes(self) -> int:
         """Bytes held by the distribution."""
-        return self.prefix.numel() * 4 + self.block_cdf.numel() * 8 + self.last_positive.numel()
+        return self.mass.numel() * 4 + self.block_cdf.numel() * 8 + self.last_positive.numel()
 
     def sample_from_uniforms(self, u: torch.Tensor) -> torch.Tensor:
         """Map float64 uniforms in [0, 1) to unit ids (ascending uniforms give ascending ids)."""
         x = u * self.total
         block = torch.minimum(torch.searchsorted(self.block_cdf[1:], x, right=True), self._last_block)
         residual = x - self.block_cdf.index_select(0, block)
-        # The first prefix sum of the block above the residual: count those at or below it in the
-        # block's one 64-byte row (a fixed handful of kernels, where a binary search takes four
-        # dependent gathers).
-        rows = self.prefix.index_select(0, block)
-        at_or_below = rows <= _round_down_to_float32(residual).unsqueeze(1)
+        # The unit whose interval of the block's running sum holds the residual: count the running
+        # sums at or below it in the block's one 64-byte row.
+        at_or_below = _running_sums(self.mass.index_select(0, block)) <= residual.unsqueeze(1)
         offset = at_or_below.view(torch.uint8).sum(1, dtype=torch.uint8)  # 0..16; int64 sums cost 10x
         # Rounding can leave the residual at or past the block's total: take its last positive unit.
         offset = torch.minimum(offset, self.last_positive.index_select(0, block))
         return block * BLOCK + offset
 
     def _unit_mass(self, ids: torch.Tensor) -> torch.Tensor:
-        flat = self.prefix.view(-1)
-        upper = flat.index_select(0, ids).to(torch.float64)
-        below = flat.index_select(0, (ids - 1).clamp(min=0)).to(torch.float64)
-        lower = torch.where(ids % BLOCK > 0, below, torch.zeros_like(upper))
-        return upper - lower
+        """Each unit's interval in its block's running sum: what a draw gives it, exactly."""
+        block = torch.div(ids, BLOCK, rounding_mode="floor")
+        return _intervals(_running_sums(self.mass.index_select(0, block)), (ids - block * BLOCK).unsqueeze(1))
 
     def probability(self, ids: torch.Tensor) -> torch.Tensor:
         """Probability of drawing each id under the stored distribution, float64."""
@@ -161,47 +152,36 @@ class BlockCategorical:
 
     def probabilities(self) -> torch.Tensor:
         """The whole distribution as a float32 tensor summing to 1."""
-        prefix = self.prefix.to(torch.float64)
-        mass = torch.diff(prefix, dim=1, prepend=prefix.new_zeros(len(prefix), 1))
+        sums = _running_sums(self.mass)
+        mass = torch.diff(sums, dim=1, prepend=sums.new_zeros(len(sums), 1))
         return (mass.view(-1)[: self.num_units] / self.total).to(torch.float32)
 
 
-def _last_positive(prefix: torch.Tensor) -> torch.Tensor:
-    """Each row's last position whose prefix sum rises (uint8; 0 for a row without mass)."""
-    positive = torch.diff(prefix, dim=1, prepend=torch.zeros_like(prefix[:, :1])) > 0
-    positions = torch.arange(BLOCK, device=prefix.device, dtype=torch.uint8)
-    return torch.where(positive, positions, torch.zeros_like(positions)).amax(1)
+_LIFT = 2.0**-48
+"""A positive mass's floor, relative to its block's total: at least 4 ulps of any float64 running sum in the block."""
 
 
-def _lifted(prefix: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """In-block prefix sums with every positive unit at least one ulp above its predecessor.
-
-    A share below float32 resolution of its block would otherwise round to zero and never be
-    drawn. The floor is ``q[p] = max(prefix[p], nextafter(q[p - 1]))`` where unit ``p`` is
-    positive (``q[p - 1]`` elsewhere). Non-negative float32 values order like their bit patterns,
-    where ``nextafter`` adds one, so with ``c`` the running count of positive units,
-    ``q - c`` is a running maximum of ``prefix - c``: one pass instead of a step per position.
-    """
-    return _lifted_with_count(prefix, positive)[0]
+def _running_sums(rows: torch.Tensor) -> torch.Tensor:
+    """Each row's inclusive running sum in float64: the one definition draws and probabilities read."""
+    return rows.to(torch.float64).cumsum(1)
 
 
-def _lifted_with_count(prefix: torch.Tensor, positive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_lifted`, and the running count of positive units per row (int32)."""
-    count = positive.to(torch.int32).cumsum(1, dtype=torch.int32)
-    floor = (prefix.view(torch.int32) - count).cummax(1).values
-    return (floor + count).view(torch.float32), count
+def _intervals(sums: torch.Tensor, column: torch.Tensor) -> torch.Tensor:
+    """The length of each row's interval ``column`` (a column of indices) in its running sums."""
+    upper = sums.gather(1, column)
+    lower = torch.where(column > 0, sums.gather(1, (column - 1).clamp_(min=0)), 0.0)
+    return (upper - lower).squeeze(1)
 
 
-def _starts_of_runs(values: torch.Tensor) -> torch.Tensor:
-    """Where each run of equal neighbours in ``values`` begins (bool)."""
-    starts = torch.ones_like(values, dtype=torch.bool)
-    torch.ne(values[1:], values[:-1], out=starts[1:])
-    return starts
+def _lifted(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 rows of masses with every positive one raised to at least :data:`_LIFT` of its row's
+    total, so that it moves the row's float64 running sum; and each row's total (that sum's last value)."""
+    floor = (rows.to(torch.float64).sum(1, keepdim=True) * _LIFT).to(torch.float32)
+    lifted = torch.where(rows > 0, torch.maximum(rows, floor), rows)
+    return lifted, _running_sums(lifted)[:, -1]
 
 
-def _round_down_to_float32(x: torch.Tensor) -> torch.Tensor:
-    """The largest float32 at or below each float64 ``x``: for a float32 ``p``, ``p <= x`` exactly when
-    ``p <= _round_down_to_float32(x)``, so comparisons against float32 data stay in float32."""
-    nearest = x.to(torch.float32)
-    below = torch.nextafter(nearest, nearest.new_full((), -math.inf))
-    return torch.where(nearest.to(torch.float64) > x, below, nearest)
+def _last_of(positive: torch.Tensor) -> torch.Tensor:
+    """Each row's last true position (uint8; 0 for a row without one)."""
+    positions = torch.arange(BLOCK, device=positive.device, dtype=torch.uint8)
+    return (positive.view(torch.uint8) * positions).amax(1)

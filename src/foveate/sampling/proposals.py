@@ -84,7 +84,13 @@ class CategoricalProposal:
         return self.categorical.nbytes()
 
     def state_dict(self) -> dict:
-        return {"kind": "categorical", "prefix": self.categorical.prefix, "num_units": self.num_units}
+        categorical = self.categorical
+        return {
+            "kind": "categorical",
+            "mass": categorical.mass,
+            "block_cdf": categorical.block_cdf,
+            "num_units": self.num_units,
+        }
 
 
 class MixtureProposal:
@@ -147,7 +153,10 @@ def proposal_from_state(state: dict, device: torch.device) -> Proposal:
     if kind == "uniform":
         return UniformProposal(state["num_units"], device)
     if kind == "categorical":
-        return CategoricalProposal(BlockCategorical.from_prefix(state["prefix"].to(device), state["num_units"]))
+        if "prefix" in state:  # saved before masses were kept
+            return CategoricalProposal(BlockCategorical.from_prefix(state["prefix"].to(device), state["num_units"]))
+        mass, block_cdf = state["mass"].to(device), state["block_cdf"].to(device)
+        return CategoricalProposal(BlockCategorical.from_mass(mass, block_cdf, state["num_units"]))
     if kind == "mixture":
         components = [proposal_from_state(c, device) for c in state["components"]]
         return MixtureProposal(components, state["shares"])
