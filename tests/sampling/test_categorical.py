@@ -108,13 +108,13 @@ def test_a_share_below_float32_resolution_stays_drawable():
 
 
 def test_only_shares_below_the_floor_are_lifted(device):
-    """Masses are the weights, but for positive ones under 2^-48 of their block: raised to that floor, and drawable."""
+    """Masses are the weights, but for positive ones under 2^-21 of their block: raised to that floor, and drawable."""
     g = torch.Generator(device=device).manual_seed(4)
     blocks = torch.rand(512, BLOCK, generator=g, device=device)
-    blocks[::2, 1:] *= 1e-20  # shares far below float64 resolution of the block's first unit
+    blocks[::2, 1:] *= 1e-12  # shares far below float32 resolution of the block's first unit
     blocks[torch.rand(blocks.shape, generator=g, device=device) < 0.3] = 0.0
     dist = BlockCategorical(blocks.view(-1))
-    floor = (blocks.double().sum(1, keepdim=True) * 2.0**-48).float()
+    floor = (blocks.double().sum(1, keepdim=True) * 2.0**-21).float()
     tiny = (blocks > 0) & (blocks < floor)
     assert bool(tiny.any()), "the case must need lifting"
     assert torch.equal(dist.mass[~tiny], blocks[~tiny])

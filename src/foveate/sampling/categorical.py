@@ -3,12 +3,14 @@
 ``torch.multinomial`` refuses more than 2^24 categories and a float32 CDF loses
 per-entry resolution once its running sum is large (near 3.3e7 its spacing is 2-4).
 :class:`BlockCategorical` keeps a float64 CDF over blocks of :data:`BLOCK` units and each
-unit's float32 weight; a draw sums its block's 16 weights in float64 on the way (one gather
-of a 64-byte row). Memory is about 4.6 bytes per unit; a draw is about a dozen kernels with
+unit's float32 weight; a draw sums its block's 16 weights on the way (one gather of a 64-byte
+row). Memory is about 4.6 bytes per unit; a draw is about a dozen kernels with
 no host synchronisation, and re-weighting some units touches only their blocks' rows.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -40,10 +42,10 @@ class BlockCategorical:
     """A categorical distribution over ``num_units`` ids, drawn exactly at any size.
 
     Two levels: a float64 CDF over blocks of :data:`BLOCK` units, and each unit's float32 weight
-    (its mass). Inside a block, draws and :meth:`probability` both read the float64 running sum
+    (its mass). Inside a block, draws and :meth:`probability` both read the float32 running sum
     of the block's masses, and a block's entry in the CDF is that running sum's last value, so
-    importance weights match the distribution actually drawn from. A positive mass below 2^-48 of
-    its block's total is raised to that floor: smaller ones would vanish in the running sum.
+    importance weights match the distribution actually drawn from. A positive mass below 2^-21 of
+    its block's total is raised to that floor: smaller ones could vanish in the running sum.
 
     Args:
         weights: non-negative float weights, one per unit, not all zero.
@@ -135,7 +137,8 @@ class BlockCategorical:
         residual = x - self.block_cdf.index_select(0, block)
         # The unit whose interval of the block's running sum holds the residual: count the running
         # sums at or below it in the block's one 64-byte row.
-        at_or_below = _running_sums(self.mass.index_select(0, block)) <= residual.unsqueeze(1)
+        # (compared in float32 against the residual rounded down, which is exact).
+        at_or_below = _running_sums(self.mass.index_select(0, block)) <= _round_down_to_float32(residual).unsqueeze(1)
         offset = at_or_below.view(torch.uint8).sum(1, dtype=torch.uint8)  # 0..16; int64 sums cost 10x
         # Rounding can leave the residual at or past the block's total: take its last positive unit.
         offset = torch.minimum(offset, self.last_positive.index_select(0, block))
@@ -152,36 +155,44 @@ class BlockCategorical:
 
     def probabilities(self) -> torch.Tensor:
         """The whole distribution as a float32 tensor summing to 1."""
-        sums = _running_sums(self.mass)
+        sums = _running_sums(self.mass).to(torch.float64)
         mass = torch.diff(sums, dim=1, prepend=sums.new_zeros(len(sums), 1))
         return (mass.view(-1)[: self.num_units] / self.total).to(torch.float32)
 
 
-_LIFT = 2.0**-48
-"""A positive mass's floor, relative to its block's total: at least 4 ulps of any float64 running sum in the block."""
+_LIFT = 2.0**-21
+"""A positive mass's floor, relative to its block's total: at least 4 ulps of any float32 running sum in the block."""
 
 
 def _running_sums(rows: torch.Tensor) -> torch.Tensor:
-    """Each row's inclusive running sum in float64: the one definition draws and probabilities read."""
-    return rows.to(torch.float64).cumsum(1)
+    """Each row's inclusive running sum (float32): the one definition draws and probabilities read."""
+    return rows.cumsum(1)
 
 
 def _intervals(sums: torch.Tensor, column: torch.Tensor) -> torch.Tensor:
     """The length of each row's interval ``column`` (a column of indices) in its running sums."""
     upper = sums.gather(1, column)
     lower = torch.where(column > 0, sums.gather(1, (column - 1).clamp_(min=0)), 0.0)
-    return (upper - lower).squeeze(1)
+    return (upper.to(torch.float64) - lower.to(torch.float64)).squeeze(1)  # float32 differences, exact
 
 
 def _lifted(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 rows of masses with every positive one raised to at least :data:`_LIFT` of its row's
-    total, so that it moves the row's float64 running sum; and each row's total (that sum's last value)."""
+    total, so that it moves the row's running sum; and each row's total (that sum's last value, float64)."""
     floor = (rows.to(torch.float64).sum(1, keepdim=True) * _LIFT).to(torch.float32)
     lifted = torch.where(rows > 0, torch.maximum(rows, floor), rows)
-    return lifted, _running_sums(lifted)[:, -1]
+    return lifted, _running_sums(lifted)[:, -1].to(torch.float64)
 
 
 def _last_of(positive: torch.Tensor) -> torch.Tensor:
     """Each row's last true position (uint8; 0 for a row without one)."""
     positions = torch.arange(BLOCK, device=positive.device, dtype=torch.uint8)
     return (positive.view(torch.uint8) * positions).amax(1)
+
+
+def _round_down_to_float32(x: torch.Tensor) -> torch.Tensor:
+    """The largest float32 at or below each float64 ``x``: for a float32 ``p``, ``p <= x`` exactly when
+    ``p <= _round_down_to_float32(x)``, so comparisons against float32 data stay in float32."""
+    nearest = x.to(torch.float32)
+    below = torch.nextafter(nearest, nearest.new_full((), -math.inf))
+    return torch.where(nearest.to(torch.float64) > x, below, nearest)
