@@ -85,7 +85,7 @@ class BlockCategorical:
 
     @classmethod
     def from_prefix(cls, prefix: torch.Tensor, num_units: int) -> BlockCategorical:
-        """From in-block float32 prefix sums (the state of foveate 0.x before masses were kept):
+        """From in-block float32 prefix sums (states saved before the distribution kept masses):
         the same distribution up to float32 rounding of each unit's mass."""
         if prefix.ndim != 2 or prefix.shape[1] != BLOCK or prefix.numel() < num_units:
             raise ValueError(f"prefix must have shape (blocks, {BLOCK}) covering {num_units} units")
