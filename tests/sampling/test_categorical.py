@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from foveate.sampling import BLOCK, BlockCategorical, sorted_uniforms
+from foveate.sampling import BLOCK, BlockCategorical, categorical, sorted_uniforms
 from tests.sampling.helpers import chi_square_ok
 
 
@@ -56,6 +56,19 @@ def test_draws_invert_the_stored_distribution(device):
     expected = (torch.searchsorted(cdf, u * dist.total, right=True) - 1).clamp(max=int(weights.nonzero().max()))
     assert torch.equal(ids, expected)
     assert bool((weights[ids] > 0).all())
+
+
+def test_a_draw_sliced_on_the_cpu_equals_one_pass(monkeypatch):
+    """Large CPU draws handle their rows a slice at a time; the ids must not depend on the slicing."""
+    g = torch.Generator().manual_seed(5)
+    weights = torch.rand(10_007, generator=g) ** 6
+    weights[torch.rand(10_007, generator=g) < 0.2] = 0.0
+    dist = BlockCategorical(weights)
+    u = torch.cat((sorted_uniforms(3_001, generator=g, device=torch.device("cpu")), u_edges(torch.device("cpu"))))
+    monkeypatch.setattr(categorical, "_ROWS_PER_PASS", len(u))
+    whole = dist.sample_from_uniforms(u)
+    monkeypatch.setattr(categorical, "_ROWS_PER_PASS", 97)
+    assert torch.equal(dist.sample_from_uniforms(u), whole)
 
 
 def u_edges(device: torch.device) -> torch.Tensor:

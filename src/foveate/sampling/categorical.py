@@ -21,6 +21,9 @@ BLOCK = 16
 
 _CHUNK_BLOCKS = 2**20
 
+_ROWS_PER_PASS = 2**14
+"""Draws whose rows a CPU draw handles at a time (a 1 MiB slice of rows; larger draws are sliced)."""
+
 
 def sorted_uniforms(
     n: int, *, generator: torch.Generator | None, device: torch.device, stratified: bool = False
@@ -134,15 +137,28 @@ class BlockCategorical:
         """Map float64 uniforms in [0, 1) to unit ids (ascending uniforms give ascending ids)."""
         x = u * self.total
         block = torch.minimum(torch.searchsorted(self.block_cdf[1:], x, right=True), self._last_block)
-        residual = x - self.block_cdf.index_select(0, block)
-        # The unit whose interval of the block's running sum holds the residual: count the running
-        # sums at or below it in the block's one 64-byte row.
-        # (compared in float32 against the residual rounded down, which is exact).
-        at_or_below = _running_sums(self.mass.index_select(0, block)) <= _round_down_to_float32(residual).unsqueeze(1)
+        # Compared in float32 against the residual rounded down, which is exact.
+        bound = _round_down_to_float32(x - self.block_cdf.index_select(0, block))
+        if block.device.type == "cpu" and len(block) > _ROWS_PER_PASS:
+            # The rows' gather, running sums and comparison a slice at a time, so each slice's
+            # temporaries stay in cache: a draw of 2^20 ids from 2^24 units takes about half the time.
+            offset = torch.cat(
+                [
+                    self._offsets(block[start : start + _ROWS_PER_PASS], bound[start : start + _ROWS_PER_PASS])
+                    for start in range(0, len(block), _ROWS_PER_PASS)
+                ]
+            )
+        else:
+            offset = self._offsets(block, bound)
+        return block * BLOCK + offset
+
+    def _offsets(self, block: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+        """The unit of each ``block`` whose interval of the block's running sum holds ``bound``: the count
+        of running sums at or below it in the block's one 64-byte row."""
+        at_or_below = _running_sums(self.mass.index_select(0, block)) <= bound.unsqueeze(1)
         offset = at_or_below.view(torch.uint8).sum(1, dtype=torch.uint8)  # 0..16; int64 sums cost 10x
         # Rounding can leave the residual at or past the block's total: take its last positive unit.
-        offset = torch.minimum(offset, self.last_positive.index_select(0, block))
-        return block * BLOCK + offset
+        return torch.minimum(offset, self.last_positive.index_select(0, block))
 
     def _unit_mass(self, ids: torch.Tensor) -> torch.Tensor:
         """Each unit's interval in its block's running sum: what a draw gives it, exactly."""
