@@ -17,7 +17,9 @@ new runs with the case's other variants (the earlier report is kept in ``previou
 one strategy is measured against the same uniform runs, seed by seed. ``--null`` trains uniform
 again with other draws (``--sampling.draw-seed-offset``; same seeds, so the same initialisations) into
 each case's ``null/``: its deltas to uniform are what the draws' luck alone moves a run, the
-yardstick for every other delta in the case. ``--budgets`` trains the guided strategies again for
+yardstick for every other delta in the case. ``--more-seeds 3`` trains seeds 3-5 (after the
+highest seed there) of every variant of done cases, and of their nulls, and pools them with the
+runs there (the earlier report kept in ``before-seeds-3/``). ``--budgets`` trains the guided strategies again for
 fractions of uniform's steps, each with its own schedule (``budget-F/``): the fraction at which
 they match uniform's full run is the steps ratio under matched schedules (their figures are not
 kept). The scenes it needs are rendered first with Mitsuba (``foveate data render``; cached in
@@ -28,6 +30,7 @@ kept). The scenes it needs are rendered first with Mitsuba (``foveate data rende
     python benchmarks/suite.py --only image nerf         # some pipelines (or case names)
     python benchmarks/suite.py --rerun adaptive          # one strategy again, against the same uniform runs
     python benchmarks/suite.py --null --only nerf        # uniform with other draws: the spread of luck alone
+    python benchmarks/suite.py --only nerf --more-seeds 3   # seeds 3-5 of every variant and the null, pooled
     python benchmarks/suite.py --only image --budgets 0.5 0.6 0.7 0.85   # matched schedules
     python benchmarks/suite.py --summarise benchmarks/results/suite --readme README.md
 """
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import statistics
 import subprocess
@@ -229,6 +233,41 @@ def rerun(case: Case, strategies: tuple[str, ...], target: Path, size: str, seed
     _run([*command, "--out", str(target)], target / "pool.log")
 
 
+def more_seeds(chosen: list[Case], out: Path, size: str, count: int, workers: int) -> None:
+    """Train ``count`` more seeds of every variant (and of the null, where there is one) in done cases, pooled."""
+    for case in chosen:
+        target = out / case.name
+        if case.pipeline == "universe":
+            print(f"{case.name}: more seeds need `foveate compare --pool`, which the universe has not; skipped")
+            continue
+        if not (target / "report.json").exists():
+            print(f"{case.name}: not trained yet; train it before adding seeds", flush=True)
+            continue
+        start = 1 + max(r["seed"] for r in json.loads((target / "report.json").read_text())["runs"])
+        null = target / "null"
+        parts = [(case, target)]
+        if (null / "report.json").exists():
+            offset = ("--sampling.draw-seed-offset", str(NULL_DRAW_OFFSET))
+            parts.append((replace(case, cpu=(*case.cpu, *offset), gpu=(*case.gpu, *offset)), null))
+        for part, folder in parts:
+            strategies = part.strategies if folder == target else ("uniform",)
+            seeded = replace(part, cpu=(*part.cpu, "--seed", str(start)), gpu=(*part.gpu, "--seed", str(start)))
+            fresh = folder / f"seeds-{start}-{start + count - 1}"
+            before = folder / f"before-seeds-{start}"
+            try:
+                if not (fresh / "report.json").exists():
+                    seconds = _compare(seeded, strategies, fresh, size, count, workers)
+                    print(f"{case.name}: seeds {start}-{start + count - 1} in {seconds / 60:.1f} min ({folder.name})")
+            except subprocess.CalledProcessError:
+                print(f"{case.name}: more seeds FAILED, see {fresh / 'suite.log'}; going on", flush=True)
+                continue
+            if not (before / "report.json").exists():
+                before.mkdir(exist_ok=True)
+                (folder / "report.json").replace(before / "report.json")
+            command = ["foveate", "compare", case.pipeline, "--pool", str(before / "report.json"), str(fresh)]
+            _run([*command, "--out", str(folder)], folder / "pool.log")
+
+
 def train(chosen: list[Case], out: Path, size: str, seeds: int, workers: int, again: tuple[str, ...] = ()) -> None:
     for case in chosen:
         target = out / case.name
@@ -373,6 +412,8 @@ def read_case(report: dict, seconds: float | None) -> dict:
             "settled_delta_worst": deltas[worst],
             "settled_delta_sd": statistics.pstdev(deltas),
             "relative_worst": relative[worst],
+            "settled_deltas": deltas,
+            "relative_deltas": relative,
             "final_delta_mean": statistics.fmean(finals),
             "steps_ratio_median": _median(steps),
             "wall_ratio_median": _median(walls),
@@ -487,7 +528,40 @@ def summarise(out: Path) -> dict:
         "null_hurts": [
             name for name, r in results.items() if NULL in r["strategies"] and hurts(r, r["strategies"][NULL])
         ],
+        "pooled": pooled(results),
     }
+
+
+def pooled(results: dict) -> dict:
+    """Per pipeline and strategy, every seed's settled delta to uniform pooled over the pipeline's cases.
+
+    dB for PSNR metrics, else percent better than uniform (the relative deltas), so positive is
+    better either way. With the mean comes a 95% interval (Student's t over all paired seeds, which
+    treats the cases as one population) and a verdict on the tolerance: ``within`` when the whole
+    interval is above minus the tolerance, ``below`` when it is wholly below, else ``undecided``.
+    """
+    from scipy import stats
+
+    table: dict[str, dict[str, dict]] = {}
+    for result in results.values():
+        db = "dB" in result["metric"]
+        for name, strategy in result["strategies"].items():
+            values = strategy["settled_deltas"] if db else [100.0 * r for r in strategy["relative_deltas"]]
+            entry = table.setdefault(result["pipeline"], {}).setdefault(
+                name, {"unit": "dB" if db else "%", "values": [], "cases": 0}
+            )
+            entry["values"] += values
+            entry["cases"] += 1
+    for strategies in table.values():
+        for entry in strategies.values():
+            values = entry.pop("values")
+            n = len(values)
+            mean = statistics.fmean(values)
+            half = stats.t.ppf(0.975, n - 1) * statistics.stdev(values) / math.sqrt(n) if n > 1 else math.inf
+            tolerance = DB_TOLERANCE if entry["unit"] == "dB" else 100.0 * RELATIVE_TOLERANCE
+            verdict = "within" if mean - half >= -tolerance else "below" if mean + half < -tolerance else "undecided"
+            entry.update(n=n, mean=mean, low=mean - half, high=mean + half, verdict=verdict)
+    return table
 
 
 def beyond_null(result: dict) -> bool:
@@ -544,7 +618,29 @@ def markdown(summary: dict, header: str) -> str:
             f"and the null's worst in {len(beyond)} of the {summary['null_cases']}"
             + (f": {', '.join(beyond)}." if beyond else ".")
         )
-    return "\n".join([*lines, *budget_markdown(summary)])
+    return "\n".join([*lines, *pooled_markdown(summary), *budget_markdown(summary)])
+
+
+def pooled_markdown(summary: dict) -> list[str]:
+    """The pooled table: each strategy's mean delta per pipeline with its 95% interval and verdict."""
+    lines = [
+        "",
+        f"Pooled over each pipeline's cases, seed by seed: the mean settled delta to uniform (dB, or percent "
+        f"better for other metrics; positive is better) with its 95% interval, and whether the interval lies "
+        f"within {DB_TOLERANCE} dB ({RELATIVE_TOLERANCE:.0%}) of uniform or wholly below it. Three seeds a case "
+        f"cannot place a worst seed; a pipeline's pooled seeds can place its mean.",
+        "",
+        "| pipeline | strategy | seeds (cases) | mean delta [95% interval] | vs the tolerance |",
+        "|---|---|---|---|---|",
+    ]
+    for pipeline, strategies in summary["pooled"].items():
+        for i, (name, e) in enumerate(strategies.items()):
+            unit = " dB" if e["unit"] == "dB" else "%"
+            lines.append(
+                f"| {pipeline if i == 0 else ''} | {name} | {e['n']} ({e['cases']}) | "
+                f"{e['mean']:+.2f}{unit} [{e['low']:+.2f}, {e['high']:+.2f}] | {e['verdict']} |"
+            )
+    return lines
 
 
 def budget_markdown(summary: dict) -> list[str]:
@@ -636,6 +732,12 @@ def main() -> None:
     parser.add_argument(
         "--rerun", nargs="+", default=[], help="strategies to train again in done cases, pooled with the other variants"
     )
+    parser.add_argument(
+        "--more-seeds",
+        type=int,
+        default=0,
+        help="train this many more seeds of every variant (and the null) in done cases, pooled with their runs",
+    )
     args = parser.parse_args()
     if not all(0.0 < f < 1.0 for f in args.budgets):
         parser.error(f"--budgets: fractions must lie in (0, 1), got {args.budgets}")
@@ -650,6 +752,8 @@ def main() -> None:
         started = time.perf_counter()
         prepare(args.scenes, args.pbr_data, chosen)
         train(chosen, out, args.size, args.seeds, args.workers, tuple(args.rerun))
+        if args.more_seeds:
+            more_seeds(chosen, out, args.size, args.more_seeds, args.workers)
         if args.null:
             train_null(chosen, out, args.size, args.seeds, args.workers)
         if args.budgets:
