@@ -141,13 +141,9 @@ class BlockCategorical:
         bound = _round_down_to_float32(x - self.block_cdf.index_select(0, block))
         if block.device.type == "cpu" and len(block) > _ROWS_PER_PASS:
             # The rows' gather, running sums and comparison a slice at a time, so each slice's
-            # temporaries stay in cache: a draw of 2^20 ids from 2^24 units takes about half the time.
-            offset = torch.cat(
-                [
-                    self._offsets(block[start : start + _ROWS_PER_PASS], bound[start : start + _ROWS_PER_PASS])
-                    for start in range(0, len(block), _ROWS_PER_PASS)
-                ]
-            )
+            # temporaries stay in cache: a draw of 2^20 ids from 2^24 units takes about 0.6x the time.
+            slices = zip(block.split(_ROWS_PER_PASS), bound.split(_ROWS_PER_PASS), strict=True)
+            offset = torch.cat([self._offsets(*pair) for pair in slices])
         else:
             offset = self._offsets(block, bound)
         return block * BLOCK + offset
