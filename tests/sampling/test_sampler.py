@@ -157,6 +157,7 @@ def test_same_seed_same_draws():
     [
         ("error_weighted", {}),
         ("error_weighted", {"refresh": True}),
+        ("error_weighted", {"refresh": True, "error_exponent": 0.5}),
         ("spatial", {}),
         ("adaptive", {}),
         ("adaptive", {"refresh": True}),
@@ -164,7 +165,7 @@ def test_same_seed_same_draws():
     ],
 )
 def test_state_round_trip_continues_exactly(strategy, options):
-    kwargs = dict(warmup_iterations=3, update_frequency=2, correction=0.5, seed=5, **options)
+    kwargs = dict(warmup_iterations=3, update_frequency=3, correction=0.5, seed=5, **options)
     a = Sampler((2, 20, 24), strategy, **kwargs)
     feed(a, 7, lambda ids: (ids % 11).float() / 10, n=256)
     buffer = io.BytesIO()
@@ -179,6 +180,7 @@ def test_state_round_trip_continues_exactly(strategy, options):
         errors = (da.ids % 5).float()
         a.update(da.ids, errors, step)
         b.update(db.ids, errors, step)
+        assert torch.equal(a.probabilities(), b.probabilities())
     assert a.stats() == b.stats()
 
 
