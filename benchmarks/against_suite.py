@@ -41,7 +41,8 @@ def read(case: Path, suite: Path) -> dict:
     trial = json.loads((case / "report.json").read_text())
     reference = json.loads((suite / case.name / "report.json").read_text())
     higher = trial["metric"]["higher_is_better"]
-    (strategy,) = {run["variant"] for run in trial["runs"]} - {trial["reference"]}
+    # A trial of one strategy is its own report's reference: take the variant that is not uniform.
+    (strategy,) = {run["variant"] for run in trial["runs"]} - {"uniform"}
     uniform = runs_of(reference, "uniform")
     row = {"case": case.name, "strategy": strategy}
     for label, runs in (("trial", runs_of(trial, strategy)), ("suite", runs_of(reference, strategy))):

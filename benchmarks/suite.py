@@ -538,7 +538,8 @@ def pooled(results: dict) -> dict:
     dB for PSNR metrics, else percent better than uniform (the relative deltas), so positive is
     better either way. With the mean comes a 95% interval (Student's t over all paired seeds, which
     treats the cases as one population) and a verdict on the tolerance: ``within`` when the whole
-    interval is above minus the tolerance, ``below`` when it is wholly below, else ``undecided``.
+    interval is above minus the tolerance, ``below`` when it is wholly below, else ``undecided``;
+    and its side of uniform: ``above`` or ``below`` when the interval excludes 0, else ``level``.
     """
     from scipy import stats
 
@@ -560,7 +561,8 @@ def pooled(results: dict) -> dict:
             half = stats.t.ppf(0.975, n - 1) * statistics.stdev(values) / math.sqrt(n) if n > 1 else math.inf
             tolerance = DB_TOLERANCE if entry["unit"] == "dB" else 100.0 * RELATIVE_TOLERANCE
             verdict = "within" if mean - half >= -tolerance else "below" if mean + half < -tolerance else "undecided"
-            entry.update(n=n, mean=mean, low=mean - half, high=mean + half, verdict=verdict)
+            side = "above" if mean - half > 0 else "below" if mean + half < 0 else "level"
+            entry.update(n=n, mean=mean, low=mean - half, high=mean + half, verdict=verdict, side=side)
     return table
 
 
@@ -627,18 +629,18 @@ def pooled_markdown(summary: dict) -> list[str]:
         "",
         f"Pooled over each pipeline's cases, seed by seed: the mean settled delta to uniform (dB, or percent "
         f"better for other metrics; positive is better) with its 95% interval, and whether the interval lies "
-        f"within {DB_TOLERANCE} dB ({RELATIVE_TOLERANCE:.0%}) of uniform or wholly below it. Three seeds a case "
-        f"cannot place a worst seed; a pipeline's pooled seeds can place its mean.",
+        f"within {DB_TOLERANCE} dB ({RELATIVE_TOLERANCE:.0%}) of uniform or wholly below it, and whether it "
+        f"excludes 0. Three seeds a case cannot place a worst seed; a pipeline's pooled seeds can place its mean.",
         "",
-        "| pipeline | strategy | seeds (cases) | mean delta [95% interval] | vs the tolerance |",
-        "|---|---|---|---|---|",
+        "| pipeline | strategy | seeds (cases) | mean delta [95% interval] | vs uniform | vs the tolerance |",
+        "|---|---|---|---|---|---|",
     ]
     for pipeline, strategies in summary["pooled"].items():
         for i, (name, e) in enumerate(strategies.items()):
             unit = " dB" if e["unit"] == "dB" else "%"
             lines.append(
                 f"| {pipeline if i == 0 else ''} | {name} | {e['n']} ({e['cases']}) | "
-                f"{e['mean']:+.2f}{unit} [{e['low']:+.2f}, {e['high']:+.2f}] | {e['verdict']} |"
+                f"{e['mean']:+.2f}{unit} [{e['low']:+.2f}, {e['high']:+.2f}] | {e['side']} | {e['verdict']} |"
             )
     return lines
 
