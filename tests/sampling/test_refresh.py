@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -47,28 +45,13 @@ def test_a_repeated_id_counts_once():
     assert torch.allclose(dist.probabilities(), expected / expected.sum())
 
 
-@pytest.mark.parametrize("exponent", [1.0, 0.5, 2.0])
-def test_a_weight_map_repeats_its_rebuild_bit_for_bit(exponent):
+def test_a_weight_map_repeats_its_rebuild_bit_for_bit():
     """A unit refreshed with the score it had at the rebuild gets the weight the rebuild gave it."""
     g = torch.Generator().manual_seed(4)
     score = torch.rand(1000, generator=g) * 3
     score[::9], score[::11] = 0.0, -0.5  # no error, and an error below the noise estimate
-    weights, weight_map = Shaping(0.1, 0.25, exponent).weights_and_map(score.clone())
+    weights, weight_map = Shaping(0.1, 0.25).weights_and_map(score.clone())
     assert torch.equal(weight_map(score), weights)
-
-
-@pytest.mark.parametrize("exponent", [0.5, 2.0])
-def test_weights_follow_the_error_raised_to_the_exponent(exponent):
-    score = torch.tensor([0.0, 1.0, 2.0, 4.0, -1.0])
-    weights = Shaping(min_error_weight=0.0, uniform_fraction=0.0, error_exponent=exponent).weights(score)
-    expected = torch.tensor([0.0, 1.0, 2.0, 4.0, 0.0]) ** exponent
-    assert torch.allclose(weights, expected / expected.sum())
-
-
-@pytest.mark.parametrize("exponent", [0.0, -1.0, math.inf])
-def test_the_error_exponent_must_be_positive_and_finite(exponent):
-    with pytest.raises(ValueError, match="error_exponent"):
-        Sampler(100, "error_weighted", error_exponent=exponent)
 
 
 def refreshing(strategy: str = "error_weighted", **options) -> Sampler:

@@ -157,7 +157,6 @@ def test_same_seed_same_draws():
     [
         ("error_weighted", {}),
         ("error_weighted", {"refresh": True}),
-        ("error_weighted", {"refresh": True, "error_exponent": 0.5}),
         ("spatial", {}),
         ("adaptive", {}),
         ("adaptive", {"refresh": True}),

@@ -44,7 +44,6 @@ class Sampler:
         warmup_iterations: draws at ``step < warmup_iterations`` are uniform.
         min_error_weight: floor of a unit's weight, as a fraction of the mean error.
         uniform_fraction: share of every draw's distribution that is uniform.
-        error_exponent: weights follow each unit's error raised to this power (1: the error itself).
         correction: importance weights returned with each draw: ``"none"`` (all ones),
             ``"full"`` (``1 / (N p)``, unbiased) or a float alpha in [0, 1] giving weights
             proportional to ``(N p) ** -alpha``, scaled to mean 1 under ``p``.
@@ -78,7 +77,6 @@ class Sampler:
         warmup_iterations: int = 1000,
         min_error_weight: float = 0.1,
         uniform_fraction: float = 0.25,
-        error_exponent: float = 1.0,
         correction: str | float = "none",
         weight_cap: float = 10.0,
         stratified: bool = False,
@@ -96,7 +94,6 @@ class Sampler:
         _check_int("warmup_iterations", warmup_iterations, 0)
         _check_range("min_error_weight", min_error_weight, 0.0, math.inf)
         _check_range("uniform_fraction", uniform_fraction, 0.0, 1.0)
-        _check_range("error_exponent", error_exponent, 0.0, math.inf, upper_open=True, lower_open=True)
         _check_range("weight_cap", weight_cap, 1.0, math.inf)
         self.correction = _check_correction(correction)
         if error_dtype not in (None, torch.float32, torch.bfloat16, torch.float16, torch.float64):
@@ -117,7 +114,7 @@ class Sampler:
         if error_dtype is None:
             error_dtype = torch.bfloat16 if num_units > COMPACT_ABOVE else torch.float32
         self.statistics = UnitStatistics(num_units, decay, error_dtype, self.device)
-        self.shaping = Shaping(min_error_weight, uniform_fraction, error_exponent)
+        self.shaping = Shaping(min_error_weight, uniform_fraction)
         if isinstance(strategy, Strategy):
             if strategy_args:
                 raise ValueError(f"pass a strategy instance or keyword arguments, not both: {sorted(strategy_args)}")
@@ -133,7 +130,6 @@ class Sampler:
             "warmup_iterations": warmup_iterations,
             "min_error_weight": min_error_weight,
             "uniform_fraction": uniform_fraction,
-            "error_exponent": error_exponent,
             "correction": correction,
             "weight_cap": weight_cap,
             "stratified": stratified,
@@ -460,15 +456,13 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
-def _check_range(
-    name: str, value: Any, low: float, high: float, upper_open: bool = False, lower_open: bool = False
-) -> None:
+def _check_range(name: str, value: Any, low: float, high: float, upper_open: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-    if ok and ((upper_open and value == high) or (lower_open and value == low)):
+    if ok and upper_open and value == high:
         ok = False
     if not ok:
-        opening, closing = "(" if lower_open else "[", ")" if upper_open else "]"
-        raise ValueError(f"{name} must be a number in {opening}{low}, {high}{closing}, got {value!r}")
+        bracket = ")" if upper_open else "]"
+        raise ValueError(f"{name} must be a number in [{low}, {high}{bracket}, got {value!r}")
 
 
 def _check_correction(correction: Any) -> str | float:

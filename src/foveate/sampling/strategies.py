@@ -44,8 +44,6 @@ class Shaping:
 
     min_error_weight: float = 0.1
     uniform_fraction: float = 0.25
-    error_exponent: float = 1.0
-    """Weights follow each error raised to this power (on a squared loss, 0.5 follows the error's magnitude)."""
 
     def weights(self, score: torch.Tensor) -> torch.Tensor:
         """Weights from a float32 score per unit; ``score`` is consumed (modified in place).
@@ -55,16 +53,13 @@ class Shaping:
 
     def weights_and_map(self, score: torch.Tensor) -> tuple[torch.Tensor, WeightMap]:
         """``weights(score)``, and the map that took each score to its weight (to re-weight units alike later)."""
-        score = score.clamp_(min=0.0)
-        if self.error_exponent != 1.0:
-            score = score.pow_(self.error_exponent)
-        peak = _peak(score)
+        peak = _peak(score.clamp_(min=0.0))
         score = score.div_(peak)  # in [0, 1]: the floor below stays exact for tiny errors
         mean = score.mean(dtype=torch.float64).to(torch.float32)
         # All-zero errors carry no information: a floor of 1 then makes every weight 1 (uniform).
         floor = torch.where(mean > 0, self.min_error_weight * mean, torch.ones_like(mean))
         weights, top, scale, share = self._mixed(score.clamp_(min=floor))
-        return weights, WeightMap(peak, floor, top, scale, share, self.error_exponent)
+        return weights, WeightMap(peak, floor, top, scale, share)
 
     def mix(self, weights: torch.Tensor) -> torch.Tensor:
         """Normalise non-negative ``weights`` (in place) and mix in the uniform share."""
@@ -86,7 +81,7 @@ class Shaping:
 
 @dataclass(frozen=True)
 class WeightMap:
-    """What a rebuild did to each unit's score: ``max(max(score, 0) ** exponent / peak, floor) / top * scale + share``.
+    """What a rebuild did to each unit's score: ``max(max(score, 0) / peak, floor) / top * scale + share``.
 
     Units observed between rebuilds are re-weighted by the same map (the same operations, so a
     score that did not change gets the weight it has, bit for bit)."""
@@ -96,18 +91,13 @@ class WeightMap:
     top: torch.Tensor
     scale: torch.Tensor
     share: float
-    exponent: float = 1.0
 
     def __call__(self, score: torch.Tensor) -> torch.Tensor:
-        weights = score.clamp(min=0.0)
-        if self.exponent != 1.0:
-            weights = weights.pow_(self.exponent)
-        weights = weights.div_(self.peak).clamp_(min=self.floor).div_(self.top)
+        weights = score.clamp(min=0.0).div_(self.peak).clamp_(min=self.floor).div_(self.top)
         return weights.mul_(self.scale).add_(self.share)
 
     def state_dict(self) -> dict:
-        tensors = {"peak": self.peak, "floor": self.floor, "top": self.top, "scale": self.scale}
-        return {**tensors, "share": self.share, "exponent": self.exponent}
+        return {"peak": self.peak, "floor": self.floor, "top": self.top, "scale": self.scale, "share": self.share}
 
 
 @dataclass
@@ -288,9 +278,7 @@ class ErrorWeighted(Strategy):
         if self.refresh and "weight_map" in state:
             saved = state["weight_map"]
             tensors = {key: saved[key].to(self.device) for key in ("peak", "floor", "top", "scale")}
-            self.weight_map = WeightMap(
-                **tensors, share=float(saved["share"]), exponent=float(saved.get("exponent", 1.0))
-            )
+            self.weight_map = WeightMap(**tensors, share=float(saved["share"]))
             self.prior_value = state["prior_value"].to(self.device)
 
 

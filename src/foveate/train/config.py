@@ -133,8 +133,6 @@ class SamplingConfig:
     """A unit's weight is at least this fraction of the mean error."""
     uniform_fraction: float = _engine_default("uniform_fraction")
     """Share of the distribution that stays uniform."""
-    error_exponent: float = _engine_default("error_exponent")
-    """Weights follow each unit's error raised to this power (1: the error; 0.5 on a squared loss: its magnitude)."""
     correction: str = _engine_default("correction")
     """Importance weights: 'none', 'full' (unbiased, 1/(N p)) or an exponent alpha in [0, 1]."""
     weight_cap: float = _engine_default("weight_cap")
@@ -276,7 +274,6 @@ def check_config(config: Any) -> None:
         (sampling, "warmup_iterations", lambda v: v >= 0, ">= 0"),
         (sampling, "min_error_weight", lambda v: v >= 0, ">= 0"),
         (sampling, "uniform_fraction", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
-        (sampling, "error_exponent", lambda v: v > 0, "> 0"),
         (sampling, "weight_cap", lambda v: v >= 1.0, ">= 1"),
         (optim, "lr", lambda v: v > 0, "> 0"),
         (optim, "eps", lambda v: v >= 0, ">= 0"),

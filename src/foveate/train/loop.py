@@ -112,7 +112,6 @@ def make_sampler(
         warmup_iterations=config.warmup_iterations,
         min_error_weight=config.min_error_weight,
         uniform_fraction=config.uniform_fraction,
-        error_exponent=config.error_exponent,
         correction=config.correction_value(),
         weight_cap=config.weight_cap,
         stratified=config.stratified,
