@@ -59,7 +59,7 @@ def test_draws_invert_the_stored_distribution(device):
 
 
 def test_a_draw_sliced_on_the_cpu_equals_one_pass(monkeypatch):
-    """Large CPU draws handle their rows a slice at a time; the ids must not depend on the slicing."""
+    """Large CPU draws and probabilities handle their rows a slice at a time; nothing may depend on it."""
     g = torch.Generator().manual_seed(5)
     weights = torch.rand(10_007, generator=g) ** 6
     weights[torch.rand(10_007, generator=g) < 0.2] = 0.0
@@ -67,8 +67,10 @@ def test_a_draw_sliced_on_the_cpu_equals_one_pass(monkeypatch):
     u = torch.cat((sorted_uniforms(3_001, generator=g, device=torch.device("cpu")), u_edges(torch.device("cpu"))))
     monkeypatch.setattr(categorical, "_ROWS_PER_PASS", len(u))
     whole = dist.sample_from_uniforms(u)
+    whole_probability = dist.probability(whole)
     monkeypatch.setattr(categorical, "_ROWS_PER_PASS", 97)
     assert torch.equal(dist.sample_from_uniforms(u), whole)
+    assert torch.equal(dist.probability(whole), whole_probability)
 
 
 def u_edges(device: torch.device) -> torch.Tensor:
