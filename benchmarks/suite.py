@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from foveate.report.compare import machine
+from foveate.report.compare import machine, pool_saved
 from foveate.report.pooling import best_so_far, crossing, settled, smoothed
 
 PHOTOS = (
@@ -237,9 +237,6 @@ def more_seeds(chosen: list[Case], out: Path, size: str, count: int, workers: in
     """Train ``count`` more seeds of every variant (and of the null, where there is one) in done cases, pooled."""
     for case in chosen:
         target = out / case.name
-        if case.pipeline == "universe":
-            print(f"{case.name}: more seeds need `foveate compare --pool`, which the universe has not; skipped")
-            continue
         if not (target / "report.json").exists():
             print(f"{case.name}: not trained yet; train it before adding seeds", flush=True)
             continue
@@ -265,7 +262,10 @@ def more_seeds(chosen: list[Case], out: Path, size: str, count: int, workers: in
                 before.mkdir(exist_ok=True)
                 (folder / "report.json").replace(before / "report.json")
             command = ["foveate", "compare", case.pipeline, "--pool", str(before / "report.json"), str(fresh)]
-            _run([*command, "--out", str(folder)], folder / "pool.log")
+            if case.pipeline == "universe":  # no `foveate compare` pipeline: pool its reports here
+                pool_saved([before / "report.json", fresh], folder, shlex.join([*command, "--out", str(folder)]))
+            else:
+                _run([*command, "--out", str(folder)], folder / "pool.log")
 
 
 def train(chosen: list[Case], out: Path, size: str, seeds: int, workers: int, again: tuple[str, ...] = ()) -> None:

@@ -63,7 +63,7 @@ def compare_budgets(
     budget = args.iterations * len(trainable)
     records = []
     for strategy in args.strategies:
-        for seed in range(args.seeds):
+        for seed in range(args.seed, args.seed + args.seeds):
             draws = seed + args.draw_seed_offset
             target = args.work / f"budget-{strategy}-s{draws}"
             started = time.perf_counter()
@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--strategy", default="error_weighted", help="the budget's strategy (equal against budget)")
     parser.add_argument("--strategies", nargs="+", default=[], help="compare these strategies' budgets instead")
     parser.add_argument("--seeds", type=int, default=1, help="with --strategies: seeds of the draws")
+    parser.add_argument("--seed", type=int, default=0, help="with --strategies: the first of the seeds")
     parser.add_argument(
         "--sampling.draw-seed-offset",
         dest="draw_seed_offset",
