@@ -83,7 +83,15 @@ PRESETS: dict[str, Preset[ImageConfig]] = {
         "sized for a few CPU cores: a 512^2 photo in about a minute (600 steps of 16,384 pixels)",
         # refresh: better per step on all 8 suite photos and level in wall-clock on two CPU cores
         # (BENCHMARKS.md); on a GPU its extra kernel launches are not yet measured, so not in "default".
-        _preset(train__steps=600, train__batch_size=16384, train__log_every=10, sampling__error_weighted__refresh=True),
+        # stratified: one draw per stratum of the distribution, better on 9 of 12 photo trials (BENCHMARKS.md);
+        # not measured at the GPU preset's sizes.
+        _preset(
+            train__steps=600,
+            train__batch_size=16384,
+            train__log_every=10,
+            sampling__error_weighted__refresh=True,
+            sampling__stratified=True,
+        ),
     ),
     "capacity": Preset(
         "capacity-limited: 2^14 rows per level, so the fine levels collide",
