@@ -161,8 +161,6 @@ def test_same_seed_same_draws():
         ("adaptive", {}),
         ("adaptive", {"refresh": True}),
         ("uniform", {}),
-        ("error_weighted", {"stratified_epochs": True}),
-        ("adaptive", {"stratified_epochs": True}),
     ],
 )
 def test_state_round_trip_continues_exactly(strategy, options):

@@ -8,7 +8,7 @@ Depends on torch alone. The one class most code needs is :class:`Sampler`::
 """
 
 from .aliases import AdaptiveSampler, ErrorBasedRaySampler
-from .categorical import BLOCK, BlockCategorical, EpochStrata, sorted_uniforms
+from .categorical import BLOCK, BlockCategorical, sorted_uniforms
 from .layout import Layout
 from .proposals import CategoricalProposal, MixtureProposal, UniformProposal
 from .sampler import Draw, Sampler, available_strategies
@@ -33,7 +33,6 @@ __all__ = [
     "BlockCategorical",
     "CategoricalProposal",
     "Draw",
-    "EpochStrata",
     "ErrorBasedRaySampler",
     "ErrorWeighted",
     "FailureBins",

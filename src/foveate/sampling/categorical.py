@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["BLOCK", "BlockCategorical", "EpochStrata", "sorted_uniforms"]
+__all__ = ["BLOCK", "BlockCategorical", "sorted_uniforms"]
 
 BLOCK = 16
 """Units per block of the two-level distribution."""
@@ -40,58 +40,6 @@ def sorted_uniforms(
     spacings = torch.empty(n + 1, device=device, dtype=torch.float64).exponential_(generator=generator)
     sums = spacings.cumsum(0)
     return (sums[:-1] / sums[-1]).clamp_(max=1.0 - 2.0**-53)
-
-
-class EpochStrata:
-    """Uniform variates stratified across draws: each epoch of ``period`` variates puts one in each of
-    ``period`` equal strata of [0, 1), the strata taken in a fresh shuffled order every epoch.
-
-    Drawn through a CDF, an epoch then gives each unit about ``period`` times its probability in
-    visits, however the batches split it; at ``period`` equal to the population, a uniform
-    distribution visits every unit once per epoch, as shuffled epochs do. Every variate is still
-    U[0, 1) on its own, so each draw keeps its distribution. Holds one int64 per stratum.
-
-    Args:
-        period: variates per epoch (strata).
-        device: where the variates are made.
-
-    Examples:
-        >>> strata, generator = EpochStrata(4, "cpu"), torch.Generator().manual_seed(0)
-        >>> sorted((strata.next(3, generator).tolist() + strata.next(1, generator).tolist()))[0] < 0.25
-        True
-    """
-
-    def __init__(self, period: int, device: torch.device | str) -> None:
-        if period < 1:
-            raise ValueError(f"an epoch needs at least one stratum, got {period}")
-        self.period = period
-        self.device = torch.device(device)
-        self.order = torch.empty(0, dtype=torch.int64, device=self.device)
-        self.cursor = 0
-
-    def next(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        """The next ``n`` variates in ascending order, float64 (an epoch's end starts the next)."""
-        strata = [self.order[:0]]
-        while n > 0:
-            if self.cursor >= len(self.order):
-                self.order = torch.randperm(self.period, generator=generator, device=self.device)
-                self.cursor = 0
-            taken = self.order[self.cursor : self.cursor + n]
-            strata.append(taken)
-            self.cursor += len(taken)
-            n -= len(taken)
-        chosen = torch.cat(strata).to(torch.float64)
-        jitter = torch.rand(chosen.shape, generator=generator, device=self.device, dtype=torch.float64)
-        return ((chosen + jitter) / self.period).sort().values
-
-    def state_dict(self) -> dict:
-        return {"period": self.period, "order": self.order.clone(), "cursor": self.cursor}
-
-    def load_state_dict(self, state: dict) -> None:
-        if int(state["period"]) != self.period:
-            raise ValueError(f"the state's epochs have {state['period']} strata, these have {self.period}")
-        self.order = state["order"].to(self.device)
-        self.cursor = int(state["cursor"])
 
 
 class BlockCategorical:

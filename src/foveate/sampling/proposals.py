@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from itertools import pairwise
 from typing import Protocol
 
 import torch
 
 from .categorical import BlockCategorical, sorted_uniforms
-
-Variates = Callable[[int], torch.Tensor] | None
-"""A source of ``n`` sorted U[0, 1) variates (float64) to draw with, or None: a proposal's own."""
 
 __all__ = ["CategoricalProposal", "MixtureProposal", "Proposal", "UniformProposal", "proposal_from_state"]
 
@@ -23,18 +19,11 @@ class Proposal(Protocol):
     num_units: int
 
     def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None,
-        host_rng: random.Random,
-        stratified: bool,
-        variates: Variates = None,
+        self, n: int, generator: torch.Generator | None, host_rng: random.Random, stratified: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` ids, and for mixtures the index of the component that drew each.
 
-        ``variates``, when given, supplies the uniforms the ids are read from (stratified across
-        draws, :class:`~foveate.sampling.EpochStrata`). This module's proposals return their ids
-        in ascending order: the sampler's update then skips its sort."""
+        This module's proposals return their ids in ascending order: the sampler's update then skips its sort."""
         ...
 
     def probability(self, ids: torch.Tensor) -> torch.Tensor: ...
@@ -53,14 +42,11 @@ class UniformProposal:
         self.num_units = num_units
         self.device = device
 
-    def sample(self, n, generator, host_rng, stratified, variates=None):
+    def sample(self, n, generator, host_rng, stratified):
         # In ascending order, as a categorical draw: the update skips its sort, and a batch that
         # walks its population in order gathers and scatters with locality (a hash grid's rows).
-        if variates is not None or stratified:
-            if variates is None:
-                u = sorted_uniforms(n, generator=generator, device=self.device, stratified=True)
-            else:
-                u = variates(n)
+        if stratified:
+            u = sorted_uniforms(n, generator=generator, device=self.device, stratified=True)
             return (u * self.num_units).long().clamp_(max=self.num_units - 1), None
         return torch.randint(self.num_units, (n,), generator=generator, device=self.device).sort().values, None
 
@@ -84,11 +70,8 @@ class CategoricalProposal:
         self.categorical = weights if isinstance(weights, BlockCategorical) else BlockCategorical(weights)
         self.num_units = self.categorical.num_units
 
-    def sample(self, n, generator, host_rng, stratified, variates=None):
-        if variates is not None:
-            u = variates(n)
-        else:
-            u = sorted_uniforms(n, generator=generator, device=self.categorical.device, stratified=stratified)
+    def sample(self, n, generator, host_rng, stratified):
+        u = sorted_uniforms(n, generator=generator, device=self.categorical.device, stratified=stratified)
         return self.categorical.sample_from_uniforms(u), None
 
     def probability(self, ids: torch.Tensor) -> torch.Tensor:
@@ -136,12 +119,12 @@ class MixtureProposal:
         bounds[-1] = n
         return [max(b - a, 0) for a, b in pairwise(bounds)]
 
-    def sample(self, n, generator, host_rng, stratified, variates=None):
+    def sample(self, n, generator, host_rng, stratified):
         ids, labels = [], []
         for index, (component, count) in enumerate(zip(self.components, self.counts(n, host_rng), strict=True)):
             if count == 0:
                 continue
-            drawn, _ = component.sample(count, generator, host_rng, stratified, variates)
+            drawn, _ = component.sample(count, generator, host_rng, stratified)
             ids.append(drawn)
             labels.append(torch.full((count,), index, dtype=torch.int8, device=drawn.device))
         ids, order = torch.cat(ids).sort()

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .categorical import EpochStrata
 from .layout import Layout
 from .proposals import CategoricalProposal, MixtureProposal, Proposal, UniformProposal, proposal_from_state
 from .statistics import UnitStatistics
@@ -23,8 +22,6 @@ __all__ = ["Draw", "Sampler"]
 STATE_VERSION = 1
 COMPACT_ABOVE = 2**26
 """Populations larger than this store errors in bfloat16 unless told otherwise."""
-EPOCHS_UP_TO = 2**24
-"""The largest population ``stratified_epochs`` takes (its strata cost 8 bytes a unit)."""
 
 
 class Draw(NamedTuple):
@@ -53,11 +50,6 @@ class Sampler:
             Weights are clipped at ``weight_cap``.
         weight_cap: largest importance weight returned.
         stratified: draw one uniform per stratum (lower variance) instead of independently.
-        stratified_epochs: stratify across draws instead: every ``N`` consecutive ids drawn (an
-            epoch) read one uniform from each of ``N`` equal strata, in shuffled order, so a unit
-            is drawn about ``N p`` times an epoch however small the batches (and a uniform
-            distribution serves shuffled epochs). For populations a data loader would shuffle
-            (views, samples, cells), up to 2^24 units.
         check_inputs: validate ``update`` ids and errors; on CUDA this costs one host sync per call.
         error_dtype: storage of the EMA errors; ``None`` picks float32, or bfloat16 above 2^26 units.
         device: where statistics and draws live (default: CPU).
@@ -88,7 +80,6 @@ class Sampler:
         correction: str | float = "none",
         weight_cap: float = 10.0,
         stratified: bool = False,
-        stratified_epochs: bool = False,
         check_inputs: bool = True,
         error_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
@@ -120,11 +111,6 @@ class Sampler:
             self.seed = _broadcast_int(self.seed, group)
 
         num_units = self.layout.num_units
-        if stratified_epochs and num_units > EPOCHS_UP_TO:
-            raise ValueError(
-                f"stratified_epochs keeps 8 bytes a unit and takes populations up to 2^24, got {num_units} units"
-            )
-        self._epochs = EpochStrata(num_units, self.device) if stratified_epochs else None
         if error_dtype is None:
             error_dtype = torch.bfloat16 if num_units > COMPACT_ABOVE else torch.float32
         self.statistics = UnitStatistics(num_units, decay, error_dtype, self.device)
@@ -147,7 +133,6 @@ class Sampler:
             "correction": correction,
             "weight_cap": weight_cap,
             "stratified": stratified,
-            "stratified_epochs": bool(stratified_epochs),
             "error_dtype": str(error_dtype).removeprefix("torch."),
             "seed": self.seed,
             **self.strategy.options(),
@@ -194,26 +179,19 @@ class Sampler:
         self._ascending = None
         if self.in_warmup(step):
             self._labels = None
-            ids, _ = self._uniform.sample(n, self.generator, self.host_rng, self.stratified, self._variates)
+            ids, _ = self._uniform.sample(n, self.generator, self.host_rng, self.stratified)
             if uniform_ids is not None:
                 ids = self._supplied(uniform_ids, n)
             elif self.world == 1:
                 self._ascending = (ids, ids._version)
             return self._local(Draw(ids, torch.ones(n, dtype=torch.float32, device=self.device)))
         proposal = self._current_proposal()
-        ids, self._labels = proposal.sample(n, self.generator, self.host_rng, self.stratified, self._variates)
+        ids, self._labels = proposal.sample(n, self.generator, self.host_rng, self.stratified)
         if uniform_ids is not None:
             ids = self._with_uniform_ids(proposal, ids, self._labels, uniform_ids)
         elif isinstance(proposal, (UniformProposal, CategoricalProposal, MixtureProposal)) and self.world == 1:
             self._ascending = (ids, ids._version)
         return self._local(Draw(ids, self._importance_weights(proposal, ids)))
-
-    @property
-    def _variates(self) -> Callable[[int], torch.Tensor] | None:
-        """The epochs' stratified uniforms, or None: each proposal's own."""
-        if self._epochs is None:
-            return None
-        return lambda count: self._epochs.next(count, self.generator)
 
     def _supplied(self, uniform_ids: Callable[[int], torch.Tensor], count: int) -> torch.Tensor:
         ids = uniform_ids(count).to(device=self.device, dtype=torch.long)
@@ -418,7 +396,6 @@ class Sampler:
             "last_step": self.last_step,
             "generator": {"device": self.device.type, "state": self.generator.get_state()},
             "host_rng": self.host_rng.getstate(),
-            "epochs": None if self._epochs is None else self._epochs.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -450,8 +427,6 @@ class Sampler:
             # Generator states do not transfer between device types: continue reproducibly instead.
             self.generator.manual_seed(self.seed + self.updates)
         self.host_rng.setstate(state["host_rng"])
-        if self._epochs is not None and state.get("epochs") is not None:
-            self._epochs.load_state_dict(state["epochs"])
 
 
 def _place_in(group: Any) -> tuple[int, int]:

@@ -139,8 +139,6 @@ class SamplingConfig:
     """Largest importance weight."""
     stratified: bool = _engine_default("stratified")
     """Draw one uniform per stratum instead of independent uniforms (less variance)."""
-    stratified_epochs: bool = _engine_default("stratified_epochs")
-    """Stratify across steps: per epoch (as many ids as units) a unit is drawn about N p times; up to 2^24 units."""
     noise_aware: bool = True
     """Subtract the targets' own noise from each unit's error where the data has it (renders made with --noise)."""
     draw_seed_offset: int = 0

@@ -115,7 +115,6 @@ def make_sampler(
         correction=config.correction_value(),
         weight_cap=config.weight_cap,
         stratified=config.stratified,
-        stratified_epochs=config.stratified_epochs,
         check_inputs=device.type == "cpu",
         device=device,
         seed=seed + config.draw_seed_offset,
