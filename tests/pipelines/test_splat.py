@@ -109,6 +109,18 @@ def test_adaptive_draws_its_uniform_share_from_shuffled_epochs(scene_dir):
     assert sorted(uniform_ids[:32]) == list(range(32))  # one epoch: every tile once
 
 
+@pytest.mark.parametrize(("batch", "tiles", "images"), [(1, 1, 1), (2, 1, 2), (8, 2, 2), (16, 1, 16)])
+def test_adam_is_scaled_for_the_batch_in_whole_images(scene_dir, batch, tiles, images):
+    config = preset("tiny", scene=str(scene_dir), views__tiles=tiles, train__batch_size=batch)
+    task = SplatTask.from_config(config, torch.device("cpu"))
+    task.configure_optimizers(config.optim, total_steps=10)
+    group = task.optimizers["opacities"].param_groups[0]
+    beta1, beta2 = config.optim.betas
+    assert group["betas"] == pytest.approx((beta1**images, beta2**images))
+    assert 0.0 < group["betas"][0] < 1.0  # gsplat's 1 - B (1 - beta) is negative from B = 10
+    assert group["lr"] == pytest.approx(config.lr.opacities * config.optim.lr * images**0.5)
+
+
 def test_random_start_fills_the_box_and_spaces_splats_by_their_neighbours(scene_dir):
     task = SplatTask.from_config(preset("tiny", scene=str(scene_dir)), torch.device("cpu"))
     splats = task.splats

@@ -236,11 +236,15 @@ class SplatTask(Task):
         return f"{self.scene_name} ({views} training views of {width} x {height}, {self.backend} rasteriser)"
 
     def configure_optimizers(self, config: OptimConfig, total_steps: int) -> None:
-        """One Adam per parameter at gsplat's rates times ``config.lr``, scaled for the batch as gsplat does
-        (rates x sqrt(B), eps / sqrt(B), betas to the B-th power); the means' rate decays exponentially."""
+        """One Adam per parameter at gsplat's rates times ``config.lr``, scaled for a batch of B images
+        (rates x sqrt(B), eps / sqrt(B), betas to the B-th power); the means' rate decays exponentially.
+
+        B counts whole images: a batch of n x n view tiles is B = batch / n^2. gsplat writes the betas'
+        scaling as 1 - B (1 - beta), the first-order form of beta^B, which is negative from B = 10.
+        """
         rates = self.config.lr
-        batch = self.config.train.batch_size
-        betas = (1 - batch * (1 - config.betas[0]), 1 - batch * (1 - config.betas[1]))
+        batch = self.config.train.batch_size / self.config.views.tiles**2
+        betas = (config.betas[0] ** batch, config.betas[1] ** batch)
         self.optimizers = {}
         for name, parameter in self.splats.items():
             rate = getattr(rates, name) * (self.scene_scale if name == "means" else 1.0)
