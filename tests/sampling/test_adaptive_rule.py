@@ -51,6 +51,23 @@ def test_no_evidence_leaves_the_draw_to_the_first_component():
     assert s.stats()["mixture"] == pytest.approx({"uniform": 0.9, "error_weighted": 0.1})
 
 
+def test_errors_rising_on_the_first_components_draws_send_every_share_back_to_it():
+    # error_weighted's own draws keep improving, but the fair sample uniform draws shows the
+    # population getting worse (a model whose fit of some units costs the others): fall back.
+    def run(rising: bool) -> dict[str, float]:
+        s = Sampler(2000, "adaptive", warmup_iterations=0, update_frequency=5, min_share=0.1, seed=0)
+        s.update(torch.arange(2000), torch.ones(2000), 0)
+        for step in range(1, 60):
+            ids, _ = s.sample(400, step)
+            current = s.statistics.error[ids].float()
+            others = current * (1.1 if rising else 1.0)
+            s.update(ids, torch.where(s._labels == 1, current * 0.5, others), step)
+        return s.stats()["mixture"]
+
+    assert run(rising=False)["error_weighted"] > 0.85
+    assert run(rising=True) == pytest.approx({"uniform": 0.9, "error_weighted": 0.1})
+
+
 def test_an_update_that_is_not_the_latest_draw_is_named_and_credits_no_component():
     sampler = Sampler(64, "adaptive", warmup_iterations=0, update_frequency=1, seed=0)
     sampler.update(torch.arange(64), torch.ones(64), 0)  # no draw yet: nothing to match

@@ -72,12 +72,13 @@ class TestSpatial:
 class TestAdaptive:
     def test_shares_move_to_the_component_whose_units_improve(self):
         s = Sampler(2000, "adaptive", warmup_iterations=0, update_frequency=5, min_share=0.1, seed=0)
-        # Every unit starts at error 1; units drawn by error_weighted then improve, uniform's do not.
+        # Every unit starts at error 1; units drawn by error_weighted then improve, uniform's stay as they are.
         s.update(torch.arange(2000), torch.ones(2000), 0)
         for step in range(1, 60):
             ids, _ = s.sample(400, step)
             labels = s._labels
-            errors = torch.where(labels == 1, s.statistics.error[ids].float() * 0.5, torch.ones(400))
+            current = s.statistics.error[ids].float()
+            errors = torch.where(labels == 1, current * 0.5, current)
             s.update(ids, errors, step)
         mixture = s.stats()["mixture"]
         # Uniform's score is at most 0, error_weighted's positive: softmax(6 * [<= 0, 1]) puts at

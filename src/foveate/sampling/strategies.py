@@ -372,8 +372,12 @@ class Adaptive(Strategy):
     clipped to [0, 1] for the lead's z-score z; the rest stays with the fallback. So a component
     needs a lead of evidence standard errors before it draws more than min_share, and its full
     target at twice that; where few units are seen twice or the errors are noisy (radiance
-    fields early on), adaptive stays close to uniform. The shares are
-    min_share + (1 - K min_share) * split for K components.
+    fields early on), adaptive stays close to uniform. And where the fallback's own draws, a fair
+    sample of the population, show errors rising by more than evidence standard errors (score
+    below -evidence times its standard error), the mixture is losing ground overall, whatever the
+    others gain on their draws (a memorising model, whose fit of some units costs the rest): every
+    share goes back to the fallback. The shares are min_share + (1 - K min_share) * split for K
+    components.
     """
 
     name: ClassVar[str] = "adaptive"
@@ -494,6 +498,11 @@ class Adaptive(Strategy):
         z = torch.where(torch.isfinite(spread), lead / spread.clamp(min=torch.finfo(torch.float32).tiny), 0.0)
         confidence = (z / self.evidence - 1.0).clamp(0.0, 1.0)
         confidence[0] = 0.0
+        # The first component draws a fair sample of the population: its errors rising beyond
+        # evidence standard errors mean the mixture is losing ground overall, whatever the
+        # others gain on their own draws. Then every share goes back to it.
+        rising = torch.isfinite(errors[0]) & (scores[0] < -self.evidence * errors[0])
+        confidence = torch.where(rising, 0.0, confidence)
         gated = confidence * target
         gated[0] = 1.0 - gated[1:].sum()
         return gated
