@@ -59,6 +59,18 @@ def test_the_seed_names_reach_the_loop_in_steps(dataset, tmp_path):
     assert config.optim.clip_grad_norm == config.training.grad_clip_norm
 
 
+def test_every_seed_validates_on_the_same_samples(dataset, tmp_path):
+    # A comparison sets each run's seed; the suite adds seeds by starting other comparisons at
+    # other seeds: the split must follow data.split_seed alone, or seeds would score different samples.
+    def split(seed: int, split_seed: int = 42) -> tuple[list[int], list[int]]:
+        config = _tiny(dataset, tmp_path, training={"seed": seed}, data={"split_seed": split_seed})
+        task = make_pbr_trainer(config, in_memory=True).task
+        return task.train_ids.tolist(), task.val_ids.tolist()
+
+    assert split(0) == split(45)
+    assert split(0) != split(0, split_seed=7)
+
+
 def test_no_discriminator_step_before_gan_start_epoch(dataset, tmp_path):
     config = _tiny(dataset, tmp_path, training={"gan_start_epoch": 1})
     trainer = make_pbr_trainer(config, in_memory=True)

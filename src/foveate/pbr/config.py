@@ -54,7 +54,9 @@ class DataConfig:
     use_dirty_renders: bool = False
     """Train on input/dirty (renders with shadows, smudges and scratches) instead of input/clean."""
     val_ratio: float = 0.1
-    """Share of the samples held out for validation (shuffled with training.seed, never trained on)."""
+    """Share of the samples held out for validation (shuffled with data.split_seed, never trained on)."""
+    split_seed: int = 42
+    """Seeds the train/validation split; apart from --seed, so every seed validates on the same samples."""
 
 
 @dataclasses.dataclass
@@ -100,7 +102,7 @@ class TrainingConfig:
     epochs: Annotated[int, arg(prefix_name=False)] = 100
     """Epochs to train (an epoch: ceil(training samples / batch size) steps)."""
     seed: Annotated[int, arg(prefix_name=False)] = 42
-    """Seeds the split, the model's initialisation and the draws."""
+    """Seeds the model's initialisation and the draws (the split has its own, data.split_seed)."""
     device: str = "auto"
     """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
     cpu_threads: int = 1

@@ -131,7 +131,7 @@ class PBRTask(Task):
         self.data = data.to(device)
         self.train_ids, self.val_ids = (
             torch.as_tensor(ids, dtype=torch.long, device=device)
-            for ids in split_indices(len(data), config.data.val_ratio, config.training.seed)
+            for ids in split_indices(len(data), config.data.val_ratio, config.data.split_seed)
         )
         self.steps_per_epoch = math.ceil(len(self.train_ids) / config.data.batch_size)
         config.bind_epoch_length(self.steps_per_epoch)
