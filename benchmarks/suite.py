@@ -60,9 +60,12 @@ PHOTOS = (
     "immunohistochemistry",
     "hubble_deep_field",
     "retina",
+    "text",
+    "microaneurysms",
 )
-"""scikit-image's photos: portraits, a grey scene, objects, a microscope slide, a sky survey (1000 x 872)
-and a fundus image (1411 x 1411)."""
+"""scikit-image's photos: portraits, a grey scene, objects, a microscope slide, a sky survey (1000 x 872),
+a fundus image (1411 x 1411), printed text (448 x 172) and a 102 x 102 retinal crop, fewer pixels than
+a step draws (the memorising regime)."""
 MESHES = ("bunny", "cow", "airplane")
 """Mitsuba's bunny and pymeshlab's sample cow and airplane."""
 GUIDED = ("error_weighted", "adaptive")
