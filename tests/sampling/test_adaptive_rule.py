@@ -68,6 +68,24 @@ def test_errors_rising_on_the_first_components_draws_send_every_share_back_to_it
     assert run(rising=True) == pytest.approx({"uniform": 0.9, "error_weighted": 0.1})
 
 
+def test_after_a_fall_back_the_shares_climb_back_gradually():
+    s = Sampler(2000, "adaptive", warmup_iterations=0, update_frequency=5, min_share=0.1, seed=0)
+    s.update(torch.arange(2000), torch.ones(2000), 0)
+    shares = []
+    for step in range(1, 120):
+        ids, _ = s.sample(400, step)
+        current = s.statistics.error[ids].float()
+        others = current * (1.1 if step < 60 else 0.99)  # the population worsens, then improves again
+        s.update(ids, torch.where(s._labels == 1, current * 0.5, others), step)
+        if step % 5 == 0:
+            shares.append(s.stats()["mixture"]["error_weighted"])
+    assert shares[10] == pytest.approx(0.1)  # falling back while the errors rise
+    after = shares[12:]
+    assert after[-1] > 0.85  # focusing pays again in the end
+    # no jump from the floor to the top: at least one rebuild in between
+    assert any(0.15 < share < 0.85 for share in after)
+
+
 def test_an_update_that_is_not_the_latest_draw_is_named_and_credits_no_component():
     sampler = Sampler(64, "adaptive", warmup_iterations=0, update_frequency=1, seed=0)
     sampler.update(torch.arange(64), torch.ones(64), 0)  # no draw yet: nothing to match

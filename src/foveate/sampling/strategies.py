@@ -352,6 +352,10 @@ DEFAULT_COMPONENTS = ("uniform", "error_weighted")
 """What adaptive mixes unless told otherwise."""
 
 
+_HARM_KEPT = 0.5
+"""Share of a fall back's weight on the other components' confidence still held at the next rebuild."""
+
+
 @dataclass
 class Adaptive(Strategy):
     """A mixture of strategies whose shares follow each one's measured progress, shown beyond noise.
@@ -376,8 +380,8 @@ class Adaptive(Strategy):
     sample of the population, show errors rising by more than evidence standard errors (score
     below -evidence times its standard error), the mixture is losing ground overall, whatever the
     others gain on their draws (a memorising model, whose fit of some units costs the rest): every
-    share goes back to the fallback. The shares are min_share + (1 - K min_share) * split for K
-    components.
+    share goes back to the fallback, and the others' confidence returns by halves over the next
+    rebuilds, not at once. The shares are min_share + (1 - K min_share) * split for K components.
     """
 
     name: ClassVar[str] = "adaptive"
@@ -443,6 +447,7 @@ class Adaptive(Strategy):
             self.children.append(child)
         self.progress = torch.zeros(4, len(names), dtype=torch.float32, device=device)
         self.shares = [1.0 / len(names)] * len(names)
+        self.harm = torch.zeros((), dtype=torch.float32, device=device)
 
     @property
     def scores(self) -> torch.Tensor:
@@ -501,8 +506,11 @@ class Adaptive(Strategy):
         # The first component draws a fair sample of the population: its errors rising beyond
         # evidence standard errors mean the mixture is losing ground overall, whatever the
         # others gain on their own draws. Then every share goes back to it.
+        # The fall back is remembered, halving at each rebuild, so the shares climb back
+        # gradually instead of flipping between the extremes at every rebuild.
         rising = torch.isfinite(errors[0]) & (scores[0] < -self.evidence * errors[0])
-        confidence = torch.where(rising, 0.0, confidence)
+        self.harm = torch.where(rising, 1.0, self.harm * _HARM_KEPT)
+        confidence = confidence * (1.0 - self.harm)
         gated = confidence * target
         gated[0] = 1.0 - gated[1:].sum()
         return gated
@@ -522,6 +530,7 @@ class Adaptive(Strategy):
         return {
             "progress": self.progress,
             "shares": list(self.shares),
+            "harm": self.harm,
             "children": [child.state_dict() for child in self.children],
         }
 
@@ -535,6 +544,7 @@ class Adaptive(Strategy):
         if "progress" in state:
             self.progress = state["progress"].to(self.device, torch.float32)
         self.shares = list(state["shares"])
+        self.harm = torch.as_tensor(state.get("harm", 0.0), dtype=torch.float32).to(self.device)
         for child, child_state in zip(self.children, state.get("children", []), strict=False):
             child.load_state_dict(child_state)
 
