@@ -71,6 +71,22 @@ def test_every_seed_validates_on_the_same_samples(dataset, tmp_path):
     assert split(0) != split(0, split_seed=7)
 
 
+def test_a_checkpoint_from_before_split_seed_resumes_on_the_split_its_seed_made(dataset, tmp_path):
+    # Such checkpoints shuffled their split with training.seed; resuming on split_seed's default
+    # would train on samples the run had held out.
+    first = make_pbr_trainer(_tiny(dataset, tmp_path, training={"seed": 7}, data={"split_seed": 7}))
+    first.fit(stop_at=1)
+    latest = tmp_path / "run" / "latest.pth"
+    state = torch.load(latest, weights_only=True)
+    del state["config"]["data"]["split_seed"]
+    torch.save(state, latest)
+
+    resumed = make_pbr_trainer(_tiny(dataset, tmp_path, training={"seed": 7, "resume": str(latest)}))
+    assert resumed.task.val_ids.tolist() == first.task.val_ids.tolist()
+    parsed = parse_pbr_config(["--resume", str(latest)])
+    assert parsed.data.split_seed == 7
+
+
 def test_no_discriminator_step_before_gan_start_epoch(dataset, tmp_path):
     config = _tiny(dataset, tmp_path, training={"gan_start_epoch": 1})
     trainer = make_pbr_trainer(config, in_memory=True)

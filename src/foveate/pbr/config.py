@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import importlib.util
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,6 +39,7 @@ __all__ = [
     "TrainingConfig",
     "TransformConfig",
     "read_config_file",
+    "upgrade_saved_config",
 ]
 
 
@@ -296,6 +298,19 @@ def flag_of(field: str) -> str:
     """The command-line flag of a dotted config field: ``training.epochs`` -> ``--epochs``."""
     name = field.rsplit(".", 1)[1] if field in SHORT_FLAGS else field
     return "--" + name.replace("_", "-")
+
+
+def upgrade_saved_config(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config as this version reads it.
+
+    Checkpoints written before ``data.split_seed`` existed shuffled the train / validation split
+    with ``training.seed``: they resume on the split they trained on.
+    """
+    upgraded = copy.deepcopy(dict(saved))
+    data = upgraded.setdefault("data", {})
+    if "split_seed" not in data:
+        data["split_seed"] = upgraded.get("training", {}).get("seed", DataConfig.split_seed)
+    return upgraded
 
 
 def read_config_file(path: Path) -> PBRConfig:

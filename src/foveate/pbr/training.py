@@ -28,7 +28,7 @@ from foveate.train import (
 from foveate.train.checkpoint import CheckpointError
 from foveate.train.distributed import first_process, join, rank_device
 
-from .config import PRESETS, PBRConfig, read_config_file
+from .config import PRESETS, PBRConfig, read_config_file, upgrade_saved_config
 from .task import NEUROPBR_LAYOUT, PBRTask
 
 __all__ = ["make_pbr_trainer", "resolve_pbr_checkpoint", "train_command"]
@@ -52,7 +52,7 @@ def resolve_pbr_checkpoint(path: str | Path) -> Path:
 def _saved_config(config: PBRConfig) -> Mapping[str, Any] | None:
     if not config.training.resume:
         return None
-    return load_checkpoint(resolve_pbr_checkpoint(config.training.resume))["config"]
+    return upgrade_saved_config(load_checkpoint(resolve_pbr_checkpoint(config.training.resume))["config"])
 
 
 def _translate(argv: Sequence[str]) -> list[str]:
@@ -96,6 +96,10 @@ def make_pbr_trainer(config: PBRConfig, console: Any = None, in_memory: bool = F
     if config.training.resume:
         resume_from = resolve_pbr_checkpoint(config.training.resume)
         run_dir = resume_from.parent
+        saved = load_checkpoint(resume_from)["config"]
+        if "split_seed" not in saved.get("data", {}):
+            # Written before data.split_seed: its split followed its seed, and must go on doing so.
+            config.data.split_seed = upgrade_saved_config(saved)["data"]["split_seed"]
     elif not in_memory:
         run_dir = Path(config.training.checkpoint_dir)
         if NEUROPBR_LAYOUT.latest_of(run_dir).exists():
