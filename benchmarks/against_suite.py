@@ -16,6 +16,12 @@ Settled values and steps to uniform's settled quality are read exactly as the su
 A trial that trained uniform beside its strategy (``--strategies uniform error_weighted``) is
 also read against that uniform of its own, run under the same load, so its wall-clock counts:
 ``--own-uniform`` prints that table, with the wall-clock to uniform's settled quality.
+
+A trial of fewer steps, each run on its own schedule, is read against the full runs of uniform in
+another trial's folder with ``--budget-against FOLDER`` (the matched-schedule test: does a shorter
+guided run end where uniform's full run does?)::
+
+    python benchmarks/against_suite.py runs/settings/half --budget-against runs/settings/full
 """
 
 from __future__ import annotations
@@ -64,9 +70,16 @@ def main() -> None:
     parser.add_argument("--suite", type=Path, default=SUITE, help="the suite's results")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--own-uniform", action="store_true", help="read each trial against the uniform it trained")
+    parser.add_argument(
+        "--budget-against",
+        type=Path,
+        help="read shorter runs against the uniform runs of the same cases in this folder",
+    )
     args = parser.parse_args()
     if args.own_uniform:
         return own_uniform(args.trials, args.json)
+    if args.budget_against:
+        return budget_against(args.trials, args.budget_against, args.json)
     rows = []
     print(HEADER)
     print("|---|---|---|---|---|---|---|")
@@ -101,6 +114,38 @@ def own_uniform(trials: list[Path], out: Path | None) -> None:
                     f"{row['settled_delta_worst']:+.2f} | {'not reached' if steps is None else f'{steps:.2f}x'} | "
                     f"{'not reached' if wall is None else f'{wall:.2f}x'} |"
                 )
+    if out:
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def budget_against(trials: list[Path], full: Path, out: Path | None) -> None:
+    """Each trial case, a shorter run on its own schedule, against uniform's full runs in ``full``, seed by seed."""
+    cases = [case for trial in trials for case in sorted(path.parent for path in trial.glob("*/report.json"))]
+    missing = [str(full / c.name / "report.json") for c in cases if not (full / c.name / "report.json").is_file()]
+    if missing:
+        raise SystemExit(f"no uniform run to read against: {', '.join(missing)}")
+    rows = []
+    print("| trial | case | strategy | steps against uniform's | settled vs uniform's full run, by seed | wall-clock |")
+    print("|---|---|---|---|---|---|")
+    for case in cases:
+        trial = json.loads((case / "report.json").read_text())
+        reference = json.loads((full / case.name / "report.json").read_text())
+        sign = 1.0 if reference["metric"]["higher_is_better"] else -1.0
+        uniform = runs_of(reference, "uniform")
+        for strategy in sorted({run["variant"] for run in trial["runs"]} - {"uniform"}):
+            runs = runs_of(trial, strategy)
+            seeds = sorted(set(runs) & set(uniform))
+            deltas = [sign * (settled(runs[s]["curve"]) - settled(uniform[s]["curve"])) for s in seeds]
+            walls = [runs[s]["curve"][-1][2] / uniform[s]["curve"][-1][2] for s in seeds]
+            steps = trial["steps"] / reference["steps"]
+            rows.append(
+                {"setting": case.parent.name, "case": case.name, "strategy": strategy, "seeds": seeds, "steps": steps}
+                | {"settled_deltas": deltas, "wall_ratios": walls}
+            )
+            print(
+                f"| {case.parent.name} | {case.name} | {strategy} | {steps:.2f}x | "
+                f"{' / '.join(f'{d:+.2f}' for d in deltas)} | {statistics.median(walls):.2f}x |"
+            )
     if out:
         out.write_text(json.dumps(rows, indent=1) + "\n")
 
