@@ -1,6 +1,7 @@
 """The adaptive rule on synthetic populations where the best component is known
 (:mod:`foveate.sampling.synthetic`: a unit's reducible error falls by 10% when it is drawn, its
-floor never does; quality is the area under the mean reducible error, lower is faster)."""
+floor never does, or, in the capacity case, a linear model too small for its noisy targets is
+fitted on the drawn units; quality is the area under the mean reducible error, lower is faster)."""
 
 import pytest
 import torch
@@ -42,6 +43,37 @@ def test_noisy_measurements_keep_uniform(seed):
     assert trusting.mixture["error_weighted"] > 0.3
     assert adaptive.mixture["error_weighted"] == pytest.approx(0.1)  # min_share: no lead was shown
     assert adaptive.area < 1.005 * uniform
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_model_at_capacity_ends_at_uniforms_fit(seed):
+    uniform = simulate("capacity", "uniform", steps=400, seed=seed)
+    focused = simulate("capacity", "error_weighted", steps=400, seed=seed)
+    equal = simulate("capacity", "adaptive", steps=400, seed=seed, sharpness=0.0, evidence=0.0)
+    adaptive = simulate("capacity", "adaptive", steps=400, seed=seed)
+    # The case is what it claims: the plain loss over error-weighted draws settles on a worse fit.
+    assert uniform.area < 0.85 * focused.area
+    assert focused.final > 2.0 * uniform.final
+    assert equal.final > 0.5 * focused.final  # a fixed half share of focus keeps much of the harm
+    assert adaptive.mixture["uniform"] == pytest.approx(0.9)  # back on uniform by half-way
+    assert adaptive.final < 0.5 * focused.final
+    assert adaptive.area < focused.area
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_full_importance_weights_restore_the_populations_fit(seed):
+    # What harms at capacity is the objective, not the focus: weighted back to the population's
+    # loss, the same focused draws end where uniform's do.
+    uniform = simulate("capacity", "uniform", steps=400, seed=seed)
+    focused = simulate("capacity", "error_weighted", steps=400, seed=seed)
+    weighted = simulate("capacity", "error_weighted", steps=400, seed=seed, correction="full")
+    assert weighted.final < 0.5 * focused.final
+    assert weighted.area < 1.05 * uniform.area
+
+
+def test_the_capacity_case_is_a_model_not_a_table():
+    with pytest.raises(ValueError, match="simulate it"):
+        population("capacity", 10, 0)
 
 
 def test_no_evidence_leaves_the_draw_to_the_first_component():
