@@ -1,6 +1,6 @@
 """A setting tried on the suite's cases, read against the suite's own runs, seed by seed.
 
-Train one guided strategy with a changed setting the way the suite trains its case (same preset,
+Train guided strategies with a changed setting the way the suite trains its case (same preset,
 steps, batch and seeds), for example::
 
     foveate compare image --image rocket --preset cpu --steps 300 --batch-size 8192 \\
@@ -42,26 +42,31 @@ def runs_of(report: dict, variant: str) -> dict[int, dict]:
     return {run["seed"]: run for run in report["runs"] if run["variant"] == variant}
 
 
-def read(case: Path, suite: Path) -> dict:
-    """The trial's strategy and the suite's, each against the suite's uniform, for one case."""
+def read(case: Path, suite: Path) -> list[dict]:
+    """Each guided strategy of the trial and the suite's, against the suite's uniform, for one case."""
     trial = json.loads((case / "report.json").read_text())
     reference = json.loads((suite / case.name / "report.json").read_text())
     higher = trial["metric"]["higher_is_better"]
-    # A trial of one strategy is its own report's reference: take the variant that is not uniform.
-    (strategy,) = {run["variant"] for run in trial["runs"]} - {"uniform"}
     uniform = runs_of(reference, "uniform")
-    row = {"case": case.name, "strategy": strategy}
-    for label, runs in (("trial", runs_of(trial, strategy)), ("suite", runs_of(reference, strategy))):
-        seeds = sorted(set(runs) & set(uniform))
-        deltas = [settled(runs[s]["curve"]) - settled(uniform[s]["curve"]) for s in seeds]
-        steps = [_ratio(runs[s]["curve"], uniform[s]["curve"], settled(uniform[s]["curve"]), higher, 0) for s in seeds]
-        row[label] = {
-            "seeds": seeds,
-            "delta_mean": statistics.fmean(deltas),
-            "delta_worst": min(deltas) if higher else max(deltas),
-            "steps_ratio_median": statistics.median(float("inf") if s is None else s for s in steps),
-        }
-    return row
+    rows = []
+    for strategy in sorted({run["variant"] for run in trial["runs"]} - {"uniform"}):
+        row = {"case": case.name, "strategy": strategy}
+        # Seed by seed: the suite's runs are read on the trial's seeds alone.
+        paired = set(runs_of(trial, strategy)) & set(uniform)
+        for label, runs in (("trial", runs_of(trial, strategy)), ("suite", runs_of(reference, strategy))):
+            seeds = sorted(set(runs) & paired)
+            deltas = [settled(runs[s]["curve"]) - settled(uniform[s]["curve"]) for s in seeds]
+            steps = [
+                _ratio(runs[s]["curve"], uniform[s]["curve"], settled(uniform[s]["curve"]), higher, 0) for s in seeds
+            ]
+            row[label] = {
+                "seeds": seeds,
+                "delta_mean": statistics.fmean(deltas),
+                "delta_worst": min(deltas) if higher else max(deltas),
+                "steps_ratio_median": statistics.median(float("inf") if s is None else s for s in steps),
+            }
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -85,15 +90,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for trial in args.trials:
         for case in sorted(path.parent for path in trial.glob("*/report.json")):
-            row = read(case, args.suite)
-            rows.append({"setting": trial.name, **row})
-            mine, theirs = row["trial"], row["suite"]
-            print(
-                f"| {trial.name} | {row['case']} | {row['strategy']} | {mine['delta_mean']:+.2f} / "
-                f"{mine['delta_worst']:+.2f} | {theirs['delta_mean']:+.2f} / {theirs['delta_worst']:+.2f} | "
-                f"{mine['delta_mean'] - theirs['delta_mean']:+.2f} | {mine['steps_ratio_median']:.2f}x / "
-                f"{theirs['steps_ratio_median']:.2f}x |"
-            )
+            for row in read(case, args.suite):
+                rows.append({"setting": trial.name, **row})
+                mine, theirs = row["trial"], row["suite"]
+                print(
+                    f"| {trial.name} | {row['case']} | {row['strategy']} | {mine['delta_mean']:+.2f} / "
+                    f"{mine['delta_worst']:+.2f} | {theirs['delta_mean']:+.2f} / {theirs['delta_worst']:+.2f} | "
+                    f"{mine['delta_mean'] - theirs['delta_mean']:+.2f} | {mine['steps_ratio_median']:.2f}x / "
+                    f"{theirs['steps_ratio_median']:.2f}x |"
+                )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
