@@ -4,7 +4,9 @@ A run that converges climbs (or levels off) to its end; one that oscillates lose
 one validation to the next even while its learning rate decays. For every comparison report under
 the folders given (``*/report.json``), each variant's runs are read from ``--after`` of the run on
 (default: its last third) and the largest fall between neighbouring validations is printed per
-seed (0.00: never fell), in the report metric's units, higher-is-better or not::
+seed (0.00: never fell), in the report metric's units, higher-is-better or not, with whether a
+comparison's report (``foveate.report.pooling.late_falls``, over the last third) names the variant
+as falling where uniform does not::
 
     python benchmarks/late_drops.py runs/check/concentrated runs/settings/correction-0.5-unseen
 """
@@ -12,17 +14,10 @@ seed (0.00: never fell), in the report metric's units, higher-is-better or not::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 from pathlib import Path
 
-
-def largest_drop(curve: list[list[float]], after: float, higher_is_better: bool) -> float:
-    """The largest worsening between consecutive validations at or after ``after`` of the run's steps."""
-    last = curve[-1][0]
-    values = [point[1] for point in curve if point[0] >= after * last]
-    sign = 1.0 if higher_is_better else -1.0
-    return max([0.0, *(sign * (a - b) for a, b in itertools.pairwise(values))])
+from foveate.report.pooling import RunRecord, late_fall, late_falls, pool
 
 
 def read(report: dict, after: float) -> dict[str, list[float]]:
@@ -31,8 +26,19 @@ def read(report: dict, after: float) -> dict[str, list[float]]:
     drops: dict[str, list[tuple[int, float]]] = {}
     for run in report["runs"]:
         if run.get("curve"):
-            drops.setdefault(run["variant"], []).append((run["seed"], largest_drop(run["curve"], after, higher)))
+            drops.setdefault(run["variant"], []).append((run["seed"], late_fall(run["curve"], higher, after)))
     return {variant: [d for _, d in sorted(seeds)] for variant, seeds in drops.items()}
+
+
+def named(report: dict) -> set[str] | None:
+    """The variants a comparison's report warns about (re-pooled, so reports written before the warning
+    count too); None without a uniform run to judge them by."""
+    if not any(run["variant"] == "uniform" for run in report["runs"]):
+        return None
+    metric = report["metric"]
+    records = [RunRecord.from_dict(run) for run in report["runs"] if run.get("curve")]
+    pooled = pool(records, "uniform", metric["higher_is_better"], metric["target"], metric["name"])
+    return {variant for variant, *_ in late_falls({"reference": "uniform", "variants": pooled})}
 
 
 def main() -> None:
@@ -48,13 +54,20 @@ def main() -> None:
         if not found:
             parser.error(f"{folder}: no */report.json in it")
     rows = []
-    print("| folder | case | variant | largest late drop, seed by seed |")
-    print("|---|---|---|---|")
+    print("| folder | case | variant | largest late drop, seed by seed | named by the report's warning |")
+    print("|---|---|---|---|---|")
     for folder, found in reports.items():
         for path in found:
-            for variant, drops in read(json.loads(path.read_text()), args.after).items():
-                rows.append({"folder": folder.name, "case": path.parent.name, "variant": variant, "drops": drops})
-                print(f"| {folder.name} | {path.parent.name} | {variant} | {' / '.join(f'{d:.2f}' for d in drops)} |")
+            report = json.loads(path.read_text())
+            warned = named(report)
+            for variant, drops in read(report, args.after).items():
+                flag = None if warned is None or variant == "uniform" else variant in warned
+                rows.append(
+                    {"folder": folder.name, "case": path.parent.name, "variant": variant, "drops": drops, "named": flag}
+                )
+                shown = {None: "", True: "yes", False: "no"}[flag]
+                drops_text = " / ".join(f"{d:.2f}" for d in drops)
+                print(f"| {folder.name} | {path.parent.name} | {variant} | {drops_text} | {shown} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 

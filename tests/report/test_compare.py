@@ -10,7 +10,8 @@ import pytest
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.image import preset
 from foveate.report import RunRecord, compare, crossing, pool, pool_saved, value_at
-from foveate.report.pooling import best_so_far, settled, smoothed
+from foveate.report.pooling import best_so_far, late_fall, settled, smoothed
+from foveate.report.writing import late_fall_warnings
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -97,6 +98,40 @@ def test_an_absolute_target_measures_steps_to_it_against_the_references():
     ]
     pooled = pool(records, "uniform", target=1.0)
     assert pooled["official"]["steps_to_reach"] == [10.0] and pooled["official"]["steps_ratio_median"] == 0.5
+
+
+def test_a_late_fall_is_the_largest_worsening_in_the_runs_last_third():
+    curve = [[0, 10.0, 0.0], [30, 20.0, 1.0], [60, 15.0, 2.0], [70, 25.0, 3.0], [80, 22.0, 4.0], [90, 23.0, 5.0]]
+    assert late_fall(curve) == pytest.approx(3.0), "the 5 dB fall at step 60 is before the last third"
+    assert late_fall(curve, after=0.0) == pytest.approx(5.0)
+    assert late_fall(curve, higher_is_better=False) == pytest.approx(10.0), "a lower-is-better metric rising"
+    assert late_fall([[0, 1.0, 0.0], [10, 2.0, 1.0]]) == 0.0 and late_fall([]) == 0.0
+
+
+def report_of_curves(curves: dict[str, list[list[list[float]]]], correction: str = "none") -> dict:
+    records = [record(variant, seed, curve) for variant, runs in curves.items() for seed, curve in enumerate(runs)]
+    return {
+        "metric": {"name": "psnr"},
+        "reference": "uniform",
+        "variants": pool(records, "uniform"),
+        "config": {"sampling": {"correction": correction}},
+    }
+
+
+def test_a_guided_run_falling_late_where_uniform_does_not_is_named():
+    climbing = [[0, 10.0, 0.0], [50, 30.0, 1.0], [80, 35.0, 2.0], [90, 36.0, 3.0], [100, 36.5, 4.0]]
+    falling = [[0, 10.0, 0.0], [50, 32.0, 1.0], [80, 38.0, 2.0], [90, 35.0, 3.0], [100, 35.5, 4.0]]
+    report = report_of_curves({"uniform": [climbing, climbing], "error_weighted": [climbing, falling]})
+    (warning,) = late_fall_warnings(report)
+    assert warning.startswith("error_weighted's validation fell by 3.00 dB") and "seed 1" in warning
+    assert "--sampling.correction 0.5" in warning
+    corrected = report_of_curves({"uniform": [climbing], "error_weighted": [falling]}, correction="0.5")
+    assert "--sampling.correction" not in late_fall_warnings(corrected)[0], "a corrected run is not told to correct"
+    # Uniform falling as far on its own explains the guided run's fall: nothing is named.
+    assert late_fall_warnings(report_of_curves({"uniform": [falling, climbing], "error_weighted": [falling]})) == []
+    # Nor a fall within 1% of uniform's settled value (36 dB: 0.36 dB).
+    wobble = [[0, 10.0, 0.0], [50, 30.0, 1.0], [80, 35.0, 2.0], [90, 34.7, 3.0], [100, 36.5, 4.0]]
+    assert late_fall_warnings(report_of_curves({"uniform": [climbing], "error_weighted": [wobble]})) == []
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from foveate.train.visuals import density_map, downsample_map
 
 from .plots import plot_curves, plot_images, plot_maps, plot_profiles, plot_sampling
 from .pooling import RunRecord, pool
-from .writing import write_markdown
+from .writing import late_fall_warnings, write_markdown
 
 __all__ = [
     "Comparison",
@@ -427,7 +427,7 @@ def headline(report: dict[str, Any]) -> list[str]:
         elif result["steps_median"] is not None:
             line += f"; reached {goal} at {report['step_noun'][:-1]} {result['steps_median']:.0f}"
         lines.append(line)
-    return lines
+    return lines + [f"warning: {w}" for w in late_fall_warnings(report)]
 
 
 def options_type(spec: PipelineSpec, default_out: str | None = None) -> type:

@@ -22,20 +22,41 @@ reference's settled value are read on the best-so-far envelope (:func:`best_so_f
 curve's means of :data:`SETTLE` consecutive validations (:func:`smoothed`), as ratios of the
 reference's own. The settled value is such a mean, so it is compared with means, and one lucky
 validation early on does not count as the reference's arrival.
+
+A run's **late fall** (:func:`late_fall`) is the largest worsening between neighbouring validations
+in its last third. A converging run climbs or levels off there while its learning rate decays; a
+guided run that falls where the reference does not is being pulled away from the population's fit,
+in the cases measured by the error-weighted objective its uncorrected draws train
+(:func:`late_falls` names such variants).
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SETTLE", "RunRecord", "best_so_far", "crossing", "pool", "settled", "smoothed", "value_at"]
+__all__ = [
+    "LATE",
+    "SETTLE",
+    "RunRecord",
+    "best_so_far",
+    "crossing",
+    "late_fall",
+    "late_falls",
+    "pool",
+    "settled",
+    "smoothed",
+    "value_at",
+]
 
 Curve = Sequence[Sequence[float]]
 SETTLE = 3
 """Validations averaged into a run's settled value."""
+LATE = 2 / 3
+"""Share of a run's steps after which its validations count towards its late fall."""
 
 
 @dataclass
@@ -107,6 +128,43 @@ def smoothed(curve: Curve, count: int = SETTLE) -> list[list[float]]:
         mean = statistics.fmean(float(point[1]) for point in curve[start : start + width])
         points.append([middle[0], mean, *middle[2:]])
     return points
+
+
+def late_fall(curve: Curve, higher_is_better: bool = True, after: float = LATE) -> float:
+    """The largest worsening between consecutive validations at or after ``after`` of the run's last step.
+
+    In the metric's units, positive; 0 when the curve never worsened there.
+    """
+    if not curve:
+        return 0.0
+    start = after * curve[-1][0]
+    values = [float(point[1]) for point in curve if point[0] >= start]
+    sign = 1.0 if higher_is_better else -1.0
+    return max([0.0, *(sign * (a - b) for a, b in itertools.pairwise(values))])
+
+
+def late_falls(report: Mapping[str, Any]) -> list[tuple[str, int, float, float]]:
+    """The variants of a pooled ``report`` whose validation fell late where the reference's did not.
+
+    A variant is named when one of its seeds fell by more than twice the reference's largest late
+    fall (any seed), more than the spread of the reference's finals over seeds, and more than 1% of
+    the reference's settled value: a fall the reference's own runs do not explain. Returns
+    ``(variant, seed, fall, reference's largest fall)`` for each named variant's worst seed.
+    """
+    variants = report["variants"]
+    base = variants[report["reference"]]
+    if "late_fall_per_seed" not in base:
+        return []
+    reference_worst = max(base["late_fall_per_seed"], default=0.0)
+    allowed = max(2.0 * reference_worst, base["final_std"], 0.01 * abs(base["settled_mean"]))
+    named = []
+    for variant, result in variants.items():
+        if variant == report["reference"] or not result.get("late_fall_per_seed"):
+            continue
+        fall, seed = max(zip(result["late_fall_per_seed"], result["seeds"], strict=True))
+        if fall > allowed:
+            named.append((variant, seed, fall, reference_worst))
+    return named
 
 
 def value_at(curve: Curve, seconds: float) -> float | None:
@@ -192,6 +250,7 @@ def pool(
             "settled_delta_worst": min(calm, key=lambda d: sign * d),
             "settled_steps_ratio_median": _median_reached([None if s is None else s[1] for s in calm_steps]),
             "settled_reached": sum(s is not None for s in calm_steps),
+            "late_fall_per_seed": [late_fall(r.curve, higher_is_better) for r in runs],
         }
     return pooled
 
