@@ -158,6 +158,7 @@ def test_unknown_pipeline_and_command_exit_with_a_message(capsys):
         (["--optim.lr", "0"], "--optim.lr must be > 0"),
         (["--sampling.decay", "1.5"], "--sampling.decay must be in [0, 1)"),
         (["--sampling.correction", "2"], "--sampling.correction must be"),
+        (["--sampling.correction-ramp"], "--sampling.correction-ramp needs a --sampling.correction"),
         (["--train.device", "gpu"], "--train.device must be auto, cpu, cuda or cuda:N"),
     ],
 )

@@ -120,12 +120,42 @@ def test_importance_weights_have_mean_one_under_p(correction):
     s.update(torch.arange(500), torch.rand(500, generator=torch.Generator().manual_seed(0)) ** 4, 0)
     p = s.probabilities().double()
     all_ids = torch.arange(500)
-    weights = s._importance_weights(s.proposal, all_ids).double()
+    weights = s._importance_weights(s.proposal, all_ids, 1).double()
     assert float((p * weights).sum()) == pytest.approx(1.0, rel=1e-5)
     if correction == "full":
         assert torch.allclose(weights, 1.0 / (500 * p), rtol=1e-4)
     draw = s.sample(1000, 1)
     assert draw.weights.shape == draw.ids.shape
+
+
+@pytest.mark.parametrize("correction", ["full", 0.5])
+def test_a_ramped_correction_grows_from_none_at_each_rebuild(correction):
+    kwargs = dict(warmup_iterations=0, update_frequency=5, correction=correction, weight_cap=1e9, seed=0)
+    ramped = Sampler(400, correction_ramp=100, **kwargs)
+    plain = Sampler(400, **kwargs)
+    errors = torch.rand(400, generator=torch.Generator().manual_seed(1)) ** 4
+    for sampler in (ramped, plain):
+        sampler.update(torch.arange(400), errors, 0)
+        sampler.rebuild()
+    top = 1.0 if correction == "full" else 0.5
+    assert [ramped.correction_at(step) for step in (0, 4, 5, 52, 100, 300)] == pytest.approx(
+        [0.0, 0.0, 0.05 * top, 0.5 * top, top, top]
+    ), "the exponent rises with the step of the latest rebuild, then holds"
+    all_ids = torch.arange(400)
+    assert torch.equal(ramped._importance_weights(ramped.proposal, all_ids, 3), torch.ones(400))
+    halfway = ramped._importance_weights(ramped.proposal, all_ids, 50).double()
+    p = ramped.probabilities().double()
+    assert float((p * halfway).sum()) == pytest.approx(1.0, rel=1e-5), "soft weights keep mean one under p"
+    assert torch.allclose(halfway, (400 * p) ** (-top / 2) / float((p * (400 * p) ** (-top / 2)).sum()), rtol=1e-4)
+    assert torch.equal(
+        ramped._importance_weights(ramped.proposal, all_ids, 100),
+        plain._importance_weights(plain.proposal, all_ids, 100),
+    ), "at the ramp's end the weights are the plain correction's"
+
+
+def test_a_correction_ramp_needs_a_correction():
+    with pytest.raises(ValueError, match="correction_ramp needs a correction"):
+        Sampler(10, correction_ramp=100)
 
 
 def test_weight_cap():

@@ -114,6 +114,22 @@ def test_in_memory_run_writes_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_ramped_correction_spans_the_run_and_resumes_exactly(tmp_path):
+    def ramped() -> ToyConfig:
+        config = ToyConfig()
+        config.sampling.correction, config.sampling.correction_ramp = "0.5", True
+        return config
+
+    straight = _trainer(tmp_path, ramped(), name="straight")
+    assert straight.sampler.correction_ramp == 40
+    assert straight.fit().status == "completed"
+    first = _trainer(tmp_path, ramped(), name="split")
+    first.fit(stop_at=21)
+    resumed = _trainer(tmp_path, ramped(), name="split", resume=tmp_path / "split" / "checkpoints" / "latest.pt")
+    assert resumed.fit().status == "completed"
+    assert _train_losses(tmp_path / "split") == _train_losses(tmp_path / "straight")
+
+
 def test_draw_seed_offset_changes_the_draws_alone():
     def draws(seed: int, offset: int) -> torch.Tensor:
         config = SamplingConfig(strategy="uniform", draw_seed_offset=offset)

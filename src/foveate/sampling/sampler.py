@@ -48,6 +48,11 @@ class Sampler:
             ``"full"`` (``1 / (N p)``, unbiased) or a float alpha in [0, 1] giving weights
             proportional to ``(N p) ** -alpha``, scaled to mean 1 under ``p``.
             Weights are clipped at ``weight_cap``.
+        correction_ramp: steps over which the correction grows linearly from none to
+            ``correction`` (``"full"`` being alpha 1), rising at each rebuild; 0: all of it from the
+            first draw. Early in a run the draws' own error-weighted loss makes the fastest
+            progress; late in it, with the learning rate low, it pulls the fit away from the
+            population's where fitting some units costs others (images of flat regions and lines).
         weight_cap: largest importance weight returned.
         stratified: draw one uniform per stratum (lower variance) instead of independently.
         check_inputs: validate ``update`` ids and errors; on CUDA this costs one host sync per call.
@@ -78,6 +83,7 @@ class Sampler:
         min_error_weight: float = 0.1,
         uniform_fraction: float = 0.25,
         correction: str | float = "none",
+        correction_ramp: int = 0,
         weight_cap: float = 10.0,
         stratified: bool = False,
         check_inputs: bool = True,
@@ -96,6 +102,10 @@ class Sampler:
         _check_range("uniform_fraction", uniform_fraction, 0.0, 1.0)
         _check_range("weight_cap", weight_cap, 1.0, math.inf)
         self.correction = _check_correction(correction)
+        _check_int("correction_ramp", correction_ramp, 0)
+        if correction_ramp and self.correction == "none":
+            raise ValueError("correction_ramp needs a correction to grow to: pass correction='full' or an alpha")
+        self.correction_ramp = correction_ramp
         if error_dtype not in (None, torch.float32, torch.bfloat16, torch.float16, torch.float64):
             raise ValueError(f"error_dtype must be a floating dtype or None, got {error_dtype!r}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -131,6 +141,7 @@ class Sampler:
             "min_error_weight": min_error_weight,
             "uniform_fraction": uniform_fraction,
             "correction": correction,
+            "correction_ramp": correction_ramp,
             "weight_cap": weight_cap,
             "stratified": stratified,
             "error_dtype": str(error_dtype).removeprefix("torch."),
@@ -144,6 +155,7 @@ class Sampler:
         self.proposal: Proposal | None = None
         self._uniform = UniformProposal(num_units, self.device)
         self._soft_normaliser: torch.Tensor | None = None
+        self._alpha: float | None = None
         self._stale = True
         self._labels: torch.Tensor | None = None
         self._ascending: tuple[torch.Tensor, int] | None = None
@@ -191,7 +203,7 @@ class Sampler:
             ids = self._with_uniform_ids(proposal, ids, self._labels, uniform_ids)
         elif isinstance(proposal, (UniformProposal, CategoricalProposal, MixtureProposal)) and self.world == 1:
             self._ascending = (ids, ids._version)
-        return self._local(Draw(ids, self._importance_weights(proposal, ids)))
+        return self._local(Draw(ids, self._importance_weights(proposal, ids, step)))
 
     def _supplied(self, uniform_ids: Callable[[int], torch.Tensor], count: int) -> torch.Tensor:
         ids = uniform_ids(count).to(device=self.device, dtype=torch.long)
@@ -294,17 +306,31 @@ class Sampler:
             self.rebuild()
         return self.proposal
 
-    def _importance_weights(self, proposal: Proposal, ids: torch.Tensor) -> torch.Tensor:
+    def correction_at(self, step: int) -> float:
+        """The exponent alpha of the importance weights drawn at ``step`` (0: none, 1: full).
+
+        Under ``correction_ramp`` it grows with the step of the latest rebuild, so the weights'
+        normaliser is computed at most once per rebuild."""
         if self.correction == "none":
+            return 0.0
+        alpha = 1.0 if self.correction == "full" else float(self.correction)
+        if not self.correction_ramp:
+            return alpha
+        rebuilt_at = step - step % self.update_frequency
+        return alpha * min(1.0, rebuilt_at / self.correction_ramp)
+
+    def _importance_weights(self, proposal: Proposal, ids: torch.Tensor, step: int) -> torch.Tensor:
+        alpha = self.correction_at(step)
+        if alpha == 0.0 or isinstance(proposal, UniformProposal):  # uniform draws weigh 1 exactly
             return torch.ones(ids.shape, dtype=torch.float32, device=self.device)
         scaled = proposal.probability(ids) * self.num_units
-        if self.correction == "full":
+        if alpha == 1.0:
             weights = scaled.reciprocal()
         else:
-            alpha = float(self.correction)
-            if self._soft_normaliser is None:
+            if self._soft_normaliser is None or alpha != self._alpha:
                 p = proposal.probabilities().to(torch.float64)
                 self._soft_normaliser = (p * (p * self.num_units).pow(-alpha)).sum()
+                self._alpha = alpha
             weights = scaled.pow(-alpha) / self._soft_normaliser
         return weights.clamp(max=self.weight_cap).to(torch.float32)
 

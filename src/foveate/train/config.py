@@ -135,6 +135,8 @@ class SamplingConfig:
     """Share of the distribution that stays uniform."""
     correction: str = _engine_default("correction")
     """Importance weights: 'none', 'full' (unbiased, 1/(N p)) or an exponent alpha in [0, 1]."""
+    correction_ramp: bool = False
+    """Grow the correction linearly over the run: none at the first step, --sampling.correction by the last."""
     weight_cap: float = _engine_default("weight_cap")
     """Largest importance weight."""
     stratified: bool = _engine_default("stratified")
@@ -292,6 +294,8 @@ def check_config(config: Any) -> None:
             raise ValueError(f"{flag_of(section, name)} must be {wanted}, got {value!r}")
     if not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in optim.betas):
         raise ValueError(f"{flag_of(optim, 'betas')} must be two numbers in [0, 1), got {optim.betas!r}")
+    if sampling.correction_ramp and sampling.correction_value() == "none":
+        raise ValueError("--sampling.correction-ramp needs a --sampling.correction to grow to ('full' or an alpha)")
     sampling.correction_value()
     sampling.chosen()
 

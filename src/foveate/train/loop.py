@@ -97,13 +97,21 @@ def seed_everything(seed: int) -> None:
 
 
 def make_sampler(
-    config: SamplingConfig, shape: int | tuple[int, ...], device: torch.device, seed: int, distributed: bool = False
+    config: SamplingConfig,
+    shape: int | tuple[int, ...],
+    device: torch.device,
+    seed: int,
+    distributed: bool = False,
+    steps: int = 0,
 ) -> Sampler:
     """The engine's sampler for ``config``; inputs are checked on CPU only (on CUDA a check costs a host sync).
 
     ``distributed`` makes it one sampler across the ranks of the process group (see :class:`Sampler`).
-    The draws are seeded by ``seed + config.draw_seed_offset``.
+    The draws are seeded by ``seed + config.draw_seed_offset``. ``steps`` is the run's length, over
+    which ``config.correction_ramp`` grows the correction.
     """
+    if config.correction_ramp and steps < 1:
+        raise ValueError("a correction ramp needs the run's steps to grow over")
     return Sampler(
         shape,
         config.chosen(),
@@ -113,6 +121,7 @@ def make_sampler(
         min_error_weight=config.min_error_weight,
         uniform_fraction=config.uniform_fraction,
         correction=config.correction_value(),
+        correction_ramp=steps if config.correction_ramp else 0,
         weight_cap=config.weight_cap,
         stratified=config.stratified,
         check_inputs=device.type == "cpu",
@@ -211,7 +220,12 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.config_dict = config_to_dict(config)
         self.sampler = make_sampler(
-            config.sampling, task.unit_shape, device, seed=self.settings.seed, distributed=not ranks.alone
+            config.sampling,
+            task.unit_shape,
+            device,
+            seed=self.settings.seed,
+            distributed=not ranks.alone,
+            steps=self.settings.steps,
         )
         task.ranks = ranks
         task.bind(self.sampler)
