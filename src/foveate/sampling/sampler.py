@@ -50,9 +50,10 @@ class Sampler:
             Weights are clipped at ``weight_cap``.
         correction_ramp: steps over which the correction grows linearly from none to
             ``correction`` (``"full"`` being alpha 1), rising at each rebuild; 0: all of it from the
-            first draw. Early in a run the draws' own error-weighted loss makes the fastest
-            progress; late in it, with the learning rate low, it pulls the fit away from the
-            population's where fitting some units costs others (images of flat regions and lines).
+            first draw. The idea: early in a run the draws' own error-weighted loss makes the
+            fastest progress; late in it, with the learning rate low, it pulls the fit away from
+            the population's where fitting some units costs others. (At the image ``cpu``
+            preset's size a fixed correction did better; BENCHMARKS.md.)
         weight_cap: largest importance weight returned.
         stratified: draw one uniform per stratum (lower variance) instead of independently.
         check_inputs: validate ``update`` ids and errors; on CUDA this costs one host sync per call.
