@@ -86,8 +86,8 @@ PRESETS: dict[str, Preset[ImageConfig]] = {
         # stratified: one draw per stratum of the distribution, better on 9 of 12 photo trials (BENCHMARKS.md);
         # not measured at the GPU preset's sizes.
         # correction 0.5: at this preset's size, without it both guided strategies fall below uniform on
-        # documents and line art (error_weighted by 6-10 dB); with it adaptive is above uniform on all 12
-        # images tried, photos level on average (BENCHMARKS.md). Not measured at the GPU preset's sizes.
+        # documents and line art (error_weighted by 6-10 dB); with it adaptive is above uniform on average on
+        # all 14 images tried, the photos level (BENCHMARKS.md). Not measured at the GPU preset's sizes.
         _preset(
             train__steps=600,
             train__batch_size=16384,
