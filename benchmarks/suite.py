@@ -27,11 +27,13 @@ kept). The scenes it needs are rendered first with Mitsuba (``foveate data rende
 
     python benchmarks/suite.py                           # CPU sizes: about an hour on 2 cores
     python benchmarks/suite.py --size gpu --workers 1    # GPU sizes
+    python benchmarks/suite.py --only image --size preset --out benchmarks/results/suite_preset   # 4x the work
     python benchmarks/suite.py --only image nerf         # some pipelines (or case names)
     python benchmarks/suite.py --rerun adaptive          # one strategy again, against the same uniform runs
     python benchmarks/suite.py --null --only nerf        # uniform with other draws: the spread of luck alone
     python benchmarks/suite.py --only nerf --more-seeds 3   # seeds 3-5 of every variant and the null, pooled
     python benchmarks/suite.py --only image --budgets 0.5 0.6 0.7 0.85   # matched schedules
+    python benchmarks/suite.py --only image-logo --images logo.png       # an image of your own as a case
     python benchmarks/suite.py --summarise benchmarks/results/suite --readme README.md
 """
 
@@ -70,6 +72,8 @@ MESHES = ("bunny", "cow", "airplane")
 """Mitsuba's bunny and pymeshlab's sample cow and airplane."""
 GUIDED = ("error_weighted", "adaptive")
 IMAGE_CPU = ("--preset", "cpu", "--steps", "300", "--batch-size", "8192", "--train.validate-every", "15", "--no-ssim")
+IMAGE_PRESET = ("--preset", "cpu", "--train.validate-every", "30", "--no-ssim")
+"""``--size preset``: the image ``cpu`` preset at its own 600 steps of 16,384 pixels (4x ``cpu``'s work)."""
 NULL = "uniform, other draws"
 """The null variant: uniform with draws seeded apart from the model (``--null``)."""
 NULL_DRAW_OFFSET = 1000
@@ -85,7 +89,7 @@ UNIVERSE = Path(__file__).with_name("universe.py")
 
 @dataclass(frozen=True)
 class Case:
-    """One comparison: a pipeline on one input, at a CPU and a GPU size."""
+    """One comparison: a pipeline on one input, at a CPU and a GPU size (and the CPU preset's own, if other)."""
 
     name: str
     pipeline: str
@@ -93,22 +97,42 @@ class Case:
     cpu: tuple[str, ...]
     gpu: tuple[str, ...]
     strategies: tuple[str, ...] = ("uniform", *GUIDED)
+    preset: tuple[str, ...] | None = None
+    """The pipeline's ``cpu`` preset at the size it is made for, where ``cpu`` shortens it (None: ``cpu``)."""
+
+    def settings(self, size: str) -> tuple[str, ...]:
+        """The arguments of one size: ``cpu``, ``preset`` or ``gpu``."""
+        if size == "gpu":
+            return self.gpu
+        return self.preset if size == "preset" and self.preset is not None else self.cpu
+
+    def with_args(self, *extra: str) -> Case:
+        """The same case with ``extra`` arguments at every size."""
+        preset = None if self.preset is None else (*self.preset, *extra)
+        return replace(self, cpu=(*self.cpu, *extra), gpu=(*self.gpu, *extra), preset=preset)
+
+    def cut(self, steps: int) -> Case:
+        """The same case trained for ``steps`` steps at every size, each on its own schedule."""
+        preset = None if self.preset is None else _with_steps(self.preset, steps)
+        return replace(self, cpu=_with_steps(self.cpu, steps), gpu=_with_steps(self.gpu, steps), preset=preset)
 
 
 def scene_dir(scenes: Path, mesh: str, noisy: bool) -> Path:
     return scenes / f"{mesh}64-{'noisy' if noisy else 'clean'}"
 
 
-def cases(scenes: Path, pbr_data: Path) -> list[Case]:
+def cases(scenes: Path, pbr_data: Path, images: tuple[Path, ...] = ()) -> list[Case]:
+    """Every case of the suite; ``images`` adds an image case per file (named ``image-STEM``)."""
     found: list[Case] = []
-    for photo in PHOTOS:
+    for name, photo in [*((p, p) for p in PHOTOS), *((p.stem, str(p)) for p in images)]:
         found.append(
             Case(
-                f"image-{photo}",
+                f"image-{name}",
                 "image",
                 ("--image", photo),
                 IMAGE_CPU,
                 ("--preset", "default", "--train.validate-every", "50"),
+                preset=IMAGE_PRESET,
             )
         )
     for mesh in MESHES:
@@ -207,7 +231,7 @@ def _compare(case: Case, strategies: tuple[str, ...], target: Path, size: str, s
     """Run ``foveate compare`` for one case into ``target``; returns the seconds it took."""
     target.mkdir(parents=True, exist_ok=True)
     tool = [sys.executable, str(UNIVERSE)] if case.pipeline == "universe" else ["foveate", "compare", case.pipeline]
-    command = [*tool, *case.inputs, *(case.cpu if size == "cpu" else case.gpu)]
+    command = [*tool, *case.inputs, *case.settings(size)]
     command += ["--strategies", *strategies, "--seeds", str(seeds), "--workers", str(workers)]
     command += ["--out", str(target)]
     started = time.perf_counter()
@@ -248,10 +272,10 @@ def more_seeds(chosen: list[Case], out: Path, size: str, count: int, workers: in
         parts = [(case, target)]
         if (null / "report.json").exists():
             offset = ("--sampling.draw-seed-offset", str(NULL_DRAW_OFFSET))
-            parts.append((replace(case, cpu=(*case.cpu, *offset), gpu=(*case.gpu, *offset)), null))
+            parts.append((case.with_args(*offset), null))
         for part, folder in parts:
             strategies = part.strategies if folder == target else ("uniform",)
-            seeded = replace(part, cpu=(*part.cpu, "--seed", str(start)), gpu=(*part.gpu, "--seed", str(start)))
+            seeded = part.with_args("--seed", str(start))
             fresh = folder / f"seeds-{start}-{start + count - 1}"
             before = folder / f"before-seeds-{start}"
             try:
@@ -296,13 +320,7 @@ def train_null(chosen: list[Case], out: Path, size: str, seeds: int, workers: in
         target = out / case.name / "null"
         if "uniform" not in case.strategies or (target / "report.json").exists():
             continue
-        null = Case(
-            case.name,
-            case.pipeline,
-            case.inputs,
-            (*case.cpu, "--sampling.draw-seed-offset", str(NULL_DRAW_OFFSET)),
-            (*case.gpu, "--sampling.draw-seed-offset", str(NULL_DRAW_OFFSET)),
-        )
+        null = replace(case.with_args("--sampling.draw-seed-offset", str(NULL_DRAW_OFFSET)), strategies=("uniform",))
         try:
             seconds = _compare(null, ("uniform",), target, size, seeds, workers)
         except subprocess.CalledProcessError:
@@ -347,7 +365,7 @@ def train_budgets(
             if (target / "report.json").exists():
                 continue
             cut = max(1, round(fraction * steps))
-            sized = replace(case, cpu=_with_steps(case.cpu, cut), gpu=_with_steps(case.gpu, cut))
+            sized = case.cut(cut)
             try:
                 seconds = _compare(sized, strategies, target, size, seeds, workers)
             except subprocess.CalledProcessError:
@@ -714,8 +732,16 @@ def replace_block(readme: Path, block: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("cpu", "gpu"), default="cpu", help="the cases' settings")
+    parser.add_argument(
+        "--size",
+        choices=("cpu", "preset", "gpu"),
+        default="cpu",
+        help="the cases' settings: cpu (short), preset (image fields at their cpu preset's own size), gpu",
+    )
     parser.add_argument("--only", nargs="+", default=[], help="pipelines or case names to run")
+    parser.add_argument(
+        "--images", type=Path, nargs="+", default=[], help="image files to add as cases (image-STEM), e.g. line art"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="training processes in parallel per case")
     parser.add_argument("--scenes", type=Path, default=Path("scenes/suite"), help="where rendered scenes are kept")
@@ -746,10 +772,15 @@ def main() -> None:
     args = parser.parse_args()
     if not all(0.0 < f < 1.0 for f in args.budgets):
         parser.error(f"--budgets: fractions must lie in (0, 1), got {args.budgets}")
+    missing = [str(image) for image in args.images if not image.is_file()]
+    if missing:
+        parser.error(f"--images: no such file: {', '.join(missing)}")
     out = args.summarise or args.out
     if args.summarise is None:
         chosen = [
-            c for c in cases(args.scenes, args.pbr_data) if not args.only or {c.name, c.pipeline} & set(args.only)
+            c
+            for c in cases(args.scenes, args.pbr_data, tuple(args.images))
+            if not args.only or {c.name, c.pipeline} & set(args.only)
         ]
         if not chosen:
             raise SystemExit(f"--only {' '.join(args.only)}: no such pipeline or case")
