@@ -126,7 +126,11 @@ def test_a_guided_run_falling_late_where_uniform_does_not_is_named():
     assert warning.startswith("error_weighted's validation fell by 3.00 dB") and "seed 1" in warning
     assert "--sampling.correction 0.5" in warning
     corrected = report_of_curves({"uniform": [climbing], "error_weighted": [falling]}, correction="0.5")
-    assert "--sampling.correction" not in late_fall_warnings(corrected)[0], "a corrected run is not told to correct"
+    (corrected_warning,) = late_fall_warnings(corrected)
+    assert "--sampling.correction" not in corrected_warning, "a corrected run is not told to correct"
+    assert "--strategy adaptive" in corrected_warning, "a corrected error_weighted run is pointed to the fall back"
+    adaptive = report_of_curves({"uniform": [climbing], "adaptive": [falling]}, correction="0.5")
+    assert "--strategy" not in late_fall_warnings(adaptive)[0], "adaptive is not told to become adaptive"
     # Uniform falling as far on its own explains the guided run's fall: nothing is named.
     assert late_fall_warnings(report_of_curves({"uniform": [falling, climbing], "error_weighted": [falling]})) == []
     # Nor a fall within 1% of uniform's settled value (36 dB: 0.36 dB).

@@ -63,20 +63,31 @@ def late_fall_warnings(report: dict[str, Any]) -> list[str]:
     metric = report["metric"]
     unit = " dB" if metric["name"] == "psnr" else ""
     sampling = (report.get("config") or {}).get("sampling") or {}
-    hint = ""
-    if sampling.get("correction") == "none":
-        hint = (
-            " Uncorrected error-guided draws train an error-weighted objective, which can pull the fit away from "
-            "the population's late in a run: try `--sampling.correction 0.5`, which restores half of the "
-            "population's loss (it stopped such falls on images of flat regions and lines)."
-        )
     reference = report["reference"]
     digits = ".2f" if unit else ".3g"
     return [
         f"{variant}'s validation fell by {fall:{digits}}{unit} from one validation to the next after {LATE:.0%} of "
-        f"seed {seed}'s run; {reference}'s fell by at most {worst:{digits}}{unit} there.{hint}"
+        f"seed {seed}'s run; {reference}'s fell by at most {worst:{digits}}{unit} there."
+        + _late_fall_hint(variant, sampling)
         for variant, seed, fall, worst in late_falls(report)
     ]
+
+
+def _late_fall_hint(variant: str, sampling: dict[str, Any]) -> str:
+    """What to try against a late fall: soft weights where there were none, else adaptive's fall back."""
+    if sampling.get("correction") == "none":
+        return (
+            " Uncorrected error-guided draws train an error-weighted objective, which can pull the fit away from "
+            "the population's late in a run: try `--sampling.correction 0.5`, which restores half of the "
+            "population's loss (it stopped such falls on images of flat regions and lines)."
+        )
+    if variant == "error_weighted":
+        return (
+            " `adaptive` hands the draw back to uniform when the errors on its uniform draws rise: try "
+            "`--strategy adaptive` (with soft weights it stayed above uniform on the images where "
+            "`error_weighted` fell)."
+        )
+    return ""
 
 
 def _reach(ratio: float | None, steps: float | None, reached: int) -> str:
