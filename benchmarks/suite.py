@@ -21,9 +21,10 @@ yardstick for every other delta in the case. ``--more-seeds 3`` trains seeds 3-5
 highest seed there) of every variant of done cases, and of their nulls, and pools them with the
 runs there (the earlier report kept in ``before-seeds-3/``). ``--budgets`` trains the guided strategies again for
 fractions of uniform's steps, each with its own schedule (``budget-F/``): the fraction at which
-they match uniform's full run is the steps ratio under matched schedules (their figures are not
-kept). The scenes it needs are rendered first with Mitsuba (``foveate data render``; cached in
-``--scenes``), the PBR dataset written with ``foveate pbr data``.
+they match uniform's full run is the steps ratio under matched schedules, which also charges the
+shorter schedule's own cost (their figures are not kept). The scenes it needs are rendered first
+with Mitsuba (``foveate data render``; cached in ``--scenes``), the PBR dataset written with
+``foveate pbr data``.
 
     python benchmarks/suite.py                           # CPU sizes: about an hour on 2 cores
     python benchmarks/suite.py --size gpu --workers 1    # GPU sizes
@@ -350,9 +351,9 @@ def train_budgets(
 ) -> None:
     """Guided strategies trained for fractions of uniform's steps, each with its own schedule.
 
-    Into each done case's ``budget-F/``. A run cut short on the same schedule as uniform's is not
-    how one would train with fewer steps: read off the matched schedules, the steps ratio is the
-    one the goal means.
+    Into each done case's ``budget-F/``. The stricter reading of the steps ratio: the curves compare
+    the samplers on one schedule, this one also charges a run the cost of its shorter schedule
+    (``--budget-strategies uniform`` shows what that costs uniform).
     """
     for case in chosen:
         report = out / case.name / "report.json"
