@@ -88,9 +88,10 @@ PRESETS: dict[str, Preset[ImageConfig]] = {
         # correction 0.5: at this preset's size, without it both guided strategies fall below uniform on
         # documents and line art (error_weighted by 6-10 dB); with it adaptive is above uniform on average on
         # all 14 images tried, the photos level (BENCHMARKS.md). Not measured at the GPU preset's sizes.
-        # adaptive: with those weights error_weighted still settles 2-6 dB below uniform on three of the six
-        # documents and line-art images, adaptive above uniform on all 14, 0.16 dB behind error_weighted on
-        # the photos' average; level in wall-clock on two CPU cores. Its GPU cost keeps it out of "default".
+        # adaptive: with those weights error_weighted still settles 2.2-5.8 dB below uniform on three of the
+        # documents and line-art images, adaptive above uniform on all 14, 0.16 dB behind error_weighted on the
+        # photos' average, and cheaper in wall-clock on two CPU cores (median 0.80x against 0.96x to uniform's
+        # quality; BENCHMARKS.md). Its GPU cost keeps it out of "default".
         _preset(
             sampling__strategy="adaptive",
             train__steps=600,
