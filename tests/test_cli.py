@@ -154,6 +154,7 @@ def test_unknown_pipeline_and_command_exit_with_a_message(capsys):
         (["--train.validate-every", "-1"], "--train.validate-every must be >= 0"),
         (["--train.keep-checkpoints", "-2"], "--train.keep-checkpoints must be >= 0"),
         (["--train.cpu-threads", "-1"], "--train.cpu-threads must be >= 0"),
+        (["--train.stop-at", "99999"], "--train.stop-at must be in [0, --steps"),
         (["--optim.clip-grad-norm", "nan"], "--optim.clip-grad-norm must be >= 0"),
         (["--optim.lr", "0"], "--optim.lr must be > 0"),
         (["--sampling.decay", "1.5"], "--sampling.decay must be in [0, 1)"),

@@ -48,6 +48,21 @@ def test_resume_continues_exactly(tmp_path):
     assert errors[0].equal(errors[1])
 
 
+def test_stop_at_in_the_config_stops_on_the_full_runs_schedule(tmp_path):
+    straight = _trainer(tmp_path, name="straight")
+    straight.fit()
+    stopping = ToyConfig()
+    stopping.train.stop_at = 20
+    first = _trainer(tmp_path, config=stopping, name="split")
+    result = first.fit()
+    assert (result.status, result.step) == ("stopped", 20)
+    # Resumed with it still set, the run goes on to --steps exactly as the straight one: the same schedule.
+    latest = tmp_path / "split" / "checkpoints" / "latest.pt"
+    resumed = _trainer(tmp_path, config=stopping, name="split", resume=latest)
+    assert resumed.fit().status == "completed"
+    assert _train_losses(tmp_path / "split") == _train_losses(tmp_path / "straight")
+
+
 def test_run_directory_holds_config_logs_and_checkpoints(tmp_path):
     config = ToyConfig()
     config.train.tensorboard = True

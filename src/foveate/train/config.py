@@ -99,6 +99,8 @@ class TrainConfig:
     """Steps between snapshots of the sampler's stats in error_sampling_stats.json."""
     max_minutes: float | None = None
     """Stop (saving latest) after this much training time, in minutes."""
+    stop_at: int = 0
+    """Stop (saving latest) at this step, on the schedules of a --steps run (0: at --steps); a resume goes on."""
     stop_at_target: bool = False
     """Stop at the first validation that reaches the task's target, when it has one (a motion completed)."""
     runs_dir: str = "runs"
@@ -234,6 +236,7 @@ RESUME_EXEMPT = frozenset(
         "keep_checkpoints",
         "sampler_stats_every",
         "max_minutes",
+        "stop_at",
         "stop_at_target",
         "name",
         "runs_dir",
@@ -270,6 +273,7 @@ def check_config(config: Any) -> None:
         (train, "keep_checkpoints", lambda v: v >= 0, ">= 0"),
         (train, "sampler_stats_every", lambda v: v >= 0, ">= 0"),
         (train, "max_minutes", lambda v: v is None or v > 0, "> 0"),
+        (train, "stop_at", lambda v: 0 <= v <= train.steps, f"in [0, --steps = {train.steps}] (0: at --steps)"),
         (sampling, "draw_seed_offset", lambda v: v >= 0, ">= 0"),
         (sampling, "decay", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
         (sampling, "update_frequency", lambda v: v >= 1, ">= 1"),

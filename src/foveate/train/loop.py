@@ -306,7 +306,13 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def fit(self, stop_at: int | None = None) -> TrainResult:
-        """Train until ``train.steps`` (or ``stop_at``), a signal, a time limit, the target or a non-finite loss."""
+        """Train until ``train.steps`` (or ``stop_at``), a signal, a time limit, the target or a non-finite loss.
+
+        ``stop_at`` defaults to ``train.stop_at`` (0: none): the run stops there on the schedules of
+        the full ``train.steps``. A run resumed at or past it goes on to ``train.steps``.
+        """
+        if stop_at is None and self.settings.stop_at > self.step:
+            stop_at = self.settings.stop_at
         with contextlib.ExitStack() as stack:
             if self.run_dir is not None:
                 stack.enter_context(RunLock(self.run_dir))
