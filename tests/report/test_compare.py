@@ -175,6 +175,13 @@ def test_a_comparison_over_two_seeds_writes_its_report_and_pools_again(noise_png
         pool_saved([out, out / "report.json"], tmp_path / "twice")
 
 
+def test_a_comparison_stopped_early_on_the_full_schedule_reports_its_runs(noise_png, tmp_path):
+    config = preset("tiny", image=noise_png, train__progress=False, train__tensorboard=False, train__stop_at=10)
+    comparison = compare(get_pipeline("image"), config, ["uniform", "error_weighted"], [0], tmp_path / "out")
+    assert comparison.report["steps"] == 10
+    assert all(run["curve"][-1][0] == 10 and run["status"] == "stopped" for run in comparison.report["runs"])
+
+
 def test_unknown_variants_fail_before_any_training(tmp_path):
     with pytest.raises(ValueError, match="no variant 'nonsense'"):
         compare(get_pipeline("image"), preset("tiny"), ["uniform", "nonsense"], [0], tmp_path)

@@ -96,7 +96,8 @@ def train_variant(pipeline: str, config: Any, variant: str, seed: int) -> tuple[
     result = trainer.fit()
     if result.status == "interrupted":
         raise KeyboardInterrupt(f"{variant} (seed {seed}) was interrupted")
-    if result.status not in ("completed", "target"):
+    stopped_as_asked = result.status == "stopped" and result.step == config.train.stop_at
+    if result.status not in ("completed", "target") and not stopped_as_asked:
         raise RuntimeError(f"{variant} (seed {seed}) did not finish: {result.message}")
     metric = trainer.task.metric.name
     record = RunRecord(
@@ -105,7 +106,7 @@ def train_variant(pipeline: str, config: Any, variant: str, seed: int) -> tuple[
         curve=[[r["step"], r[metric], r["wall_seconds"]] for r in result.history],
         final={k: v for k, v in result.full_history[-1].items() if k not in ("step", "wall_seconds")},
         train_seconds=result.train_seconds,
-        steps=config.train.steps,
+        steps=result.step if stopped_as_asked else config.train.steps,
         status=result.status,
         sampling=[[h["step"], h["normalized_entropy"], h["top1pct_mass"]] for h in result.sampler_history],
         profiles=result.profiles,

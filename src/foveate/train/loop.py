@@ -309,9 +309,11 @@ class Trainer:
         """Train until ``train.steps`` (or ``stop_at``), a signal, a time limit, the target or a non-finite loss.
 
         ``stop_at`` defaults to ``train.stop_at`` (0: none): the run stops there on the schedules of
-        the full ``train.steps``. A run resumed at or past it goes on to ``train.steps``.
+        the full ``train.steps`` and ends as a finished run does (final validations, export). A run
+        resumed at or past it goes on to ``train.steps``.
         """
-        if stop_at is None and self.settings.stop_at > self.step:
+        asked = stop_at is None and self.settings.stop_at > self.step
+        if asked:
             stop_at = self.settings.stop_at
         with contextlib.ExitStack() as stack:
             if self.run_dir is not None:
@@ -320,9 +322,9 @@ class Trainer:
                     remove_leftovers(directory)
                 save_config_yaml(self.config, self.run_dir / "config.yaml")
                 self.task.record(self.run_dir)
-            return self._fit(stop_at)
+            return self._fit(stop_at, asked)
 
-    def _fit(self, stop_at: int | None) -> TrainResult:
+    def _fit(self, stop_at: int | None, asked: bool = False) -> TrainResult:
         settings = self.settings
         end = settings.steps if stop_at is None else min(stop_at, settings.steps)
         wandb_project = settings.wandb_project if self.ranks.leader else None
@@ -356,7 +358,7 @@ class Trainer:
                         status = ended
                         break
                 self.train_seconds += self._elapsed(clock)
-                message = self._finish(status, log)
+                message = self._finish(status, log, ends=asked and status == "stopped")
         finally:
             log.close()
         return TrainResult(
@@ -435,11 +437,15 @@ class Trainer:
             self.checkpoints.save(self.state_dict(), step)
         return "target" if reached and self.settings.stop_at_target else None
 
-    def _finish(self, status: str, log: RunLog) -> str:
-        """End the run: final validations, save and export when it ran its course; save only when cut short."""
+    def _finish(self, status: str, log: RunLog, ends: bool = False) -> str:
+        """End the run: final validations, save and export when it ran its course; save only when cut short.
+
+        ``ends``: the run stopped at its ``train.stop_at``, which ends it as a finished run.
+        """
         if status == "nonfinite":
             return self._stop_nonfinite(int(self._nonfinite_at))
-        if status in ("completed", "target"):
+        ran = status in ("completed", "target") or ends
+        if ran:
             stale = not log.sampler_history or log.sampler_history[-1]["step"] != self.step
             if stale and self.ranks.leader:
                 log.sampler_stats(self.step, self.sampler.stats(), self.sampler.config)
@@ -450,7 +456,7 @@ class Trainer:
         self.ranks.check_identical(self.task.model, self.step)
         log.write_sampler_stats()
         saved = self.checkpoints.save(self.state_dict(), self.step, numbered=status in ("completed", "target"))
-        if self.run_dir is not None and status in ("completed", "target"):
+        if self.run_dir is not None and ran:
             self.task.model.eval()
             with torch.no_grad():
                 self.exported = self.task.export(self.run_dir)
