@@ -1,15 +1,15 @@
 """The benchmark suite: every pipeline, uniform against the error-guided strategies, 3 seeds each.
 
-One ``foveate compare`` per case (image fields on 8 photos, radiance fields and NeuS on 3 rendered
-meshes at clean and noisy targets, splats, PBR samples, a motion), each with dense validation and
-paired seeds, and the star universe's budget over cells (``benchmarks/universe.py --strategies``:
-seeds of the draws alone, one validation at the end). The summary reads every run's curve the way
-the comparison reports do: a run's quality is its *settled* value (the mean of its last 3 validations: finals
-swing), compared with uniform's seed by seed; steps and wall-clock to uniform's settled quality
-are read on best-so-far curves of means of 3 consecutive validations (one lucky validation is not
-an arrival). It writes ``summary.md`` and ``summary.json`` and, with
-``--readme``, replaces the block between ``<!-- suite:begin -->`` and ``<!-- suite:end -->`` in
-the README.
+One ``foveate compare`` per case (image fields on 10 photos, radiance fields and NeuS on 3 rendered
+meshes at clean and noisy targets, a radiance field on a bunny with fine checkered ears, splats, PBR
+samples, two motions, one of them with rare hard bins), each with dense validation and paired seeds,
+and the star universe's budget over cells (``benchmarks/universe.py --strategies``: seeds of the
+draws alone, one validation at the end). The summary reads every run's curve the way the comparison
+reports do: a run's quality is its *settled* value (the mean of its last 3 validations: finals
+swing), compared with uniform's seed by seed; steps and wall-clock to uniform's settled quality are
+read on best-so-far curves of means of 3 consecutive validations (one lucky validation is not an
+arrival). It writes ``summary.md`` and ``summary.json`` and, with ``--readme``, replaces the block
+between ``<!-- suite:begin -->`` and ``<!-- suite:end -->`` in the README.
 
 Cases already done (their ``report.json`` exists) are skipped, so an interrupted suite resumes.
 ``--rerun adaptive`` trains that strategy again in the chosen cases that are done and pools the
@@ -70,7 +70,9 @@ PHOTOS = (
 a fundus image (1411 x 1411), printed text (448 x 172) and a 102 x 102 retinal crop, fewer pixels than
 a step draws (the memorising regime)."""
 MESHES = ("bunny", "cow", "airplane")
-"""Mitsuba's bunny and pymeshlab's sample cow and airplane."""
+"""pymeshlab's sample bunny (the renderer's ``bunny``), cow and airplane."""
+CHECKER_SCENE = "checker64-clean"
+"""The bunny with a fine checker on its ears (``paint_checker``): error concentrated in a small region."""
 GUIDED = ("error_weighted", "adaptive")
 IMAGE_CPU = ("--preset", "cpu", "--steps", "300", "--batch-size", "8192", "--train.validate-every", "15", "--no-ssim")
 IMAGE_PRESET = ("--preset", "cpu", "--train.validate-every", "30", "--no-ssim")
@@ -160,6 +162,15 @@ def cases(scenes: Path, pbr_data: Path, images: tuple[Path, ...] = ()) -> list[C
             )
     found.append(
         Case(
+            "nerf-checker-clean",
+            "nerf",
+            ("--scene", str(scenes / CHECKER_SCENE)),
+            ("--preset", "cpu", "--steps", "300", "--train.validate-every", "15"),
+            ("--preset", "default", "--train.validate-every", "100"),
+        )
+    )
+    found.append(
+        Case(
             "splat-bunny",
             "splat",
             ("--scene", str(scene_dir(scenes, "bunny", False))),
@@ -195,6 +206,16 @@ def cases(scenes: Path, pbr_data: Path, images: tuple[Path, ...] = ()) -> list[C
             strategies=("uniform", "paper", "official"),
         )
     )
+    found.append(
+        Case(
+            "motion-walker2d-long",
+            "motion",
+            ("--preset", "walker2d-long", "--train.no-stop-at-target"),
+            ("--steps", "400", "--train.validate-every", "20"),
+            ("--steps", "400", "--num-envs", "4096", "--train.validate-every", "20"),
+            strategies=("uniform", "paper", "official"),
+        )
+    )
     return found
 
 
@@ -214,8 +235,39 @@ def prepare(scenes: Path, pbr_data: Path, chosen: list[Case]) -> None:
             command = ["foveate", "data", "render", "--out", str(out), "--scene", sources[mesh], "--views", "32"]
             command += ["--val-views", "8", "--test-views", "0", "--width", "64", "--height", "64", *spp]
             _run(command, None)
+    checker = scenes / CHECKER_SCENE
+    if str(checker) in needed and not (checker / "render.json").exists():
+        from foveate.data.render import bunny_mesh_path
+
+        painted = scenes / "bunny-checker.ply"
+        paint_checker(bunny_mesh_path(), painted)
+        command = ["foveate", "data", "render", "--out", str(checker), "--scene", str(painted), "--views", "32"]
+        command += ["--val-views", "8", "--test-views", "0", "--width", "64", "--height", "64", "--spp", "256"]
+        _run(command, None)
     if any(case.pipeline == "pbr" for case in chosen) and not (pbr_data / "output").exists():
         _run(["foveate", "pbr", "data", "--out", str(pbr_data), "--samples", "64", "--size", "64"], None)
+
+
+def paint_checker(source: Path, out: Path, top: float = 0.16, cells: int = 18) -> None:
+    """Write ``source`` with vertex colours: the bunny's clay, and a black-and-white 3-D checker of
+    ``cells`` cells across the mesh's height on its highest ``top`` of vertices (the ears).
+
+    A scene whose error concentrates in a small detailed region: about 2 pixels a cell at 64 x 64.
+    """
+    import numpy as np
+    import trimesh
+
+    mesh = trimesh.load(source, process=False, force="mesh")
+    vertices = mesh.vertices
+    cell = np.ptp(vertices[:, 1]) / cells
+    parity = np.floor((vertices - vertices.min(axis=0)) / cell).astype(np.int64).sum(axis=1) % 2 == 1
+    painted = vertices[:, 1] > np.quantile(vertices[:, 1], 1.0 - top)
+    colours = np.tile(np.array([0.72, 0.5, 0.32, 1.0]), (len(vertices), 1))
+    colours[painted & parity, :3] = 0.95
+    colours[painted & ~parity, :3] = 0.05
+    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.rint(colours * 255).astype(np.uint8))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mesh.export(out)
 
 
 def _run(command: list[str], log: Path | None) -> None:
@@ -796,7 +848,11 @@ def main() -> None:
         if args.budgets:
             strategies = tuple(args.budget_strategies)
             train_budgets(chosen, out, args.size, args.seeds, args.workers, args.budgets, strategies)
-        info = {"command": shlex.join(["python", *sys.argv]), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+        info = {
+            "command": shlex.join(["python", "benchmarks/suite.py", *sys.argv[1:]]),
+            "machine": machine(),
+            "date": time.strftime("%Y-%m-%d"),
+        }
         info["minutes"] = (time.perf_counter() - started) / 60
         if (out / "run.json").exists():  # a later run into the same folder: the first stays the header
             first = json.loads((out / "run.json").read_text())
