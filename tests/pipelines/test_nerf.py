@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -15,6 +16,7 @@ from foveate.data.scenes import Scene, load_scene, save_blender
 from foveate.models.volume_rendering import render_rays
 from foveate.pipelines import get_pipeline, make_trainer, run_pipeline
 from foveate.pipelines.nerf import RadianceFieldTask, orbit_cameras, preset, scene_box, split_views
+from foveate.train.distributed import Ranks
 
 pytest.importorskip("PIL.Image")
 pytest.importorskip("imageio")
@@ -107,6 +109,82 @@ def test_quick_validation_scores_a_fixed_subset_of_held_out_rays(scene_dir, tmp_
         quick = task.validate(full=False)
         mse = (task.colors(origins, directions).clamp(0, 1) - target).square().mean()
     assert quick.metrics["psnr"] == pytest.approx(float(-10 * torch.log10(mse)), rel=1e-5)
+
+
+def test_full_validation_scores_the_first_held_out_views_or_every_one(scene_dir, tmp_path):
+    scene = ball_scene()
+    one = RadianceFieldTask(scene, tiny(scene_dir, tmp_path, val_views=1), torch.device("cpu"))
+    every = RadianceFieldTask(scene, tiny(scene_dir, tmp_path, val_views=0), torch.device("cpu"))
+    assert len(one.val_cameras) == 1 and len(every.val_cameras) == 2
+    torch.testing.assert_close(every.val_colors, scene.images[8:])
+    with pytest.raises(ValueError, match="--val-views must be >= 0"):
+        RadianceFieldTask(scene, tiny(scene_dir, tmp_path, val_views=-1), torch.device("cpu"))
+
+
+def fit_recording_batches(config):
+    """Fit ``config`` in memory; each step's rays, field queries and uniform queries per ray, and the task."""
+    trainer = make_trainer(get_pipeline("nerf"), config, in_memory=True)
+    task = trainer.task
+    steps = []
+    train_loss = task.per_unit_loss
+
+    def recorded(ids):
+        loss = train_loss(ids)
+        steps.append((ids.numel(), task.last_samples, task.uniform_samples_per_ray))
+        return loss
+
+    task.per_unit_loss = recorded
+    trainer.fit()
+    return steps, task
+
+
+def test_a_sample_budget_sizes_each_steps_rays_from_the_last_steps_cost(scene_dir, tmp_path):
+    budget = 3000
+    config = tiny(scene_dir, tmp_path, train__steps=8, march__target_samples=budget)
+    steps, task = fit_recording_batches(config)
+    assert steps[0][0] == config.train.batch_size
+    for (rays, cost, _), (following, _, _) in itertools.pairwise(steps):
+        assert following == min(max(round(budget / (max(cost, 1) / rays)), 1), budget)
+    assert len({rays for rays, _, _ in steps}) > 1, "the budget resized the batches"
+    state = task.state_dict()
+    fresh = make_trainer(get_pipeline("nerf"), config, in_memory=True).task
+    fresh.load_state_dict(state)
+    assert fresh.draw_size(config.train.batch_size) == task.rays_per_step
+    assert RadianceFieldTask.batch_words(config) == f"rays worth {budget} field queries"
+    assert RadianceFieldTask.batch_words(tiny(scene_dir, tmp_path)) == f"{config.train.batch_size} rays"
+
+
+def test_uniform_cost_holds_guided_steps_to_what_uniform_rays_cost(scene_dir, tmp_path):
+    config = tiny(scene_dir, tmp_path, train__steps=12, march__uniform_cost=True, sampling__warmup_iterations=2)
+    batch = config.train.batch_size
+    steps, task = fit_recording_batches(config)
+    assert steps[0][0] == batch
+    for (rays, cost, per_uniform_ray), (following, _, _) in itertools.pairwise(steps):
+        assert following == min(max(round(batch * per_uniform_ray / (max(cost, 1) / rays)), 1), 4 * batch)
+    assert task.uniform_samples_per_ray == task.queries_per_ray(task.cost_probe), "measured at the last update"
+    assert task.uniform_samples_per_ray < config.march.samples_per_ray, "the occupancy grid skips empty space"
+    state = task.state_dict()
+    fresh = make_trainer(get_pipeline("nerf"), config, in_memory=True).task
+    fresh.load_state_dict(state)
+    assert fresh.uniform_samples_per_ray == task.uniform_samples_per_ray
+    uniform_config = tiny(scene_dir, tmp_path, train__steps=12, march__uniform_cost=True, sampling__strategy="uniform")
+    uniform, _ = fit_recording_batches(uniform_config)
+    assert {rays for rays, _, _ in uniform} == {batch}, "uniform draws set the cost and keep the batch"
+    assert RadianceFieldTask.batch_words(config) == f"rays costing what {batch} uniform rays do"
+
+
+def test_a_sample_budget_is_refused_when_negative_doubled_or_shared_by_ranks(scene_dir, tmp_path):
+    scene = ball_scene()
+    with pytest.raises(ValueError, match="target-samples must be"):
+        RadianceFieldTask(scene, tiny(scene_dir, tmp_path, march__target_samples=-1), torch.device("cpu"))
+    both = tiny(scene_dir, tmp_path, march__target_samples=2000, march__uniform_cost=True)
+    with pytest.raises(ValueError, match="choose one"):
+        RadianceFieldTask(scene, both, torch.device("cpu"))
+    task = RadianceFieldTask(scene, tiny(scene_dir, tmp_path, march__uniform_cost=True), torch.device("cpu"))
+    task.ranks = Ranks(rank=0, world=2)
+    with pytest.raises(ValueError, match="under torchrun"):
+        task.bind(None)
+    assert RadianceFieldTask(scene, tiny(scene_dir, tmp_path), torch.device("cpu")).draw_size(77) == 77
 
 
 def test_a_colour_pinned_at_white_is_measured_and_named(scene_dir, tmp_path):

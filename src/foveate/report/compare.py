@@ -198,7 +198,7 @@ def compare(
         unit_noun=task.unit_noun,
         step_noun=task.step_noun,
         steps=max(record.steps for record in records),
-        batch=f"{config.train.batch_size} {task.unit_noun}" if task.draws_units else None,
+        batch=task.batch_words(config),
         machine=machine(config.train.device, config.train.cpu_threads),
         command=command,
         config=config_to_dict(config),

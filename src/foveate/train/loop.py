@@ -387,7 +387,7 @@ class Trainer:
             if hook.due(step):
                 hook.run(step)
         task = self.task
-        batch = self.sampler.sample(self.settings.batch_size, step) if task.draws_units else None
+        batch = self.sampler.sample(task.draw_size(self.settings.batch_size), step) if task.draws_units else None
         output = task.training_step(batch, step, self.optimization)
         if batch is not None and output.per_unit is not None:
             noise = output.noise if self.config.sampling.noise_aware else None

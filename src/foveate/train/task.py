@@ -9,7 +9,7 @@ the sampler's draws and their feedback, mixed precision and clipping (through
 One step, as the loop runs it::
 
     for hook in task.hooks(): hook.run_if_due(step)          # occupancy grids, densification, warm-ups
-    batch = sampler.sample(batch_size, step)                  # skipped if task.draws_units is False
+    batch = sampler.sample(task.draw_size(batch_size), step)  # skipped if task.draws_units is False
     out = task.training_step(batch, step, optimization)      # the task steps its own optimizers
     sampler.update(batch.ids, out.per_unit, step)             # feedback, no host sync
     for scheduler in task.schedulers.values(): scheduler.step()
@@ -264,6 +264,11 @@ class Task:
         """The default name of a run of ``config`` (a date is appended): the pipeline and strategy."""
         return f"{cls.name}-{config.sampling.strategy}"
 
+    @classmethod
+    def batch_words(cls, config: Any) -> str | None:
+        """A step's batch in words for reports ("1024 rays"); None when the loop draws no units."""
+        return f"{config.train.batch_size} {cls.unit_noun}" if cls.draws_units else None
+
     def bind(self, sampler: Sampler) -> None:
         """Receive the loop's sampler (called once, before training and before any state is loaded)."""
         self.sampler = sampler
@@ -285,6 +290,14 @@ class Task:
         methods rather than hold objects a resume replaces.
         """
         return []
+
+    def draw_size(self, batch_size: int) -> int:
+        """Units the loop draws for the next step; default: the configured ``batch_size``.
+
+        A task whose units cost unequal work (rays that march through more or less occupied
+        space) may size each step's batch to a fixed budget of work instead.
+        """
+        return batch_size
 
     def per_unit_loss(self, ids: torch.Tensor) -> torch.Tensor:
         """``(B,)`` non-negative loss per unit id, differentiable w.r.t. the model."""

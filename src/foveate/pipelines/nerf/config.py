@@ -40,6 +40,13 @@ class MarchConfig:
     """Opacity per marching step above which a cell counts as occupied."""
     occupancy_warmup: int = 16
     """Grid updates that refresh every cell (afterwards a random quarter plus a quarter of the occupied)."""
+    uniform_cost: bool = False
+    """Size each step to the field queries --train.batch-size uniformly drawn rays cost (measured on a
+    fixed probe of training rays at each occupancy update): guided rays, which favour the object the
+    occupancy grid cannot skip, come fewer to a step, so a guided step costs what a uniform one does."""
+    target_samples: int = 0
+    """Field queries per training step: each step draws as many rays as the last step's samples per ray
+    allow within this budget (instant-ngp's and nerfstudio's fixed sample batch); 0: no fixed budget."""
 
 
 @dataclass
@@ -56,7 +63,7 @@ class NerfConfig:
     val_every: int = 8
     """Without a 'val' split: hold out every val_every-th view for validation."""
     val_views: int = 2
-    """Held-out views scored at each full validation (the first ones)."""
+    """Held-out views scored at each full validation (the first ones; 0: every one)."""
     ssim: bool = True
     """Compute SSIM at full validations (PSNR always)."""
     model: FieldConfig = field(default_factory=lambda: FieldConfig(finest_resolution=1024))
@@ -83,7 +90,7 @@ PRESETS: dict[str, Preset[NerfConfig]] = {
             march__samples_per_ray=128,
             march__occupancy_resolution=32,
             march__occupancy_every=8,
-            val_views=1,
+            val_views=0,
             train__steps=400,
             train__batch_size=1024,
             train__log_every=10,

@@ -2,7 +2,11 @@
 
 Units are the rays of the training images (sampler shape ``(images, H, W)``, row-major ids),
 gathered through the :class:`~foveate.data.handler.ErrorAwareDataHandler`; a ray's loss is its
-squared colour error, averaged over channels. Scenes store colours over black where a view is
+squared colour error, averaged over channels. Rays through occupied space cost more field
+queries than rays the occupancy grid skips, and guided draws favour them; with
+``march.uniform_cost`` each step draws as many rays as cost what ``batch_size`` uniform rays do
+(``march.target_samples``: a fixed budget of queries), so guided steps cost what uniform ones
+do. Scenes store colours over black where a view is
 transparent (:class:`~foveate.data.scenes.Scene`), so the renderer composites over black too
 and no mask is needed. An occupancy grid, refreshed from the field's densities every few
 steps (a hook), lets the marcher skip empty space.
@@ -10,15 +14,20 @@ steps (a hook), lets the marcher skip empty space.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from foveate.data import Cameras, ErrorAwareDataHandler, Scene
 from foveate.models import OccupancyGrid, RadianceField, render_rays
-from foveate.train import Hook, ImageQuality, Metric, Task, Validation, psnr_from_mse
+from foveate.models.volume_rendering import RenderedRays, march, ray_aabb
+from foveate.sampling import Draw, Sampler
+from foveate.train import Hook, ImageQuality, Metric, Optimization, StepOutput, Task, Validation, psnr_from_mse
 from foveate.train.visuals import error_visuals
 
 from ..orbit import OrbitOptions, to_uint8
@@ -31,6 +40,8 @@ RENDER_CHUNK = 1 << 14
 """Rays rendered per pass when rendering whole images (bounds the marcher's memory)."""
 QUICK_RAYS = 1 << 12
 """Held-out rays of the fixed random subset a quick validation scores."""
+MOST_RAYS = 4
+"""Under --march.uniform-cost a step draws at most this many times --train.batch-size rays."""
 PINNED = 0.99
 """A colour channel above this is pinned at white: its sigmoid passes next to no gradient back."""
 PINNED_WARNING = 0.5
@@ -56,6 +67,13 @@ class RadianceFieldTask(Task):
     unit_noun = "rays"
 
     def __init__(self, scene: Scene, config: NerfConfig, device: torch.device) -> None:
+        if config.val_views < 0:
+            raise ValueError(f"--val-views must be >= 0 (0: every held-out view), got {config.val_views}")
+        if config.march.target_samples < 0:
+            budget = config.march.target_samples
+            raise ValueError(f"--march.target-samples must be >= 0 (0: no fixed budget), got {budget}")
+        if config.march.target_samples and config.march.uniform_cost:
+            raise ValueError("--march.target-samples and --march.uniform-cost each size the steps: choose one")
         train_views, held_out = split_views(scene, config.val_every)
         train, validation = scene.select(train_views), scene.select(held_out)
         self.scene_name = Path(config.scene).name or "scene"
@@ -64,14 +82,27 @@ class RadianceFieldTask(Task):
         self.rays = ErrorAwareDataHandler(train, config.train.batch_size, device=device, gather_only=True)
         self.unit_shape = self.rays.shape
         self.noise = None if train.noise is None else train.noise.reshape(-1).to(device)
-        self.val_colors = validation.images[: max(1, config.val_views)].to(device)
-        self.val_cameras = validation.cameras[: max(1, config.val_views)].to(device)
+        scored = config.val_views if config.val_views > 0 else len(held_out)
+        self.val_colors = validation.images[:scored].to(device)
+        self.val_cameras = validation.cameras[:scored].to(device)
         self.quick_rays = _fixed_subset(validation, QUICK_RAYS, device)
         self.aabb = scene_box(scene, config.box_scale).to(device)
         march = config.march
         self.step_size = float((self.aabb[1] - self.aabb[0]).norm()) / march.samples_per_ray
         self.max_samples = march.samples_per_ray
         self.occupancy_every = march.occupancy_every
+        self.batch_size = config.train.batch_size
+        self.target_samples = march.target_samples
+        self.uniform_cost = march.uniform_cost and config.sampling.strategy != "uniform"
+        """Uniform draws set the cost a step is held to; they are drawn --train.batch-size at a time."""
+        self.sizes_steps = self.uniform_cost or self.target_samples > 0
+        self.rays_per_step = config.train.batch_size
+        """Rays the next step draws when the task sizes its steps (the first step: --train.batch-size)."""
+        self.uniform_samples_per_ray = float(march.samples_per_ray)
+        """Field queries per uniformly drawn ray, measured on the cost probe at each occupancy update."""
+        self.last_samples = 0
+        probe = torch.randperm(self.rays.num_rays, generator=torch.Generator().manual_seed(0))[: self.batch_size]
+        self.cost_probe = self.rays.gather(probe.sort().values).rays
         m = config.model
         field = RadianceField(
             self.aabb,
@@ -99,6 +130,14 @@ class RadianceFieldTask(Task):
     def run_name(cls, config: NerfConfig) -> str:
         return f"{Path(config.scene).name or 'scene'}-{config.sampling.strategy}"
 
+    @classmethod
+    def batch_words(cls, config: NerfConfig) -> str | None:
+        if config.march.target_samples:
+            return f"rays worth {config.march.target_samples} field queries"
+        if config.march.uniform_cost:
+            return f"rays costing what {config.train.batch_size} uniform rays do"
+        return super().batch_words(config)
+
     @property
     def field(self) -> RadianceField:
         return self.model["field"]
@@ -111,24 +150,78 @@ class RadianceFieldTask(Task):
         views, height, width = self.unit_shape
         return f"{self.scene_name} ({views} training views of {width} x {height})"
 
+    def bind(self, sampler: Sampler) -> None:
+        if self.sizes_steps and not self.ranks.alone:
+            raise ValueError(
+                "--march.target-samples and --march.uniform-cost size each step from this process's own "
+                "samples; under torchrun train a fixed --train.batch-size"
+            )
+        super().bind(sampler)
+
+    def draw_size(self, batch_size: int) -> int:
+        """The configured batch, or as many rays as the step's budget of field queries allows."""
+        return self.rays_per_step if self.sizes_steps else batch_size
+
     def hooks(self) -> list[Hook]:
         return [Hook(self.occupancy_every, self.update_occupancy)]
 
     def update_occupancy(self, step: int) -> None:
         self.occupancy.update(self.field.density)
+        if self.uniform_cost:
+            self.uniform_samples_per_ray = self.queries_per_ray(self.cost_probe)
+
+    @torch.no_grad()
+    def queries_per_ray(self, rays: torch.Tensor) -> float:
+        """Field queries the marcher would make per ray of ``rays`` ``(B, 6)`` (unjittered, no field call)."""
+        origins, directions = rays[:, :3], rays[:, 3:]
+        near, far = ray_aabb(origins, directions, self.aabb)
+        samples = march(origins, directions, near, far, self.step_size, self.max_samples, self.occupancy)
+        return max(samples.ray_indices.numel(), 1) / rays.shape[0]
+
+    def trace(self, origins: torch.Tensor, directions: torch.Tensor, jitter: bool = False) -> RenderedRays:
+        """Rays marched through the occupied space and composited over black."""
+        return render_rays(
+            self.field, origins, directions, self.aabb, self.step_size, self.max_samples, self.occupancy, jitter=jitter
+        )
 
     def colors(self, origins: torch.Tensor, directions: torch.Tensor, jitter: bool = False) -> torch.Tensor:
         """``(B, 3)`` colours of rays, composited over black."""
-        rgb = render_rays(
-            self.field, origins, directions, self.aabb, self.step_size, self.max_samples, self.occupancy, jitter=jitter
-        ).rgb
-        return rgb.float()
+        return self.trace(origins, directions, jitter).rgb.float()
 
     def per_unit_loss(self, ids: torch.Tensor) -> torch.Tensor:
-        """Squared colour error of each ray (mean over RGB)."""
+        """Squared colour error of each ray (mean over RGB); sizes the next step when the task does."""
         batch = self.rays.gather(ids)
-        rendered = self.colors(batch.rays[:, :3], batch.rays[:, 3:], jitter=True)
-        return (rendered - batch.rgb).square().mean(dim=1)
+        rendered = self.trace(batch.rays[:, :3], batch.rays[:, 3:], jitter=True)
+        self.last_samples = rendered.num_samples
+        if self.sizes_steps:
+            samples_per_ray = max(rendered.num_samples, 1) / ids.numel()
+            if self.target_samples:
+                budget, most = self.target_samples, self.target_samples
+            else:
+                budget, most = self.batch_size * self.uniform_samples_per_ray, MOST_RAYS * self.batch_size
+            self.rays_per_step = min(max(round(budget / samples_per_ray), 1), most)
+        return (rendered.rgb.float() - batch.rgb).square().mean(dim=1)
+
+    def training_step(self, batch: Draw | None, step: int, optimization: Optimization) -> StepOutput:
+        """The default step, logging the field queries per ray (and the rays, under a sample budget)."""
+        output = super().training_step(batch, step, optimization)
+        rays = batch.ids.numel()
+        terms = {**output.terms, "samples_per_ray": self.last_samples / rays}
+        if self.sizes_steps:
+            terms["rays"] = float(rays)
+        return dataclasses.replace(output, terms=terms)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "rays_per_step": self.rays_per_step,
+            "uniform_samples_per_ray": self.uniform_samples_per_ray,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.rays_per_step = int(state.get("rays_per_step", self.rays_per_step))
+        self.uniform_samples_per_ray = float(state.get("uniform_samples_per_ray", self.uniform_samples_per_ray))
 
     def unit_noise(self, ids: torch.Tensor) -> torch.Tensor | None:
         """Each ray's target noise (the renderer's per-pixel variance), when the scene has it."""
