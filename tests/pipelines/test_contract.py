@@ -113,16 +113,22 @@ def test_every_registered_pipeline_is_under_contract():
         assert "tiny" in get_pipeline(name).presets, f"{name} has no tiny preset"
 
 
-@pytest.mark.parametrize("name", sorted(INPUTS))
-def test_train_stop_on_sigterm_resume_exactly_and_export(name, tmp_path):
+RESUMED = [pytest.param(name, {}, id=name) for name in sorted(INPUTS)] + [
+    pytest.param("nerf", {"march__uniform_cost": True, "sampling__warmup_iterations": 1}, id="nerf-uniform-cost"),
+]
+"""Every pipeline, and settings whose state a resume must carry (a radiance field sized to uniform's cost)."""
+
+
+@pytest.mark.parametrize(("name", "changes"), RESUMED)
+def test_train_stop_on_sigterm_resume_exactly_and_export(name, changes, tmp_path):
     spec = get_pipeline(name)
-    straight = make_trainer(spec, tiny(name, tmp_path, train__name="straight"))
+    straight = make_trainer(spec, tiny(name, tmp_path, train__name="straight", **changes))
     result = straight.fit()
     assert result.status == "completed" and result.step == STEPS
     assert [r["step"] for r in result.history] == [0, 2, 4, 6]
     assert result.exported and all(path.is_file() for path in result.exported)
 
-    killed = make_trainer(spec, tiny(name, tmp_path, train__name="killed"))
+    killed = make_trainer(spec, tiny(name, tmp_path, train__name="killed", **changes))
     step = killed.train_step
 
     def step_then_signal():
@@ -134,7 +140,7 @@ def test_train_stop_on_sigterm_resume_exactly_and_export(name, tmp_path):
     killed.train_step = step_then_signal
     stopped = killed.fit()
     assert stopped.status == "interrupted" and stopped.step == SIGNAL_AT
-    resumed = make_trainer(spec, tiny(name, tmp_path, train__name="killed", train__resume="latest"))
+    resumed = make_trainer(spec, tiny(name, tmp_path, train__name="killed", train__resume="latest", **changes))
     assert resumed.step == SIGNAL_AT
     assert resumed.fit().status == "completed"
     assert_same(straight.task.state_dict(), resumed.task.state_dict(), "task")
