@@ -134,7 +134,10 @@ def fit_recording_batches(config):
         return loss
 
     task.per_unit_loss = recorded
-    trainer.fit()
+    result = trainer.fit()
+    rays, queries = sum(step[0] for step in steps), sum(step[1] for step in steps)
+    assert task.drawn == {"rays": rays, "queries": queries}
+    assert result.full_history[-1]["cost_per_unit"] == pytest.approx(queries / rays), "reported as the run's cost"
     return steps, task
 
 

@@ -10,8 +10,8 @@ import pytest
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.image import preset
 from foveate.report import RunRecord, compare, crossing, pool, pool_saved, value_at
-from foveate.report.pooling import best_so_far, late_fall, settled, smoothed
-from foveate.report.writing import late_fall_warnings
+from foveate.report.pooling import COST, best_so_far, late_fall, settled, smoothed
+from foveate.report.writing import cost_lines, late_fall_warnings
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -59,6 +59,27 @@ def test_pooling_pairs_seeds_with_the_reference_and_names_the_worst():
     assert focused["equal_wall_delta_mean"] == pytest.approx(0.5)
     lower = pool(records, "uniform", higher_is_better=False)
     assert lower["focused"]["delta_worst"] == pytest.approx(2.0), "worse means higher when lower is better"
+
+
+def test_work_per_unit_is_pooled_and_written_where_every_run_reports_it():
+    curve = [[0, 10.0, 0.0], [10, 20.0, 1.0]]
+    costs = {("uniform", 0): 8.0, ("focused", 0): 12.0, ("uniform", 1): 6.0, ("focused", 1): 12.0}
+    records = [record(variant, seed, curve) for variant, seed in costs]
+    for run in records:
+        run.final[COST] = costs[run.variant, run.seed]
+    pooled = pool(records, "uniform")
+    assert pooled["focused"]["cost_mean"] == pytest.approx(12.0)
+    assert pooled["focused"]["cost_ratio_median"] == pytest.approx((1.5 + 2.0) / 2)
+    assert pooled["uniform"]["cost_ratio_median"] == 1.0
+    report = {"cost_label": "field queries per drawn ray", "reference": "uniform", "variants": pooled}
+    assert cost_lines(report) == [
+        "**Cost.** Field queries per drawn ray, over training (mean over seeds): uniform 7.0; focused 12.0 "
+        "(1.75x uniform's).",
+        "",
+    ]
+    del records[1].final[COST]
+    assert "cost_mean" not in pool(records, "uniform")["focused"], "one run without it: no cost"
+    assert cost_lines({**report, "variants": pool(records, "uniform")}) == []
 
 
 def test_best_so_far_keeps_the_best_value_up_to_each_validation():

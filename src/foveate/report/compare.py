@@ -199,6 +199,7 @@ def compare(
         step_noun=task.step_noun,
         steps=max(record.steps for record in records),
         batch=task.batch_words(config),
+        cost_label=task.cost_label,
         machine=machine(config.train.device, config.train.cpu_threads),
         command=command,
         config=config_to_dict(config),
@@ -225,6 +226,7 @@ def report_of(
         step_noun=task.step_noun,
         steps=max(r.steps for r in records),
         batch=None,
+        cost_label=task.cost_label,
         machine=machine(threads=threads),
         command=command,
         **extra,
@@ -244,12 +246,14 @@ def build_report(
     machine: dict[str, Any],
     command: str,
     config: dict[str, Any] | None = None,
+    cost_label: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The content of report.json: what was compared, the pooled numbers, every run, the machine.
 
     The reference is uniform when it was trained, else the first variant; ``batch`` says what
-    one step trains on (``16384 pixels``), or None when the task draws its own units.
+    one step trains on (``16384 pixels``), or None when the task draws its own units; ``cost_label``
+    what the runs' ``cost_per_unit`` measures, where they report it.
     """
     variants = list(dict.fromkeys(r.variant for r in records))
     reference = "uniform" if "uniform" in variants else variants[0]
@@ -261,6 +265,7 @@ def build_report(
         "step_noun": step_noun,
         "steps": steps,
         "batch": batch,
+        "cost_label": cost_label,
         "seeds": sorted({r.seed for r in records}),
         "reference": reference,
         "target": "absolute" if metric.target is not None else f"{reference}'s final value",
@@ -397,6 +402,7 @@ def pool_saved(reports: Sequence[Path], out: Path, command: str = "") -> dict[st
         records,
         **{k: first[k] for k in ("pipeline", "source", "unit_noun", "step_noun", "steps", "batch", "machine")},
         metric=Metric(**first["metric"]),
+        cost_label=first.get("cost_label"),
         command=command,
         config=first["config"],
         pooled_from=[

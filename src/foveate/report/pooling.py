@@ -28,6 +28,9 @@ in its last third. A converging run climbs or levels off there while its learnin
 guided run that falls where the reference does not is being pulled away from the population's fit,
 in the cases measured by the error-weighted objective its uncorrected draws train
 (:func:`late_falls` names such variants).
+
+Where units cost unequal work (a radiance field's rays), each run's full validation reports its
+work per drawn unit as :data:`COST`; the pool gives its mean and median ratio to the reference.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "COST",
     "LATE",
     "SETTLE",
     "RunRecord",
@@ -53,6 +57,8 @@ __all__ = [
 ]
 
 Curve = Sequence[Sequence[float]]
+COST = "cost_per_unit"
+"""The final-validation metric holding a run's work per drawn unit (the task's ``cost_label`` says what)."""
 SETTLE = 3
 """Validations averaged into a run's settled value."""
 LATE = 2 / 3
@@ -251,8 +257,17 @@ def pool(
             "settled_steps_ratio_median": _median_reached([None if s is None else s[1] for s in calm_steps]),
             "settled_reached": sum(s is not None for s in calm_steps),
             "late_fall_per_seed": [late_fall(r.curve, higher_is_better) for r in runs],
+            **_cost(runs, by_seed),
         }
     return pooled
+
+
+def _cost(runs: Sequence[RunRecord], by_seed: dict[int, RunRecord]) -> dict[str, float]:
+    """Mean work per drawn unit over the runs, and its median ratio to the reference's, where every run has it."""
+    if not all(COST in r.final and COST in by_seed[r.seed].final for r in runs):
+        return {}
+    ratios = [r.final[COST] / max(by_seed[r.seed].final[COST], 1e-12) for r in runs]
+    return {"cost_mean": statistics.fmean(r.final[COST] for r in runs), "cost_ratio_median": statistics.median(ratios)}
 
 
 def _final(record: RunRecord, metric: str | None) -> float:

@@ -10,7 +10,7 @@ from foveate.files import atomic_write_text
 
 from .pooling import LATE, SETTLE, late_falls
 
-__all__ = ["late_fall_warnings", "settings_markdown", "summary_table", "write_markdown"]
+__all__ = ["cost_lines", "late_fall_warnings", "settings_markdown", "summary_table", "write_markdown"]
 
 
 def _format(value: float | None, pattern: str, missing: str = "n/a", suffix: str = "") -> str:
@@ -56,6 +56,19 @@ def summary_table(report: dict[str, Any], label: str | None = None) -> list[str]
             f"{calm} | {calm_steps} |"
         )
     return lines
+
+
+def cost_lines(report: dict[str, Any]) -> list[str]:
+    """A paragraph of each variant's work per drawn unit, where every variant's runs report it (else none)."""
+    label, reference, variants = report.get("cost_label"), report["reference"], report["variants"]
+    if not label or not all("cost_mean" in result for result in variants.values()):
+        return []
+    parts = [
+        f"{variant} {result['cost_mean']:.1f}"
+        + ("" if variant == reference else f" ({result['cost_ratio_median']:.2f}x {reference}'s)")
+        for variant, result in variants.items()
+    ]
+    return [f"**Cost.** {label.capitalize()}, over training (mean over seeds): {'; '.join(parts)}.", ""]
 
 
 def late_fall_warnings(report: dict[str, Any]) -> list[str]:
@@ -124,6 +137,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         *summary_table(report),
         "",
+        *cost_lines(report),
     ]
     warnings = late_fall_warnings(report)
     if warnings:

@@ -233,6 +233,8 @@ class Task:
             :meth:`checkpoint_layout` may number them by epochs).
         distributable: whether ranks under ``torchrun`` can train one run of it together (a motion's
             episodes reset on their own clocks, so its ranks run separate seeds instead).
+        cost_label: what a full validation's ``cost_per_unit`` metric measures, for tasks whose units
+            cost unequal work (a radiance field: field queries per drawn ray); None when it has none.
     """
 
     name: ClassVar[str] = ""
@@ -244,6 +246,7 @@ class Task:
     resume_exempt: ClassVar[frozenset[str]] = RESUME_EXEMPT
     checkpoint_names: ClassVar[CheckpointLayout] = CheckpointLayout()
     distributable: ClassVar[bool] = True
+    cost_label: ClassVar[str | None] = None
 
     model: nn.Module
     unit_shape: int | tuple[int, ...]

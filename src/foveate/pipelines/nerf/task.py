@@ -65,6 +65,7 @@ class RadianceFieldTask(Task):
     name = "nerf"
     metric = Metric("psnr", True, "held-out PSNR (dB)")
     unit_noun = "rays"
+    cost_label = "field queries per drawn ray"
 
     def __init__(self, scene: Scene, config: NerfConfig, device: torch.device) -> None:
         if config.val_views < 0:
@@ -101,6 +102,8 @@ class RadianceFieldTask(Task):
         self.uniform_samples_per_ray = float(march.samples_per_ray)
         """Field queries per uniformly drawn ray, measured on the cost probe at each occupancy update."""
         self.last_samples = 0
+        self.drawn = {"rays": 0, "queries": 0}
+        """Rays drawn and field queries marched for them, since the run began."""
         probe = torch.randperm(self.rays.num_rays, generator=torch.Generator().manual_seed(0))[: self.batch_size]
         self.cost_probe = self.rays.gather(probe.sort().values).rays
         m = config.model
@@ -193,6 +196,8 @@ class RadianceFieldTask(Task):
         batch = self.rays.gather(ids)
         rendered = self.trace(batch.rays[:, :3], batch.rays[:, 3:], jitter=True)
         self.last_samples = rendered.num_samples
+        self.drawn["rays"] += ids.numel()
+        self.drawn["queries"] += rendered.num_samples
         if self.sizes_steps:
             samples_per_ray = max(rendered.num_samples, 1) / ids.numel()
             if self.target_samples:
@@ -216,12 +221,14 @@ class RadianceFieldTask(Task):
             **super().state_dict(),
             "rays_per_step": self.rays_per_step,
             "uniform_samples_per_ray": self.uniform_samples_per_ray,
+            "drawn": dict(self.drawn),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.rays_per_step = int(state.get("rays_per_step", self.rays_per_step))
         self.uniform_samples_per_ray = float(state.get("uniform_samples_per_ray", self.uniform_samples_per_ray))
+        self.drawn = dict(state.get("drawn", self.drawn))
 
     def unit_noise(self, ids: torch.Tensor) -> torch.Tensor | None:
         """Each ray's target noise (the renderer's per-pixel variance), when the scene has it."""
@@ -240,7 +247,8 @@ class RadianceFieldTask(Task):
 
     def validate(self, full: bool) -> Validation:
         """Quick: PSNR over a fixed random subset of held-out rays. Full: PSNR and SSIM over the scored
-        held-out views, with the first view's target, render and error."""
+        held-out views, with the first view's target, render and error, and the field queries per ray
+        drawn so far (``cost_per_unit``)."""
         if not full:
             origins, directions, target = self.quick_rays
             chunks = zip(origins.split(RENDER_CHUNK), directions.split(RENDER_CHUNK), strict=True)
@@ -257,6 +265,8 @@ class RadianceFieldTask(Task):
                 images, maps = error_visuals(prediction, target)
         metrics = quality.compute()
         metrics["colour_pinned"] = self.pinned_colour()
+        if self.drawn["rays"]:
+            metrics["cost_per_unit"] = self.drawn["queries"] / self.drawn["rays"]
         if metrics["colour_pinned"] > PINNED_WARNING:
             warnings.warn(
                 f"the field's colour is pinned at white on {metrics['colour_pinned']:.0%} of its opacity: its colour "
