@@ -108,3 +108,51 @@ def test_adaptive_refreshes_its_error_weighted_component_at_once():
         sum(s * c.probabilities() for s, c in zip(sampler.proposal.shares, (uniform, guided), strict=True)),
     )
     assert sampler.rebuilds == 1
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+def test_power_sums_follow_refreshes_without_a_pass(ascending):
+    g = torch.Generator().manual_seed(7)
+    weights = torch.rand(3000, generator=g) + 0.05  # none small enough to be lifted
+    weights[::11] = 0.0
+    dist = BlockCategorical(weights.clone())
+    exact = weights.double().pow(0.5).sum()
+    assert float(dist.power_sum(0.5)) == pytest.approx(float(exact), rel=1e-6)
+    changed = weights.clone()
+    for _ in range(5):
+        ids = torch.randint(3000, (400,), generator=g)
+        ids = torch.cat((ids, ids[:50]))  # repeats, carrying the same weight
+        fresh = torch.rand(3000, generator=g) * 2 + 0.05
+        fresh[::7] = 0.0
+        if ascending:
+            ids = ids.sort().values
+        dist.refresh(ids, fresh[ids], ascending=ascending)
+        changed[ids] = fresh[ids]
+    rebuilt = BlockCategorical(changed)
+    assert float(dist.power_sum(0.5)) == pytest.approx(float(rebuilt.power_sum(0.5)), rel=1e-6)
+    assert float(dist.power_sum(0.25)) == pytest.approx(float(changed.double().pow(0.25).sum()), rel=1e-6)
+    with pytest.raises(ValueError, match="exponent"):
+        dist.power_sum(0.0)
+
+
+def test_soft_weights_keep_mean_one_between_rebuilds_under_refresh():
+    sampler = refreshing(correction=0.5)
+    feed(sampler, 3, lambda ids: (ids % 13).float() / 10, n=512)
+    everyone = torch.arange(sampler.num_units)
+    for step in range(3, 9):
+        ids = sampler.sample(512, step).ids
+        sampler.update(ids, torch.rand(512, generator=torch.Generator().manual_seed(step)) * 5, step)
+        p = sampler.probabilities().double()
+        weights = sampler._importance_weights(sampler.proposal, everyone, step).double()
+        assert float((p * weights).sum()) == pytest.approx(1.0, rel=1e-5)
+    assert sampler.rebuilds == 1, "the normaliser followed the refreshes, not rebuilds"
+
+
+def test_a_mixtures_power_sum_is_its_probabilities():
+    sampler = refreshing("adaptive")
+    feed(sampler, 3, lambda ids: (ids % 13).float() / 10, n=512)
+    mixture = sampler.proposal
+    p = mixture.probabilities().double()
+    assert float(mixture.power_sum(0.5)) == pytest.approx(float(p.pow(0.5).sum()), rel=1e-6)
+    uniform = mixture.components[0]
+    assert float(uniform.power_sum(0.3)) == pytest.approx(sampler.num_units**0.7)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import pytest
 import torch
@@ -426,3 +427,21 @@ def test_uniform_ids_of_the_wrong_size_are_refused():
     s = Sampler(100, "uniform", warmup_iterations=0, seed=0)
     with pytest.raises(ValueError, match="uniform_ids"):
         s.sample(10, 0, uniform_ids=lambda count: torch.arange(count + 1))
+
+
+@pytest.mark.parametrize("prior", ["max", 0.3])
+def test_filled_errors_give_the_prior_to_never_visited_units_alone(prior):
+    s = Sampler(1000, warmup_iterations=0, seed=0)
+    g = torch.Generator().manual_seed(2)
+    ids = torch.arange(0, 1000, 3)
+    errors = torch.rand(len(ids), generator=g)
+    errors[:5] = math.nan  # never counted: those units stay unvisited
+    s.update(ids, errors, 0, noise=torch.rand(len(ids), generator=g) * 0.8)  # some errors below the noise
+    stats = s.statistics
+    visited = stats.visits > 0
+    worst = stats.error[visited].max() if prior == "max" else torch.tensor(0.3)
+    expected = torch.where(visited, stats.error, worst)
+    assert bool((stats.error[visited] < 0).any()) and int((~visited[ids]).sum()) == 5
+    assert torch.equal(stats.filled_error(prior), expected)
+    assert torch.equal(stats.prior_value(prior), worst)
+    assert torch.equal(Sampler(10).statistics.prior_value("max"), torch.tensor(1.0)), "nothing seen: 1"

@@ -67,9 +67,10 @@ class BlockCategorical:
         # A slice at a time, to bound the temporary memory.
         for start in range(0, num_blocks, _CHUNK_BLOCKS):
             part = slice(start, start + _CHUNK_BLOCKS)
-            mass[part], block_mass[part] = _lifted(mass[part])
-            self.last_positive[part] = _last_of(mass[part] > 0)
+            block_mass[part], positive = _lift(mass[part])
+            self.last_positive[part] = _last_of(positive)
         self.mass = mass
+        self._power_sums: dict[float, torch.Tensor] = {}
         self._sum_blocks(block_mass)
 
     @classmethod
@@ -80,6 +81,7 @@ class BlockCategorical:
         self = cls.__new__(cls)
         self.num_units = num_units
         self.mass = mass.to(torch.float32)
+        self._power_sums = {}
         self.last_positive = torch.empty(len(mass), dtype=torch.uint8, device=mass.device)
         for start in range(0, len(mass), _CHUNK_BLOCKS):
             part = slice(start, start + _CHUNK_BLOCKS)
@@ -112,23 +114,63 @@ class BlockCategorical:
     def device(self) -> torch.device:
         return self.mass.device
 
-    def refresh(self, ids: torch.Tensor, weights: torch.Tensor) -> None:
+    def refresh(self, ids: torch.Tensor, weights: torch.Tensor, *, ascending: bool = False) -> None:
         """Give the units ``ids`` new ``weights`` in place, touching only their blocks.
 
-        A repeated id must carry the same weight each time. Every other unit keeps its mass bit for
+        A repeated id must carry the same weight each time; ``ascending=True`` promises the ids are
+        sorted, which spares a sort when power sums are kept. Every other unit keeps its mass bit for
         bit (unless its block's new total lifts it to the floor); the block CDF is summed again (one
         pass over the blocks, a sixteenth of the units), so a refresh costs a few passes over the
         batch's rows where a rebuild costs several over every unit.
         """
+        if self._power_sums and not ascending:
+            ids, order = torch.sort(ids)
+            weights = weights.index_select(0, order)
+        previous = self.mass.view(-1).index_select(0, ids) if self._power_sums else None
         block = torch.div(ids, BLOCK, rounding_mode="floor")
         self.mass.view(-1).index_copy_(0, ids, weights.to(torch.float32))
         # Each touched block's row, lifted and summed again; rows of a repeated block are identical.
-        rows, totals = _lifted(self.mass.index_select(0, block))
+        rows = self.mass.index_select(0, block)
+        totals, positive = _lift(rows)
         self.mass.index_copy_(0, block, rows)
-        self.last_positive.index_copy_(0, block, _last_of(rows > 0))
+        self.last_positive.index_copy_(0, block, _last_of(positive))
         # Every other block keeps the share it has in the CDF (the CDF's own differences; no array
         # of block totals is kept, which holds the state at 4.6 bytes a unit).
         self._sum_blocks(torch.diff(self.block_cdf).index_copy_(0, block, totals))
+        if previous is not None:
+            current = self.mass.view(-1).index_select(0, ids)
+            first = torch.ones_like(ids, dtype=torch.bool)
+            first[1:] = ids[1:] != ids[:-1]
+            for exponent, total in self._power_sums.items():
+                change = current.to(torch.float64).pow(exponent) - previous.to(torch.float64).pow(exponent)
+                total.add_(torch.where(first, change, 0.0).sum())
+
+    def power_sum(self, exponent: float) -> torch.Tensor:
+        """The sum over units of ``mass ** exponent`` (float64, 0-d), for exponents in (0, 1].
+
+        Soft importance weights are normalised by it. The first call for an exponent is one pass over
+        every unit; later refreshes then update the sum by the units they re-weight, so a sampler that
+        refreshes at every update need not pass over the population again until its next rebuild.
+        Masses a refresh lifts to the floor beside the re-weighted units are not followed.
+        """
+        if not 0.0 < exponent <= 1.0:
+            raise ValueError(f"exponent must be in (0, 1], got {exponent!r}")
+        if exponent not in self._power_sums:
+            # float32 powers (a few ulps each) summed in float64: a third of the float64 pass's time.
+            masses = self.mass.view(-1)[: self.num_units]
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            for part in masses.split(_CHUNK_BLOCKS * BLOCK):
+                total += part.pow(exponent).sum(dtype=torch.float64)
+            self._power_sums[exponent] = total
+        return self._power_sums[exponent].clone()
+
+    def power_sums(self) -> dict[float, torch.Tensor]:
+        """The power sums kept so far, by exponent (for a state dict)."""
+        return {exponent: total.clone() for exponent, total in self._power_sums.items()}
+
+    def load_power_sums(self, sums: dict[float, torch.Tensor]) -> None:
+        """Take power sums saved with :meth:`power_sums` for these masses."""
+        self._power_sums = {float(e): t.to(self.device, torch.float64).clone() for e, t in sums.items()}
 
     def nbytes(self) -> int:
         """Bytes held by the distribution."""
@@ -161,6 +203,10 @@ class BlockCategorical:
     def probability(self, ids: torch.Tensor) -> torch.Tensor:
         """Probability of drawing each id under the stored distribution, float64."""
         return self._unit_mass(ids) / self.total
+
+    def masses_between(self, start: int, stop: int) -> torch.Tensor:
+        """The float32 masses of units ``start`` to ``stop`` (a view; the total is :attr:`total`)."""
+        return self.mass.view(-1)[start:stop]
 
     def probabilities(self) -> torch.Tensor:
         """The whole distribution as a float32 tensor summing to 1."""
@@ -195,12 +241,15 @@ def _intervals(sums: torch.Tensor, column: torch.Tensor) -> torch.Tensor:
     return (upper.to(torch.float64) - lower.to(torch.float64)).squeeze(1)  # float32 differences, exact
 
 
-def _lifted(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 rows of masses with every positive one raised to at least :data:`_LIFT` of its row's
-    total, so that it moves the row's running sum; and each row's total (that sum's last value, float64)."""
+def _lift(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raise every positive mass of the float32 ``rows`` (in place) to at least :data:`_LIFT` of its
+    row's total, so that it moves the row's running sum. Returns each row's total (that sum's last
+    value, float64) and where the masses are positive."""
     floor = (rows.to(torch.float64).sum(1, keepdim=True) * _LIFT).to(torch.float32)
-    lifted = torch.where(rows > 0, torch.maximum(rows, floor), rows)
-    return lifted, _running_sums(lifted)[:, -1].to(torch.float64)
+    positive = rows > 0
+    # Masses are non-negative: a zero stays zero against a floor of 0 (cheaper than a select on a CPU).
+    torch.maximum(rows, floor * positive.view(torch.uint8), out=rows)
+    return _running_sums(rows)[:, -1].to(torch.float64), positive
 
 
 def _last_of(positive: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,10 @@ from .categorical import BlockCategorical, sorted_uniforms
 __all__ = ["CategoricalProposal", "MixtureProposal", "Proposal", "UniformProposal", "proposal_from_state"]
 
 
+_POWER_SUM_SLICE = 2**22
+"""Units a mixture's power sum handles at a time."""
+
+
 class Proposal(Protocol):
     """A distribution over unit ids that can be drawn from and evaluated."""
 
@@ -29,6 +33,15 @@ class Proposal(Protocol):
     def probability(self, ids: torch.Tensor) -> torch.Tensor: ...
 
     def probabilities(self) -> torch.Tensor: ...
+
+    def power_sum(self, exponent: float) -> torch.Tensor:
+        """The sum over units of ``p ** exponent`` (float64, 0-d; ``exponent`` in (0, 1])."""
+        ...
+
+    def probabilities_between(self, start: int, stop: int) -> torch.Tensor:
+        """Units ``start`` to ``stop``'s probabilities (float32) from their masses, to the float32
+        rounding of a mass over the total (a 0-d tensor where every unit has the same)."""
+        ...
 
     def nbytes(self) -> int: ...
 
@@ -56,6 +69,12 @@ class UniformProposal:
     def probabilities(self) -> torch.Tensor:
         return torch.full((self.num_units,), 1.0 / self.num_units, dtype=torch.float32, device=self.device)
 
+    def power_sum(self, exponent: float) -> torch.Tensor:
+        return torch.tensor(float(self.num_units) ** (1.0 - exponent), dtype=torch.float64, device=self.device)
+
+    def probabilities_between(self, start: int, stop: int) -> torch.Tensor:
+        return torch.tensor(1.0 / self.num_units, dtype=torch.float32, device=self.device)
+
     def nbytes(self) -> int:
         return 0
 
@@ -80,6 +99,13 @@ class CategoricalProposal:
     def probabilities(self) -> torch.Tensor:
         return self.categorical.probabilities()
 
+    def power_sum(self, exponent: float) -> torch.Tensor:
+        # Kept up to date by the categorical through refreshes: no pass over the units after the first.
+        return self.categorical.power_sum(exponent) / self.categorical.total.pow(exponent)
+
+    def probabilities_between(self, start: int, stop: int) -> torch.Tensor:
+        return self.categorical.masses_between(start, stop) / self.categorical.total.to(torch.float32)
+
     def nbytes(self) -> int:
         return self.categorical.nbytes()
 
@@ -90,6 +116,8 @@ class CategoricalProposal:
             "mass": categorical.mass,
             "block_cdf": categorical.block_cdf,
             "num_units": self.num_units,
+            # Refreshes update these sums rather than summing again: kept, a resumed run weighs its draws alike.
+            "power_sums": categorical.power_sums(),
         }
 
 
@@ -136,6 +164,19 @@ class MixtureProposal:
     def probabilities(self) -> torch.Tensor:
         return sum(share * c.probabilities() for share, c in zip(self.shares, self.components, strict=True))
 
+    def power_sum(self, exponent: float) -> torch.Tensor:
+        # A slice of units at a time, in float32 summed in float64: one pass, no whole-population temporaries.
+        bounds = [*range(0, self.num_units, _POWER_SUM_SLICE), self.num_units]
+        return sum(
+            self.probabilities_between(start, stop).expand(stop - start).pow(exponent).sum(dtype=torch.float64)
+            for start, stop in pairwise(bounds)
+        )
+
+    def probabilities_between(self, start: int, stop: int) -> torch.Tensor:
+        return sum(
+            share * c.probabilities_between(start, stop) for share, c in zip(self.shares, self.components, strict=True)
+        )
+
     def nbytes(self) -> int:
         return sum(c.nbytes() for c in self.components)
 
@@ -156,7 +197,9 @@ def proposal_from_state(state: dict, device: torch.device) -> Proposal:
         if "prefix" in state:  # saved before masses were kept
             return CategoricalProposal(BlockCategorical.from_prefix(state["prefix"].to(device), state["num_units"]))
         mass, block_cdf = state["mass"].to(device), state["block_cdf"].to(device)
-        return CategoricalProposal(BlockCategorical.from_mass(mass, block_cdf, state["num_units"]))
+        categorical = BlockCategorical.from_mass(mass, block_cdf, state["num_units"])
+        categorical.load_power_sums(state.get("power_sums", {}))
+        return CategoricalProposal(categorical)
     if kind == "mixture":
         components = [proposal_from_state(c, device) for c in state["components"]]
         return MixtureProposal(components, state["shares"])

@@ -329,8 +329,8 @@ class Sampler:
             weights = scaled.reciprocal()
         else:
             if self._soft_normaliser is None or alpha != self._alpha:
-                p = proposal.probabilities().to(torch.float64)
-                self._soft_normaliser = (p * (p * self.num_units).pow(-alpha)).sum()
+                # sum_u p_u (N p_u)^-alpha: the mean of (N p)^-alpha under p.
+                self._soft_normaliser = proposal.power_sum(1.0 - alpha) * float(self.num_units) ** -alpha
                 self._alpha = alpha
             weights = scaled.pow(-alpha) / self._soft_normaliser
         return weights.clamp(max=self.weight_cap).to(torch.float32)

