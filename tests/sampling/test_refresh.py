@@ -79,8 +79,9 @@ def test_an_update_reweights_its_units_at_once_by_the_rebuilds_map():
 
 
 @pytest.mark.parametrize("strategy", ["error_weighted", "adaptive"])
-def test_refresh_never_waits_for_the_device(strategy):
-    sampler = refreshing(strategy, check_inputs=False)
+@pytest.mark.parametrize("correction", ["none", 0.5])
+def test_refresh_never_waits_for_the_device(strategy, correction):
+    sampler = refreshing(strategy, check_inputs=False, correction=correction)
     assert host_syncs(sampler, range(12)) == []
 
 
