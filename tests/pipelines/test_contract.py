@@ -115,8 +115,19 @@ def test_every_registered_pipeline_is_under_contract():
 
 RESUMED = [pytest.param(name, {}, id=name) for name in sorted(INPUTS)] + [
     pytest.param("nerf", {"march__uniform_cost": True, "sampling__warmup_iterations": 1}, id="nerf-uniform-cost"),
+    pytest.param(
+        "image",
+        {
+            "sampling__strategy": "error_weighted",
+            "sampling__error_weighted__refresh": True,
+            "sampling__correction": "0.5",
+            "sampling__warmup_iterations": 1,
+        },
+        id="image-refreshed-soft-weights",
+    ),
 ]
-"""Every pipeline, and settings whose state a resume must carry (a radiance field sized to uniform's cost)."""
+"""Every pipeline, and settings whose state a resume must carry (a radiance field sized to uniform's cost,
+soft weights normalised by sums that refreshes keep up to date)."""
 
 
 @pytest.mark.parametrize(("name", "changes"), RESUMED)
