@@ -34,30 +34,14 @@ import torch
 from sampler_launches import engine_at
 
 from foveate.pipelines import image
-from foveate.train import Trainer, seed_everything, select_device
+from foveate.train import Trainer, sampler_arguments, seed_everything, select_device
 
 
 def engine_sampler(engine: object, trainer: Trainer) -> object:
     """A sampler of ``engine`` with the trainer's sampling settings and seed."""
-    mine = trainer.sampler
-    config = trainer.config.sampling
-    strategy = config.chosen()
-    return engine.Sampler(
-        mine.shape,
-        strategy.name,
-        decay=config.decay,
-        update_frequency=config.update_frequency,
-        warmup_iterations=config.warmup_iterations,
-        min_error_weight=config.min_error_weight,
-        uniform_fraction=config.uniform_fraction,
-        correction=config.correction_value(),
-        weight_cap=config.weight_cap,
-        stratified=config.stratified,
-        check_inputs=True,
-        device=mine.device,
-        seed=trainer.config.train.seed + config.draw_seed_offset,
-        **strategy.options(),
-    )
+    arguments = sampler_arguments(trainer.config.sampling, trainer.device, trainer.settings.seed)
+    strategy = arguments.pop("strategy")  # this tree's dataclass: the other engine takes its name and options
+    return engine.Sampler(trainer.sampler.shape, strategy.name, **arguments, **strategy.options())
 
 
 class Feeder:

@@ -90,8 +90,9 @@ PRESETS: dict[str, Preset[ImageConfig]] = {
         # all 14 images tried, the photos level (BENCHMARKS.md). Not measured at the GPU preset's sizes.
         # adaptive: with those weights error_weighted still settles 2.2-5.8 dB below uniform on three of the
         # documents and line-art images, adaptive above uniform on all 14, 0.16 dB behind error_weighted on the
-        # photos' average, and cheaper in wall-clock on two CPU cores (median 0.80x against 0.96x to uniform's
-        # quality; BENCHMARKS.md). Its GPU cost keeps it out of "default".
+        # photos' average; in wall-clock to uniform's quality the two are close on two CPU cores (median 0.89x
+        # against 0.94x over the 14, error_weighted reaching it on 10; BENCHMARKS.md). Its GPU cost keeps it out
+        # of "default".
         # lr 0.02: uniform settles 0.93 dB higher than at 0.01 over 14 images at this size (0.82 dB over the
         # suite's 10 at its 300 steps of 8,192), the best single rate of 0.01, 0.02 and 0.03 (BENCHMARKS.md);
         # "default" keeps 0.01, unmeasured at its size.

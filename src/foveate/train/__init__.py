@@ -19,7 +19,7 @@ from .config import (
     load_config_yaml,
     save_config_yaml,
 )
-from .loop import EXIT_CODES, Trainer, TrainResult, make_sampler, seed_everything, select_device
+from .loop import EXIT_CODES, Trainer, TrainResult, make_sampler, sampler_arguments, seed_everything, select_device
 from .metrics import ImageQuality, psnr_from_mse
 from .schedules import cosine_factor, make_scheduler
 from .task import Hook, Metric, Optimization, StepOutput, Task, Validation, make_adam
@@ -57,6 +57,7 @@ __all__ = [
     "parse_config",
     "psnr_from_mse",
     "resolve_checkpoint",
+    "sampler_arguments",
     "save_config_yaml",
     "seed_everything",
     "select_device",

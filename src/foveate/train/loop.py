@@ -38,7 +38,15 @@ from .runlog import RunLog
 from .task import Optimization, StepOutput, Task, Validation
 from .visuals import density_image
 
-__all__ = ["EXIT_CODES", "TrainResult", "Trainer", "make_sampler", "seed_everything", "select_device"]
+__all__ = [
+    "EXIT_CODES",
+    "TrainResult",
+    "Trainer",
+    "make_sampler",
+    "sampler_arguments",
+    "seed_everything",
+    "select_device",
+]
 
 EXIT_CODES = {"completed": 0, "stopped": 0, "target": 0, "time_limit": 0, "interrupted": 130, "nonfinite": 3}
 """Exit status of ``foveate train`` for each way a run ends."""
@@ -110,25 +118,31 @@ def make_sampler(
     The draws are seeded by ``seed + config.draw_seed_offset``. ``steps`` is the run's length, over
     which ``config.correction_ramp`` grows the correction.
     """
+    return Sampler(shape, **sampler_arguments(config, device, seed, distributed, steps))
+
+
+def sampler_arguments(
+    config: SamplingConfig, device: torch.device, seed: int, distributed: bool = False, steps: int = 0
+) -> dict[str, Any]:
+    """The keyword arguments :func:`make_sampler` gives :class:`Sampler` (the strategy as a dataclass)."""
     if config.correction_ramp and steps < 1:
         raise ValueError("a correction ramp needs the run's steps to grow over")
-    return Sampler(
-        shape,
-        config.chosen(),
-        decay=config.decay,
-        update_frequency=config.update_frequency,
-        warmup_iterations=config.warmup_iterations,
-        min_error_weight=config.min_error_weight,
-        uniform_fraction=config.uniform_fraction,
-        correction=config.correction_value(),
-        correction_ramp=steps if config.correction_ramp else 0,
-        weight_cap=config.weight_cap,
-        stratified=config.stratified,
-        check_inputs=device.type == "cpu",
-        device=device,
-        seed=seed + config.draw_seed_offset,
-        distributed=distributed,
-    )
+    return {
+        "strategy": config.chosen(),
+        "decay": config.decay,
+        "update_frequency": config.update_frequency,
+        "warmup_iterations": config.warmup_iterations,
+        "min_error_weight": config.min_error_weight,
+        "uniform_fraction": config.uniform_fraction,
+        "correction": config.correction_value(),
+        "correction_ramp": steps if config.correction_ramp else 0,
+        "weight_cap": config.weight_cap,
+        "stratified": config.stratified,
+        "check_inputs": device.type == "cpu",
+        "device": device,
+        "seed": seed + config.draw_seed_offset,
+        "distributed": distributed,
+    }
 
 
 class _StopSignals:
