@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from foveate.report.compare import machine, pool_saved
-from foveate.report.pooling import best_so_far, crossing, settled, smoothed
+from foveate.report.pooling import RunRecord, best_so_far, crossing, pool_budgets, settled, smoothed
 
 PHOTOS = (
     "astronaut",
@@ -500,52 +500,19 @@ def read_case(report: dict, seconds: float | None) -> dict:
 def read_budgets(case: Path, report: dict) -> dict:
     """Per strategy of the ``budget-F/`` runs: settled vs uniform's full run at each fraction, and the match.
 
-    The full run on uniform's own schedule (the case's report) is the point at 1. ``matched`` is
-    the fraction at which the mean delta reaches 0, interpolated between the neighbouring
-    fractions; None when no fraction gets there, the smallest fraction when it already does.
+    The full run on uniform's own schedule (the case's report) is the point at 1; the numbers are
+    :func:`foveate.report.pooling.pool_budgets`'s, as ``foveate compare --budgets`` reports them.
     """
-    sign = 1.0 if report["metric"]["higher_is_better"] else -1.0
-    base = {r["seed"]: r for r in report["runs"] if r["variant"] == report["reference"]}
-    points: dict[str, list[dict]] = {}
-    sources = [(float(d.name.removeprefix("budget-")), d / "report.json") for d in case.glob("budget-*")]
-    for fraction, path in sorted(sources):
-        if not path.exists():
-            continue
-        for variant in dict.fromkeys(r["variant"] for r in json.loads(path.read_text())["runs"]):
-            runs = [r for r in json.loads(path.read_text())["runs"] if r["variant"] == variant and r["seed"] in base]
-            points.setdefault(variant, []).append(_budget_point(fraction, runs, base, sign))
-    result = {}
-    for variant, found in points.items():
-        full = [r for r in report["runs"] if r["variant"] == variant and r["seed"] in base]
-        if full:
-            found = [*found, _budget_point(1.0, full, base, sign)]
-        matched = _matched(found, sign)
-        result[variant] = {"points": found, "matched": matched, "at_most": matched == found[0]["fraction"]}
-    return result
-
-
-def _budget_point(fraction: float, runs: list[dict], base: dict, sign: float) -> dict:
-    deltas = [settled(r["curve"]) - settled(base[r["seed"]]["curve"]) for r in runs]
-    walls = [r["curve"][-1][2] / base[r["seed"]]["curve"][-1][2] for r in runs if base[r["seed"]]["curve"][-1][2] > 0]
-    return {
-        "fraction": fraction,
-        "delta_mean": statistics.fmean(deltas),
-        "delta_worst": min(deltas, key=lambda d: sign * d),
-        "wall_ratio": statistics.median(walls) if walls else None,
-        "seeds": len(deltas),
-    }
-
-
-def _matched(points: list[dict], sign: float) -> float | None:
-    previous = None
-    for point in points:
-        if sign * point["delta_mean"] >= 0:
-            if previous is None:
-                return point["fraction"]
-            lower, upper = sign * previous["delta_mean"], sign * point["delta_mean"]
-            return previous["fraction"] + (point["fraction"] - previous["fraction"]) * -lower / (upper - lower)
-        previous = point
-    return None
+    budgets = {}
+    for directory in case.glob("budget-*"):
+        path = directory / "report.json"
+        if path.exists():
+            runs = json.loads(path.read_text())["runs"]
+            budgets[float(directory.name.removeprefix("budget-"))] = [RunRecord.from_dict(r) for r in runs]
+    if not budgets:
+        return {}
+    records = [RunRecord.from_dict(r) for r in report["runs"]]
+    return pool_budgets(records, budgets, report["reference"], report["metric"]["higher_is_better"])
 
 
 def hurts(result: dict, strategy: dict) -> bool:
@@ -744,7 +711,7 @@ def budget_markdown(summary: dict) -> list[str]:
                 for f in fractions
             ]
             match = budget["matched"]
-            wall = _matched_wall(budget)
+            wall = budget["matched_wall"]
             where = "not matched" if match is None else f"{'<= ' if budget['at_most'] else ''}{match:.2f}x"
             where += f" (wall-clock {wall:.2f}x)" if match is not None and wall else ""
             lines.append(f"| {name if i == 0 else ''} | {strategy} | " + " | ".join(cells) + f" | {where} |")
@@ -754,23 +721,6 @@ def budget_markdown(summary: dict) -> list[str]:
         f"{_fmt(summary['median_matched_ratio'])}.",
     ]
     return lines
-
-
-def _matched_wall(budget: dict) -> float | None:
-    """The wall-clock ratio at the matched budget, interpolated like the steps."""
-    match = budget["matched"]
-    points = [p for p in budget["points"] if p["wall_ratio"] is not None]
-    if match is None or not points:
-        return None
-    below = [p for p in points if p["fraction"] <= match]
-    above = [p for p in points if p["fraction"] >= match]
-    if not below or not above:
-        return (below or above)[-1 if below else 0]["wall_ratio"]
-    low, high = below[-1], above[0]
-    if high["fraction"] == low["fraction"]:
-        return low["wall_ratio"]
-    share = (match - low["fraction"]) / (high["fraction"] - low["fraction"])
-    return low["wall_ratio"] + share * (high["wall_ratio"] - low["wall_ratio"])
 
 
 def replace_block(readme: Path, block: str) -> None:

@@ -68,13 +68,21 @@ def test_compare_image_writes_its_report(tiny_png, tmp_path, capsys):
             str(out),
             "--steps",
             "10",
+            "--budgets",
+            "0.5",
             *QUIET,
         ]
     )
     assert code == 0
     printed = capsys.readouterr().out
     assert f"report: {out / 'report.md'}" in printed and "error_weighted: final PSNR (dB)" in printed
-    assert set(json.loads((out / "report.json").read_text())["variants"]) == {"uniform", "error_weighted"}
+    assert "error_weighted: on its own schedule, settles" in printed and "0.5x" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["variants"]) == {"uniform", "error_weighted"}
+    assert [(r["variant"], r["steps"]) for r in report["budget_runs"]] == [("error_weighted", 5)]
+    code = main(["compare", "image", "--pool", str(out), "--budgets", "0.5", "--out", str(tmp_path / "again")])
+    assert code == 2 and "--pool trains nothing" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()
 
 
 def test_demo_code_path_at_tiny_size(tiny_png, tmp_path, capsys):

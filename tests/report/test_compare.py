@@ -10,8 +10,8 @@ import pytest
 from foveate.pipelines import get_pipeline
 from foveate.pipelines.image import preset
 from foveate.report import RunRecord, compare, crossing, pool, pool_saved, value_at
-from foveate.report.pooling import COST, best_so_far, late_fall, settled, smoothed
-from foveate.report.writing import cost_lines, late_fall_warnings
+from foveate.report.pooling import COST, best_so_far, late_fall, matched_fraction, pool_budgets, settled, smoothed
+from foveate.report.writing import budget_lines, budget_table, cost_lines, late_fall_warnings
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -121,6 +121,55 @@ def test_an_absolute_target_measures_steps_to_it_against_the_references():
     assert pooled["official"]["steps_to_reach"] == [10.0] and pooled["official"]["steps_ratio_median"] == 0.5
 
 
+def flat(variant, seed, value, seconds):
+    """A run whose last three validations sit at ``value``, its training over in ``seconds``."""
+    return record(variant, seed, [[s, value, seconds * s / 30] for s in (0, 10, 20, 30)])
+
+
+def test_matched_schedules_interpolate_where_the_shorter_runs_settle_level_with_the_reference():
+    full = [flat("uniform", 0, 30.0, 10.0), flat("uniform", 1, 32.0, 10.0), flat("guided", 0, 31.0, 11.0)]
+    full.append(flat("guided", 1, 33.0, 11.0))
+    shorter = {
+        0.5: [flat("guided", 0, 29.0, 6.0), flat("guided", 1, 30.0, 6.0)],  # -1 and -2: mean -1.5
+        0.75: [flat("guided", 0, 30.5, 8.0), flat("guided", 1, 32.5, 8.0)],  # +0.5 on both
+    }
+    guided = pool_budgets(full, shorter, "uniform")["guided"]
+    assert [p["fraction"] for p in guided["points"]] == [0.5, 0.75, 1.0]
+    assert [p["delta_mean"] for p in guided["points"]] == pytest.approx([-1.5, 0.5, 1.0])
+    assert guided["points"][0]["delta_worst"] == pytest.approx(-2.0)
+    assert guided["points"][0]["wall_ratio"] == pytest.approx(0.6)
+    # Level three quarters of the way from 0.5 (-1.5) to 0.75 (+0.5), as is the training time (0.6 to 0.8).
+    assert guided["matched"] == pytest.approx(0.6875) and not guided["at_most"]
+    assert guided["matched_wall"] == pytest.approx(0.75)
+    ahead = pool_budgets(full, {0.5: [flat("guided", s, 40.0, 6.0) for s in (0, 1)]}, "uniform")["guided"]
+    assert ahead["matched"] == 0.5 and ahead["at_most"], "level already at the smallest budget: at most there"
+    behind = pool_budgets(full, {0.5: [flat("guided", s, 20.0, 6.0) for s in (0, 1)]}, "uniform")["guided"]
+    assert behind["matched"] == pytest.approx(0.5 + 0.5 * 11 / 12), "the variant's own full run is the point at 1"
+    lower = pool_budgets(full, shorter, "uniform", higher_is_better=False)["guided"]
+    assert lower["matched"] == 0.5 and lower["at_most"], "lower is better: settling below uniform is level at once"
+
+
+def test_a_variant_behind_at_every_budget_is_not_matched_and_says_how_close_it_came():
+    points = [{"fraction": 0.5, "delta_mean": -2.0}, {"fraction": 0.7, "delta_mean": -0.4}]
+    assert matched_fraction(points) is None
+    assert matched_fraction(points, higher_is_better=False) == 0.5
+    full = [flat("uniform", 0, 30.0, 10.0), flat("guided", 0, 29.0, 10.0)]
+    budgets = pool_budgets(full, {0.5: [flat("guided", 0, 28.0, 5.0)]}, "uniform")
+    report = {
+        "reference": "uniform",
+        "step_noun": "steps",
+        "metric": {"higher_is_better": True},
+        "budgets": budgets,
+    }
+    assert budget_lines(report) == [
+        "         guided: on its own schedule, settles below uniform's full run at every budget tried (0.5x); "
+        "closest -1 at 1x"
+    ]
+    table = budget_table(report)
+    assert table[2] == "| variant | 0.5x | 1x | level with uniform at |"
+    assert table[4] == "| guided | -2.00 / -2.00 | -1.00 / -1.00 | not level |"
+
+
 def test_a_late_fall_is_the_largest_worsening_in_the_runs_last_third():
     curve = [[0, 10.0, 0.0], [30, 20.0, 1.0], [60, 15.0, 2.0], [70, 25.0, 3.0], [80, 22.0, 4.0], [90, 23.0, 5.0]]
     assert late_fall(curve) == pytest.approx(3.0), "the 5 dB fall at step 60 is before the last third"
@@ -207,3 +256,41 @@ def test_unknown_variants_fail_before_any_training(tmp_path):
     with pytest.raises(ValueError, match="no variant 'nonsense'"):
         compare(get_pipeline("image"), preset("tiny"), ["uniform", "nonsense"], [0], tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_budgets_train_the_guided_variants_on_shorter_schedules_and_pool_again(noise_png, tmp_path):
+    config = preset("tiny", image=noise_png, train__progress=False, train__tensorboard=False)
+    out = tmp_path / "out"
+    comparison = compare(get_pipeline("image"), config, ["uniform", "error_weighted"], [0], out, budgets=[0.5])
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"] == 20 and {(r["variant"], r["steps"]) for r in report["runs"]} == {
+        ("uniform", 20),
+        ("error_weighted", 20),
+    }
+    shorter = report["budget_runs"]
+    assert [(r["fraction"], r["variant"], r["steps"]) for r in shorter] == [(0.5, "error_weighted", 10)]
+    assert shorter[0]["curve"][-1][0] == 10, "the shorter run ends at its own last step"
+    points = report["budgets"]["error_weighted"]["points"]
+    assert [p["fraction"] for p in points] == [0.5, 1.0]
+    uniform = next(r for r in report["runs"] if r["variant"] == "uniform")
+    assert points[0]["delta_mean"] == pytest.approx(settled(shorter[0]["curve"]) - settled(uniform["curve"]))
+    assert report["budgets"] == comparison.report["budgets"]
+    assert "**Matched schedules.**" in (out / "report.md").read_text()
+    repooled = pool_saved([out], tmp_path / "again")
+    assert repooled["budgets"] == report["budgets"] and repooled["budget_runs"] == shorter
+
+
+@pytest.mark.parametrize(
+    ("budgets", "changes", "message"),
+    [
+        ([0.5, 1.0], {}, "between 0 and 1"),
+        ([0.5, 0.5], {}, "distinct fractions"),
+        ([0.51, 0.52], {}, "round to the same step counts"),
+        ([0.5], {"train__stop_at": 10}, "--train.stop-at"),
+    ],
+)
+def test_bad_budgets_fail_before_any_training(noise_png, tmp_path, budgets, changes, message):
+    config = preset("tiny", image=noise_png, **changes)
+    with pytest.raises(ValueError, match=message):
+        compare(get_pipeline("image"), config, ["uniform", "error_weighted"], [0], tmp_path / "out", budgets=budgets)
+    assert not (tmp_path / "out").exists()

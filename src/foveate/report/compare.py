@@ -8,6 +8,10 @@ come from :mod:`foveate.report.pooling`; the comparison writes into its output d
 (target and each variant's result, where the task returns images), ``<map>_over_time.png`` for
 per-unit profiles (a motion's success per bin), ``report.md`` and ``report.json``.
 
+``--budgets F ...`` also trains every variant but the reference for each fraction F of ``--steps``, each
+on its own shorter schedule, and reports where each settles level with the reference's full run
+(:func:`foveate.report.pooling.pool_budgets`): the steps ratio that charges the schedule as well.
+
 ``--pool DIR ...`` trains nothing: it pools the runs stored in earlier comparisons' report.json.
 """
 
@@ -40,8 +44,8 @@ from foveate.train.distributed import first_process, ranks
 from foveate.train.visuals import density_map, downsample_map
 
 from .plots import plot_curves, plot_images, plot_maps, plot_profiles, plot_sampling
-from .pooling import RunRecord, pool
-from .writing import late_fall_warnings, write_markdown
+from .pooling import RunRecord, pool, pool_budgets
+from .writing import budget_lines, late_fall_warnings, write_markdown
 
 __all__ = [
     "Comparison",
@@ -143,31 +147,45 @@ def compare(
     *,
     workers: int = 1,
     command: str = "",
+    budgets: Sequence[float] = (),
 ) -> Comparison:
     """Train every variant for every seed (in ``workers`` processes), pool, and write the report into ``out``.
 
-    Under ``torchrun`` the jobs are spread over the ranks (each with its own ``workers``) and rank 0
-    writes the report of them all.
+    ``budgets`` are fractions of ``config.train.steps`` for which every variant but the reference is
+    trained again on its own schedule (the report's ``budgets``). Under ``torchrun`` the jobs are spread
+    over the ranks (each with its own ``workers``) and rank 0 writes the report of them all.
     """
     variants, seeds = list(variants), list(seeds)
     if not variants or not seeds:
         raise ValueError("give at least one variant and one seed")
     if len(set(variants)) != len(variants) or len(set(seeds)) != len(seeds):
         raise ValueError(f"variants and seeds must be distinct, got {variants} and {seeds}")
+    reference = "uniform" if "uniform" in variants else variants[0]
+    cuts = budget_steps(config, budgets, variants)
     for variant in variants:  # an unknown name or a bad number fails here, before any training
         check_config(spec.with_variant(copy.deepcopy(config), variant))
+        for steps in cuts.values():
+            check_config(spec.with_variant(_cut(config, steps), variant))
     jobs = [(spec.name, config, variant, seed) for seed in seeds for variant in variants]
+    fractions = [None] * len(jobs)
+    for fraction, steps in cuts.items():
+        shorter = _cut(config, steps)
+        guided = [(spec.name, shorter, v, seed) for seed in seeds for v in variants if v != reference]
+        jobs += guided
+        fractions += [fraction] * len(guided)
+    tagged = list(zip(fractions, jobs, strict=True))
     team = ranks()
-    mine = team.share(jobs)
+    mine = team.share(tagged)
     where = "" if team.alone else f"rank {team.rank}: "
     metric = spec.task_type.metric.name
     outcomes = []
 
-    def finished(outcome: tuple[RunRecord, Artefacts, str]) -> None:
+    def finished(fraction: float | None, outcome: tuple[RunRecord, Artefacts, str]) -> None:
         record = outcome[0]
-        outcomes.append(outcome)
+        outcomes.append((fraction, outcome))
+        budget = "" if fraction is None else f" at {fraction:g}x the {spec.task_type.step_noun}"
         print(
-            f"{where}[{len(outcomes)}/{len(mine)}] {record.variant} seed {record.seed}: "
+            f"{where}[{len(outcomes)}/{len(mine)}] {record.variant}{budget} seed {record.seed}: "
             f"{metric} {record.curve[-1][1]:.4g} "
             f"after {record.curve[-1][0]:.0f} {spec.task_type.step_noun}, {record.train_seconds:.1f} s",
             file=sys.stderr,
@@ -177,23 +195,29 @@ def compare(
     if workers > 1:
         spawn = get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=spawn, initializer=keep_freed_memory) as executor:
-            for future in as_completed([executor.submit(train_variant, *job) for job in mine]):
-                finished(future.result())
+            futures = {executor.submit(train_variant, *job): fraction for fraction, job in mine}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
     else:
-        for job in mine:
-            finished(train_variant(*job))
+        for fraction, job in mine:
+            finished(fraction, train_variant(*job))
     outcomes = [outcome for part in team.gather(outcomes) for outcome in part]
-    order = {(variant, seed): index for index, (_, _, variant, seed) in enumerate(jobs)}
-    outcomes.sort(key=lambda outcome: order[outcome[0].variant, outcome[0].seed])
-    records = [record for record, _, _ in outcomes]
+    order = {(fraction, job[2], job[3]): index for index, (fraction, job) in enumerate(tagged)}
+    outcomes.sort(key=lambda done: order[done[0], done[1][0].variant, done[1][0].seed])
+    records = [outcome[0] for fraction, outcome in outcomes if fraction is None]
+    shorter_runs: dict[float, list[RunRecord]] = {}
+    for fraction, outcome in outcomes:
+        if fraction is not None:
+            shorter_runs.setdefault(fraction, []).append(outcome[0])
     artefacts: dict[str, Artefacts] = {}
-    for record, artefact, _ in outcomes:
-        artefacts.setdefault(record.variant, artefact)
+    for fraction, (record, artefact, _) in outcomes:
+        if fraction is None:
+            artefacts.setdefault(record.variant, artefact)
     task = spec.task_type
     report = build_report(
         records,
         pipeline=spec.name,
-        source=outcomes[0][2],
+        source=outcomes[0][1][2],
         metric=task.metric,
         unit_noun=task.unit_noun,
         step_noun=task.step_noun,
@@ -203,10 +227,47 @@ def compare(
         machine=machine(config.train.device, config.train.cpu_threads),
         command=command,
         config=config_to_dict(config),
+        **budget_entries(records, shorter_runs, reference, task.metric.higher_is_better),
     )
     if team.leader:
         write_report(out, report, records, artefacts)
     return Comparison(report, records, artefacts)
+
+
+def budget_steps(config: Any, budgets: Sequence[float], variants: Sequence[str]) -> dict[float, int]:
+    """The steps each budget fraction trains for: ``round(fraction * --steps)``, at least 1, in order."""
+    if not budgets:
+        return {}
+    fractions = sorted(set(budgets))
+    if len(fractions) != len(budgets) or not all(0.0 < f < 1.0 for f in fractions):
+        raise ValueError(f"--budgets must be distinct fractions of --steps between 0 and 1, got {list(budgets)}")
+    if len(variants) < 2:
+        raise ValueError("--budgets needs a variant besides the reference to train on shorter schedules")
+    if config.train.stop_at:
+        raise ValueError("--budgets and --train.stop-at both cut the run; give one")
+    steps = {fraction: max(1, round(fraction * config.train.steps)) for fraction in fractions}
+    if len(set(steps.values())) != len(steps) or config.train.steps in steps.values():
+        raise ValueError(f"--budgets {list(budgets)} of {config.train.steps} steps round to the same step counts")
+    return steps
+
+
+def _cut(config: Any, steps: int) -> Any:
+    """A copy of ``config`` trained for ``steps`` steps, its schedules sized to them."""
+    shorter = copy.deepcopy(config)
+    shorter.train.steps = steps
+    return shorter
+
+
+def budget_entries(
+    records: Sequence[RunRecord], shorter_runs: dict[float, list[RunRecord]], reference: str, higher_is_better: bool
+) -> dict[str, Any]:
+    """The report's ``budget_runs`` (each a run's dict with its ``fraction``) and ``budgets``; none without runs."""
+    if not shorter_runs:
+        return {}
+    return {
+        "budgets": pool_budgets(records, shorter_runs, reference, higher_is_better),
+        "budget_runs": [{"fraction": f, **r.to_dict()} for f, runs in shorter_runs.items() for r in runs],
+    }
 
 
 def report_of(
@@ -393,18 +454,27 @@ def pool_saved(reports: Sequence[Path], out: Path, command: str = "") -> dict[st
             if other[key] != first[key]:
                 raise ValueError(f"cannot pool comparisons with different {key}: {first[key]!r} and {other[key]!r}")
     records = [RunRecord.from_dict(run) for report in loaded for run in report["runs"]]
+    shorter_runs: dict[float, list[RunRecord]] = {}
+    for run in sorted((run for report in loaded for run in report.get("budget_runs", [])), key=lambda r: r["fraction"]):
+        fields = {k: v for k, v in run.items() if k != "fraction"}
+        shorter_runs.setdefault(run["fraction"], []).append(RunRecord.from_dict(fields))
     seen = set()
-    for record in records:
-        if (record.variant, record.seed) in seen:
-            raise ValueError(f"{record.variant} seed {record.seed} appears in more than one report")
-        seen.add((record.variant, record.seed))
+    tagged = [(None, r) for r in records] + [(f, r) for f, runs in shorter_runs.items() for r in runs]
+    for fraction, record in tagged:
+        if (fraction, record.variant, record.seed) in seen:
+            budget = "" if fraction is None else f" at {fraction:g}x the steps"
+            raise ValueError(f"{record.variant}{budget} seed {record.seed} appears in more than one report")
+        seen.add((fraction, record.variant, record.seed))
+    metric = Metric(**first["metric"])
+    reference = "uniform" if any(r.variant == "uniform" for r in records) else records[0].variant
     report = build_report(
         records,
         **{k: first[k] for k in ("pipeline", "source", "unit_noun", "step_noun", "steps", "batch", "machine")},
-        metric=Metric(**first["metric"]),
+        metric=metric,
         cost_label=first.get("cost_label"),
         command=command,
         config=first["config"],
+        **budget_entries(records, shorter_runs, reference, metric.higher_is_better),
         pooled_from=[
             {"path": str(p), "command": r.get("command", ""), "date": r.get("date")}
             for p, r in zip(reports, loaded, strict=True)
@@ -434,7 +504,7 @@ def headline(report: dict[str, Any]) -> list[str]:
         elif result["steps_median"] is not None:
             line += f"; reached {goal} at {report['step_noun'][:-1]} {result['steps_median']:.0f}"
         lines.append(line)
-    return lines + [f"warning: {w}" for w in late_fall_warnings(report)]
+    return lines + budget_lines(report) + [f"warning: {w}" for w in late_fall_warnings(report)]
 
 
 def options_type(spec: PipelineSpec, default_out: str | None = None) -> type:
@@ -466,6 +536,18 @@ def options_type(spec: PipelineSpec, default_out: str | None = None) -> type:
                 "workers",
                 Annotated[int, arg(help="Training processes in parallel (1: one after another).")],
                 dataclasses.field(default=1),
+            ),
+            (
+                "budgets",
+                Annotated[
+                    tuple[float, ...],
+                    arg(
+                        help="Also train every variant but the reference for these fractions of --steps (e.g. 0.5 "
+                        "0.7), each on its own shorter schedule, and report the fraction at which each settles level "
+                        "with the reference's full run: the steps ratio that charges the schedule too."
+                    ),
+                ],
+                dataclasses.field(default=()),
             ),
             (
                 "pool",
@@ -515,11 +597,20 @@ def compare_command(
             raise ValueError("--seeds and --workers must be at least 1")
         started = time.perf_counter()
         if options.pool:
+            if options.budgets:
+                raise ValueError("--pool trains nothing; it pools the --budgets runs its reports hold")
             report = pool_saved(options.pool, options.out, command)
         else:
             seeds = range(config.train.seed, config.train.seed + options.seeds)
             report = compare(
-                spec, config, options.strategies, seeds, options.out, workers=options.workers, command=command
+                spec,
+                config,
+                options.strategies,
+                seeds,
+                options.out,
+                workers=options.workers,
+                command=command,
+                budgets=options.budgets,
             ).report
     except USAGE_ERRORS as error:
         if first_process():

@@ -31,6 +31,12 @@ in the cases measured by the error-weighted objective its uncorrected draws trai
 
 Where units cost unequal work (a radiance field's rays), each run's full validation reports its
 work per drawn unit as :data:`COST`; the pool gives its mean and median ratio to the reference.
+
+The steps ratio read on one schedule flatters a guided run a little: its learning rate has not yet
+decayed where it crosses the reference's settled value. **Matched schedules** (:func:`pool_budgets`)
+charge that too: runs trained for a fraction of the reference's steps, each on its own schedule,
+are settled against the reference's full run, and the fraction at which a variant's mean delta
+reaches 0 is interpolated between the fractions tried.
 """
 
 from __future__ import annotations
@@ -50,7 +56,10 @@ __all__ = [
     "crossing",
     "late_fall",
     "late_falls",
+    "matched_fraction",
+    "matched_wall_ratio",
     "pool",
+    "pool_budgets",
     "settled",
     "smoothed",
     "value_at",
@@ -289,3 +298,89 @@ def _median_reached(values: Sequence[float | None]) -> float | None:
         return None
     middle = statistics.median(float("inf") if v is None else v for v in values)
     return None if middle == float("inf") else middle
+
+
+def pool_budgets(
+    records: Sequence[RunRecord],
+    budget_records: Mapping[float, Sequence[RunRecord]],
+    reference: str,
+    higher_is_better: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Per variant trained on shorter schedules, its settled delta at each fraction and where it matches.
+
+    ``records`` are the full runs (the reference's among them); ``budget_records`` the runs trained
+    for each fraction of the reference's steps. The variant's own full run, where there is one, is
+    the point at 1. A point gives the mean and worst-seed settled delta to the reference's full run
+    of the same seed and the median ratio of training seconds (at the last validation). ``matched``
+    is :func:`matched_fraction`'s, ``at_most`` whether even the smallest fraction matched, and
+    ``matched_wall`` :func:`matched_wall_ratio`'s.
+    """
+    base = {r.seed: r for r in records if r.variant == reference}
+    if not base:
+        raise ValueError(f"no {reference!r} run to compare against")
+    sign = 1.0 if higher_is_better else -1.0
+    points: dict[str, list[dict[str, Any]]] = {}
+    for fraction in sorted(budget_records):
+        runs = [r for r in budget_records[fraction] if r.seed in base]
+        for variant in dict.fromkeys(r.variant for r in runs):
+            mine = [r for r in runs if r.variant == variant]
+            points.setdefault(variant, []).append(_budget_point(fraction, mine, base, sign))
+    pooled = {}
+    for variant, found in points.items():
+        full = [r for r in records if r.variant == variant and r.seed in base]
+        if full:
+            found = [*found, _budget_point(1.0, full, base, sign)]
+        matched = matched_fraction(found, higher_is_better)
+        pooled[variant] = {
+            "points": found,
+            "matched": matched,
+            "at_most": matched is not None and matched == found[0]["fraction"],
+            "matched_wall": matched_wall_ratio(found, matched),
+        }
+    return pooled
+
+
+def _budget_point(fraction: float, runs: Sequence[RunRecord], base: Mapping[int, RunRecord], sign: float) -> dict:
+    deltas = [settled(r.curve) - settled(base[r.seed].curve) for r in runs]
+    walls = [r.curve[-1][2] / base[r.seed].curve[-1][2] for r in runs if base[r.seed].curve[-1][2] > 0]
+    return {
+        "fraction": fraction,
+        "delta_mean": statistics.fmean(deltas),
+        "delta_worst": min(deltas, key=lambda d: sign * d),
+        "wall_ratio": statistics.median(walls) if walls else None,
+        "seeds": len(deltas),
+    }
+
+
+def matched_fraction(points: Sequence[Mapping[str, Any]], higher_is_better: bool = True) -> float | None:
+    """The smallest fraction at which the mean delta reaches 0, interpolated between neighbouring points.
+
+    ``points`` are ordered by ``fraction``; the first point's own fraction when it already reaches 0
+    (the match lies at or below it), None when none does.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    previous = None
+    for point in points:
+        if sign * point["delta_mean"] >= 0:
+            if previous is None:
+                return float(point["fraction"])
+            lower, upper = sign * previous["delta_mean"], sign * point["delta_mean"]
+            return previous["fraction"] + (point["fraction"] - previous["fraction"]) * -lower / (upper - lower)
+        previous = point
+    return None
+
+
+def matched_wall_ratio(points: Sequence[Mapping[str, Any]], matched: float | None) -> float | None:
+    """The training-seconds ratio at the ``matched`` fraction, interpolated like the fraction itself."""
+    timed = [p for p in points if p["wall_ratio"] is not None]
+    if matched is None or not timed:
+        return None
+    below = [p for p in timed if p["fraction"] <= matched]
+    above = [p for p in timed if p["fraction"] >= matched]
+    if not below or not above:
+        return (below or above)[-1 if below else 0]["wall_ratio"]
+    low, high = below[-1], above[0]
+    if high["fraction"] == low["fraction"]:
+        return low["wall_ratio"]
+    share = (matched - low["fraction"]) / (high["fraction"] - low["fraction"])
+    return low["wall_ratio"] + share * (high["wall_ratio"] - low["wall_ratio"])

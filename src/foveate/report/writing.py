@@ -10,7 +10,15 @@ from foveate.files import atomic_write_text
 
 from .pooling import LATE, SETTLE, late_falls
 
-__all__ = ["cost_lines", "late_fall_warnings", "settings_markdown", "summary_table", "write_markdown"]
+__all__ = [
+    "budget_lines",
+    "budget_table",
+    "cost_lines",
+    "late_fall_warnings",
+    "settings_markdown",
+    "summary_table",
+    "write_markdown",
+]
 
 
 def _format(value: float | None, pattern: str, missing: str = "n/a", suffix: str = "") -> str:
@@ -69,6 +77,64 @@ def cost_lines(report: dict[str, Any]) -> list[str]:
         for variant, result in variants.items()
     ]
     return [f"**Cost.** {label.capitalize()}, over training (mean over seeds): {'; '.join(parts)}.", ""]
+
+
+def budget_lines(report: dict[str, Any]) -> list[str]:
+    """A sentence per variant trained on shorter schedules: where it settles level with the reference's full run."""
+    reference, noun = report["reference"], report["step_noun"]
+    lines = []
+    for variant, budget in report.get("budgets", {}).items():
+        tried = ", ".join(f"{p['fraction']:g}x" for p in budget["points"] if p["fraction"] < 1.0)
+        match = budget["matched"]
+        if match is None:
+            best = max(budget["points"], key=lambda p: _sign(report) * p["delta_mean"])
+            lines.append(
+                f"{variant:>15}: on its own schedule, settles below {reference}'s full run at every budget tried "
+                f"({tried}); closest {best['delta_mean']:+.3g} at {best['fraction']:g}x"
+            )
+            continue
+        where = f"{'at most ' if budget['at_most'] else ''}{match:.2f}x {reference}'s {noun}"
+        wall = budget["matched_wall"]
+        lines.append(
+            f"{variant:>15}: on its own schedule, settles level with {reference}'s full run at {where}"
+            + ("" if wall is None else f" ({wall:.2f}x its training time)")
+            + f"; tried {tried}"
+        )
+    return lines
+
+
+def budget_table(report: dict[str, Any]) -> list[str]:
+    """The matched-schedule table: each budget's settled delta to the reference's full run, and the match."""
+    budgets = report.get("budgets")
+    if not budgets:
+        return []
+    reference, noun = report["reference"], report["step_noun"]
+    fractions = sorted({p["fraction"] for b in budgets.values() for p in b["points"]})
+    lines = [
+        f"**Matched schedules.** Each variant trained again for fractions of {reference}'s {noun}, each run on its "
+        f"own shorter schedule, its settled value (last {SETTLE} validations) against {reference}'s full run of the "
+        "same seed: mean / worst seed (1x is the main comparison). 'Level at' interpolates where the mean reaches "
+        f"{reference}'s, with the training time there; unlike the {noun} read on one curve it charges the "
+        "shorter schedule too.",
+        "",
+        "| variant | " + " | ".join(f"{f:g}x" for f in fractions) + f" | level with {reference} at |",
+        "|---|" + "---|" * (len(fractions) + 1),
+    ]
+    for variant, budget in budgets.items():
+        by_fraction = {p["fraction"]: p for p in budget["points"]}
+        cells = [
+            f"{by_fraction[f]['delta_mean']:+.2f} / {by_fraction[f]['delta_worst']:+.2f}" if f in by_fraction else ""
+            for f in fractions
+        ]
+        match, wall = budget["matched"], budget["matched_wall"]
+        where = "not level" if match is None else f"{'<= ' if budget['at_most'] else ''}{match:.2f}x"
+        where += f" (training time {wall:.2f}x)" if match is not None and wall is not None else ""
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {where} |")
+    return [*lines, ""]
+
+
+def _sign(report: dict[str, Any]) -> float:
+    return 1.0 if report["metric"]["higher_is_better"] else -1.0
 
 
 def late_fall_warnings(report: dict[str, Any]) -> list[str]:
@@ -137,6 +203,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         *summary_table(report),
         "",
+        *budget_table(report),
         *cost_lines(report),
     ]
     warnings = late_fall_warnings(report)
