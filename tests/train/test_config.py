@@ -48,7 +48,8 @@ def test_the_sampling_defaults_are_the_engines():
     config = SamplingConfig()
     for name in ("decay", "update_frequency", "warmup_iterations", "min_error_weight", "uniform_fraction"):
         assert getattr(config, name) == engine[name].default, name
-    assert config.spatial == Spatial() and config.chosen() is config.error_weighted
+    assert config.spatial == Spatial() and config.chosen() is config.adaptive
+    assert engine["strategy"].default == "error_weighted", "the engine keeps the seeds' default; training, adaptive"
 
 
 def test_cli_starts_from_the_named_preset_and_applies_short_and_sectioned_flags():
