@@ -276,6 +276,7 @@ def test_budgets_train_the_guided_variants_on_shorter_schedules_and_pool_again(n
     assert points[0]["delta_mean"] == pytest.approx(settled(shorter[0]["curve"]) - settled(uniform["curve"]))
     assert report["budgets"] == comparison.report["budgets"]
     assert "**Matched schedules.**" in (out / "report.md").read_text()
+    assert (out / "matched_schedules.png").is_file() and "](matched_schedules.png)" in (out / "report.md").read_text()
     repooled = pool_saved([out], tmp_path / "again")
     assert repooled["budgets"] == report["budgets"] and repooled["budget_runs"] == shorter
 

@@ -6,7 +6,8 @@ come from :mod:`foveate.report.pooling`; the comparison writes into its output d
 ``<metric>_vs_step.png``, ``<metric>_vs_wall_clock.png``, the final maps of each variant
 (``error_heatmap.png``), ``sampling_density.png``, ``sampling_entropy.png``, ``reconstructions.png``
 (target and each variant's result, where the task returns images), ``<map>_over_time.png`` for
-per-unit profiles (a motion's success per bin), ``report.md`` and ``report.json``.
+per-unit profiles (a motion's success per bin), ``matched_schedules.png`` where ``--budgets`` trained
+shorter runs, ``report.md`` and ``report.json``.
 
 ``--budgets F ...`` also trains every variant but the reference for each fraction F of ``--steps``, each
 on its own shorter schedule, and reports where each settles level with the reference's full run
@@ -43,7 +44,7 @@ from foveate.train import Metric, Preset, check_config, config_to_dict, parse_co
 from foveate.train.distributed import first_process, ranks
 from foveate.train.visuals import density_map, downsample_map
 
-from .plots import plot_curves, plot_images, plot_maps, plot_profiles, plot_sampling
+from .plots import plot_budgets, plot_curves, plot_images, plot_maps, plot_profiles, plot_sampling
 from .pooling import RunRecord, pool, pool_budgets
 from .writing import budget_lines, late_fall_warnings, write_markdown
 
@@ -389,6 +390,15 @@ def write_report(
         target_label="target" if metric.target is not None else f"{reference}'s final",
     )
     figures["curves"] = [by_step.name, by_wall.name]
+    if report.get("budgets"):
+        plot_budgets(
+            report["budgets"],
+            out / "matched_schedules.png",
+            label=metric.label or metric.name,
+            reference=reference,
+            step_noun=report["step_noun"],
+        )
+        figures["budgets"] = ["matched_schedules.png"]
     histories = {r.variant: r.sampling for r in records if r.seed == report["seeds"][0]}
     plot_sampling(histories, out / "sampling_entropy.png", step_noun=report["step_noun"])
     figures["sampling"] = ["sampling_entropy.png"]

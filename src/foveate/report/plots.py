@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_curves", "plot_images", "plot_maps", "plot_profiles", "plot_sampling"]
+__all__ = ["plot_budgets", "plot_curves", "plot_images", "plot_maps", "plot_profiles", "plot_sampling"]
 
 
 def _pyplot() -> Any:
@@ -185,6 +185,44 @@ def plot_sampling(histories: Mapping[str, Sequence[Sequence[float]]], path: Path
         axis.grid(alpha=0.3)
     if entropy.get_legend_handles_labels()[0]:
         entropy.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_budgets(
+    budgets: Mapping[str, Mapping[str, Any]], path: Path, *, label: str, reference: str, step_noun: str
+) -> None:
+    """Matched schedules: each variant's settled delta to the reference's full run against its share of the steps.
+
+    ``budgets`` is a report's ``budgets`` (:func:`foveate.report.pooling.pool_budgets`): the mean over
+    seeds as a solid line, the worst seed dashed, and a dotted mark where the mean reaches the reference.
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    axis.axhline(0.0, color="black", linewidth=1.0, label=f"{reference}'s full run")
+    for variant, budget in budgets.items():
+        points = sorted(budget["points"], key=lambda p: p["fraction"])
+        x = [p["fraction"] for p in points]
+        (line,) = axis.plot(x, [p["delta_mean"] for p in points], marker="o", label=f"{variant} (mean)")
+        axis.plot(x, [p["delta_worst"] for p in points], linestyle="--", color=line.get_color(), alpha=0.6)
+        if budget["matched"] is not None:
+            axis.axvline(budget["matched"], linestyle=":", color=line.get_color())
+            axis.annotate(
+                f"{budget['matched']:.2f}x",
+                (budget["matched"], 0.0),
+                textcoords="offset points",
+                xytext=(4, 6),
+                color=line.get_color(),
+                fontsize=8,
+            )
+    axis.set(
+        title=f"settled {label} vs {reference}'s full run (dashed: worst seed)",
+        xlabel=f"share of {reference}'s {step_noun}, each run on its own schedule",
+        ylabel=f"difference in {label}",
+    )
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -209,7 +209,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     warnings = late_fall_warnings(report)
     if warnings:
         lines += ["**Late falls.**", "", *(f"- {w}" for w in warnings), ""]
-    for kind in ("curves", "reconstructions", "maps", "density", "profiles", "sampling"):
+    for kind in ("curves", "budgets", "reconstructions", "maps", "density", "profiles", "sampling"):
         for name in report.get("figures", {}).get(kind, []):
             lines.append(f"![{Path(name).stem.replace('_', ' ')}]({name})")
     for source in report.get("pooled_from", []):
