@@ -161,10 +161,8 @@ def test_a_variant_behind_at_every_budget_is_not_matched_and_says_how_close_it_c
         "metric": {"higher_is_better": True},
         "budgets": budgets,
     }
-    assert budget_lines(report) == [
-        "         guided: on its own schedule, settles below uniform's full run at every budget tried (0.5x); "
-        "closest -1 at 1x"
-    ]
+    line = "settles below uniform's full run at every share of its steps: 0.5x -2, 1x -1"
+    assert budget_lines(report) == [f"         guided: {line}"]
     table = budget_table(report)
     assert table[2] == "| variant | 0.5x | 1x | level with uniform at |"
     assert table[4] == "| guided | -2.00 / -2.00 | -1.00 / -1.00 | not level |"

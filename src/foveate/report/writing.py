@@ -84,21 +84,16 @@ def budget_lines(report: dict[str, Any]) -> list[str]:
     reference, noun = report["reference"], report["step_noun"]
     lines = []
     for variant, budget in report.get("budgets", {}).items():
-        tried = ", ".join(f"{p['fraction']:g}x" for p in budget["points"] if p["fraction"] < 1.0)
         match = budget["matched"]
         if match is None:
-            best = max(budget["points"], key=lambda p: _sign(report) * p["delta_mean"])
-            lines.append(
-                f"{variant:>15}: on its own schedule, settles below {reference}'s full run at every budget tried "
-                f"({tried}); closest {best['delta_mean']:+.3g} at {best['fraction']:g}x"
-            )
+            each = ", ".join(f"{p['fraction']:g}x {p['delta_mean']:+.3g}" for p in budget["points"])
+            lines.append(f"{variant:>15}: settles below {reference}'s full run at every share of its {noun}: {each}")
             continue
         where = f"{'at most ' if budget['at_most'] else ''}{match:.2f}x {reference}'s {noun}"
         wall = budget["matched_wall"]
         lines.append(
             f"{variant:>15}: on its own schedule, settles level with {reference}'s full run at {where}"
-            + ("" if wall is None else f" ({wall:.2f}x its training time)")
-            + f"; tried {tried}"
+            + ("" if wall is None else f" ({wall:.2f}x {reference}'s training time)")
         )
     return lines
 
