@@ -244,3 +244,18 @@ def test_the_uniform_part_of_every_draw_walks_shuffled_epochs(dataset, tmp_path,
         uniform_ids += (ids if labels is None else ids[labels == 0]).tolist()
         trainer.sampler.update(ids, torch.rand(len(ids)), step)
     assert sorted(uniform_ids[:count]) == list(range(count))  # the first epoch: every sample once
+
+
+def test_a_comparison_with_budgets_cuts_the_epochs(dataset, tmp_path):
+    from foveate.pipelines import get_pipeline
+    from foveate.report import compare
+
+    config = _tiny(dataset, tmp_path, training={"epochs": 2})
+    report = compare(
+        get_pipeline("pbr"), config, ["uniform", "error_weighted"], [0], tmp_path / "cmp", budgets=[0.5]
+    ).report
+    per_epoch = report["steps"] // 2
+    assert [(r["fraction"], r["variant"], r["steps"]) for r in report["budget_runs"]] == [
+        (0.5, "error_weighted", per_epoch)
+    ]
+    assert [p["fraction"] for p in report["budgets"]["error_weighted"]["points"]] == [0.5, 1.0]

@@ -284,7 +284,7 @@ def test_budgets_train_the_guided_variants_on_shorter_schedules_and_pool_again(n
     [
         ([0.5, 1.0], {}, "between 0 and 1"),
         ([0.5, 0.5], {}, "distinct fractions"),
-        ([0.51, 0.52], {}, "round to the same step counts"),
+        ([0.51, 0.52], {}, "of 20 steps round to the same lengths"),
         ([0.5], {"train__stop_at": 10}, "--train.stop-at"),
     ],
 )

@@ -34,6 +34,7 @@ SPEC = register_pipeline(
         default_variants=2,
         config_readers={".py": read_config_file},
         command=_train,
+        length="training.epochs",
     )
 )
 

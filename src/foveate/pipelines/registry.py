@@ -70,6 +70,8 @@ class PipelineSpec:
         config_readers: ``--config`` readers of other formats by file suffix (NeuS's ``.conf``).
         command: the pipeline's own training command, when its users expect other flags than the
             shared ones (NeuroPBR's); ``foveate train NAME`` then runs it with the arguments.
+        length: the dotted config field holding the run's length, which ``foveate compare --budgets``
+            scales (``train.steps``; NeuroPBR's ``training.epochs``).
     """
 
     name: str
@@ -82,6 +84,7 @@ class PipelineSpec:
     render_options: type | None = None
     config_readers: Mapping[str, Callable[[Path], Any]] = field(default_factory=dict)
     command: Callable[[list[str]], int] | None = None
+    length: str = "train.steps"
 
     def with_variant(self, config: Any, variant: str) -> Any:
         """``config`` changed to train ``variant`` (in place; returns it)."""

@@ -9,7 +9,7 @@ come from :mod:`foveate.report.pooling`; the comparison writes into its output d
 per-unit profiles (a motion's success per bin), ``matched_schedules.png`` where ``--budgets`` trained
 shorter runs, ``report.md`` and ``report.json``.
 
-``--budgets F ...`` also trains every variant but the reference for each fraction F of ``--steps``, each
+``--budgets F ...`` also trains every variant but the reference for each fraction F of the run, each
 on its own shorter schedule, and reports where each settles level with the reference's full run
 (:func:`foveate.report.pooling.pool_budgets`): the steps ratio that charges the schedule as well.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -162,15 +163,15 @@ def compare(
     if len(set(variants)) != len(variants) or len(set(seeds)) != len(seeds):
         raise ValueError(f"variants and seeds must be distinct, got {variants} and {seeds}")
     reference = "uniform" if "uniform" in variants else variants[0]
-    cuts = budget_steps(config, budgets, variants)
+    cuts = budget_lengths(spec, config, budgets, variants)
     for variant in variants:  # an unknown name or a bad number fails here, before any training
         check_config(spec.with_variant(copy.deepcopy(config), variant))
-        for steps in cuts.values():
-            check_config(spec.with_variant(_cut(config, steps), variant))
+        for length in cuts.values():
+            check_config(spec.with_variant(_cut(spec, config, length), variant))
     jobs = [(spec.name, config, variant, seed) for seed in seeds for variant in variants]
     fractions = [None] * len(jobs)
-    for fraction, steps in cuts.items():
-        shorter = _cut(config, steps)
+    for fraction, length in cuts.items():
+        shorter = _cut(spec, config, length)
         guided = [(spec.name, shorter, v, seed) for seed in seeds for v in variants if v != reference]
         jobs += guided
         fractions += [fraction] * len(guided)
@@ -235,27 +236,30 @@ def compare(
     return Comparison(report, records, artefacts)
 
 
-def budget_steps(config: Any, budgets: Sequence[float], variants: Sequence[str]) -> dict[float, int]:
-    """The steps each budget fraction trains for: ``round(fraction * --steps)``, at least 1, in order."""
+def budget_lengths(spec: PipelineSpec, config: Any, budgets: Sequence[float], variants: Sequence[str]) -> dict:
+    """The run length each budget fraction trains for (``spec.length``: steps, or epochs), at least 1, in order."""
     if not budgets:
         return {}
     fractions = sorted(set(budgets))
     if len(fractions) != len(budgets) or not all(0.0 < f < 1.0 for f in fractions):
-        raise ValueError(f"--budgets must be distinct fractions of --steps between 0 and 1, got {list(budgets)}")
+        raise ValueError(f"--budgets must be distinct fractions of the run between 0 and 1, got {list(budgets)}")
     if len(variants) < 2:
         raise ValueError("--budgets needs a variant besides the reference to train on shorter schedules")
     if config.train.stop_at:
         raise ValueError("--budgets and --train.stop-at both cut the run; give one")
-    steps = {fraction: max(1, round(fraction * config.train.steps)) for fraction in fractions}
-    if len(set(steps.values())) != len(steps) or config.train.steps in steps.values():
-        raise ValueError(f"--budgets {list(budgets)} of {config.train.steps} steps round to the same step counts")
-    return steps
+    *section, name = spec.length.split(".")
+    full = getattr(functools.reduce(getattr, section, config), name)
+    lengths = {fraction: max(1, round(fraction * full)) for fraction in fractions}
+    if len(set(lengths.values())) != len(lengths) or full in lengths.values():
+        raise ValueError(f"--budgets {list(budgets)} of {full} {name} round to the same lengths; space them further")
+    return lengths
 
 
-def _cut(config: Any, steps: int) -> Any:
-    """A copy of ``config`` trained for ``steps`` steps, its schedules sized to them."""
+def _cut(spec: PipelineSpec, config: Any, length: int) -> Any:
+    """A copy of ``config`` whose run is ``length`` long (``spec.length``), its schedules sized to it."""
     shorter = copy.deepcopy(config)
-    shorter.train.steps = steps
+    *section, name = spec.length.split(".")
+    setattr(functools.reduce(getattr, section, shorter), name, length)
     return shorter
 
 
@@ -552,9 +556,10 @@ def options_type(spec: PipelineSpec, default_out: str | None = None) -> type:
                 Annotated[
                     tuple[float, ...],
                     arg(
-                        help="Also train every variant but the reference for these fractions of --steps (e.g. 0.5 "
-                        "0.7), each on its own shorter schedule, and report the fraction at which each settles level "
-                        "with the reference's full run: the steps ratio that charges the schedule too."
+                        help="Also train every variant but the reference for these fractions of the run (e.g. 0.5 "
+                        "0.7 of --steps; of the epochs for pbr), each on its own shorter schedule, and report the "
+                        "fraction at which each settles level with the reference's full run: the steps ratio that "
+                        "charges the schedule too."
                     ),
                 ],
                 dataclasses.field(default=()),
