@@ -153,9 +153,10 @@ def compare(
 ) -> Comparison:
     """Train every variant for every seed (in ``workers`` processes), pool, and write the report into ``out``.
 
-    ``budgets`` are fractions of ``config.train.steps`` for which every variant but the reference is
-    trained again on its own schedule (the report's ``budgets``). Under ``torchrun`` the jobs are spread
-    over the ranks (each with its own ``workers``) and rank 0 writes the report of them all.
+    ``budgets`` are fractions of the run (its steps; ``spec.length`` says which field) for which every
+    variant but the reference is trained again on its own schedule (the report's ``budgets``). Under
+    ``torchrun`` the jobs are spread over the ranks (each with its own ``workers``) and rank 0 writes
+    the report of them all.
     """
     variants, seeds = list(variants), list(seeds)
     if not variants or not seeds:
@@ -163,7 +164,7 @@ def compare(
     if len(set(variants)) != len(variants) or len(set(seeds)) != len(seeds):
         raise ValueError(f"variants and seeds must be distinct, got {variants} and {seeds}")
     reference = "uniform" if "uniform" in variants else variants[0]
-    cuts = budget_lengths(spec, config, budgets, variants)
+    cuts = _budget_lengths(spec, config, budgets, variants)
     for variant in variants:  # an unknown name or a bad number fails here, before any training
         check_config(spec.with_variant(copy.deepcopy(config), variant))
         for length in cuts.values():
@@ -229,14 +230,16 @@ def compare(
         machine=machine(config.train.device, config.train.cpu_threads),
         command=command,
         config=config_to_dict(config),
-        **budget_entries(records, shorter_runs, reference, task.metric.higher_is_better),
+        **_budget_entries(records, shorter_runs, reference, task.metric.higher_is_better),
     )
     if team.leader:
         write_report(out, report, records, artefacts)
     return Comparison(report, records, artefacts)
 
 
-def budget_lengths(spec: PipelineSpec, config: Any, budgets: Sequence[float], variants: Sequence[str]) -> dict:
+def _budget_lengths(
+    spec: PipelineSpec, config: Any, budgets: Sequence[float], variants: Sequence[str]
+) -> dict[float, int]:
     """The run length each budget fraction trains for (``spec.length``: steps, or epochs), at least 1, in order."""
     if not budgets:
         return {}
@@ -263,7 +266,7 @@ def _cut(spec: PipelineSpec, config: Any, length: int) -> Any:
     return shorter
 
 
-def budget_entries(
+def _budget_entries(
     records: Sequence[RunRecord], shorter_runs: dict[float, list[RunRecord]], reference: str, higher_is_better: bool
 ) -> dict[str, Any]:
     """The report's ``budget_runs`` (each a run's dict with its ``fraction``) and ``budgets``; none without runs."""
@@ -488,7 +491,7 @@ def pool_saved(reports: Sequence[Path], out: Path, command: str = "") -> dict[st
         cost_label=first.get("cost_label"),
         command=command,
         config=first["config"],
-        **budget_entries(records, shorter_runs, reference, metric.higher_is_better),
+        **_budget_entries(records, shorter_runs, reference, metric.higher_is_better),
         pooled_from=[
             {"path": str(p), "command": r.get("command", ""), "date": r.get("date")}
             for p, r in zip(reports, loaded, strict=True)
