@@ -28,6 +28,8 @@ if [ -n "${BASELINE:-}" ]; then
     timeout 90 python3 benchmarks/sampler_launches.py --against "$BASELINE" --batches 8192 65536 1048576 \
         --json "$out/sampler_launches.json" 2>&1 | tee "$out/sampler_launches.log"
 fi
+# The sampler's steps captured in one CUDA graph against eager: is 3% of a step reachable by graphs?
+timeout 60 python3 benchmarks/sampler_graph.py --json "$out/sampler_graph.json" 2>&1 | tee "$out/sampler_graph.log"
 for batch in 65536 1048576; do  # the preset's batch, and 2^20 pixels
     timeout 90 python3 benchmarks/step_time.py image --batch-size "$batch" --out "$out/image_$batch" \
         --strategies uniform error_weighted error_weighted+refresh adaptive 2>&1 \
