@@ -58,10 +58,10 @@ def measure(strategy: str, shape: int | tuple[int, ...], batch: int, device: tor
     start = 2 * period  # both just after a rebuild
     row: dict = {"strategy": strategy, "window": window}
     graph = torch.cuda.CUDAGraph()
-    if hasattr(graph, "register_generator_state"):
+    try:
         graph.register_generator_state(graphed.generator)
         row["generator"] = "the sampler's, registered"
-    else:
+    except (AttributeError, TypeError, RuntimeError):  # an older torch: only the default generator is graph-safe
         graphed.generator = torch.cuda.default_generators[device.index or 0]
         row["generator"] = "the device's default"
     try:
