@@ -13,11 +13,10 @@ alternating the two so load hits both alike, and reports the compile time and re
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
-from timing import side_by_side
+from timing import side_by_side, write_rows
 
 from foveate.pipelines import image
 from foveate.train.loop import make_sampler
@@ -88,9 +87,7 @@ def main() -> None:
         )
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(f"{name}, torch {torch.__version__}, {args.batch} ids per step over {args.units} units")
-    if args.json:
-        with open(args.json, "w") as stream:
-            json.dump({"device": name, "torch": torch.__version__, "rows": rows}, stream, indent=1)
+    write_rows(args.json, name, rows)
 
 
 if __name__ == "__main__":

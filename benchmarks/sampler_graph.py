@@ -21,11 +21,11 @@ A capture that fails is reported with its error: what the engine would have to c
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
+from timing import write_rows
 
 from foveate.pipelines import image
 from foveate.train.loop import make_sampler
@@ -127,9 +127,7 @@ def main() -> None:
         )
     name = torch.cuda.get_device_name(device)
     print(f"{name}, torch {torch.__version__}, {args.batch} ids a step over {args.units} units")
-    if args.json:
-        with open(args.json, "w") as stream:
-            json.dump({"device": name, "torch": torch.__version__, "rows": rows}, stream, indent=1)
+    write_rows(args.json, name, rows)
 
 
 if __name__ == "__main__":

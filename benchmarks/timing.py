@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -36,3 +37,10 @@ def side_by_side(
         a.append(once(first, device))
         b.append(once(second, device))
     return statistics.median(a), statistics.median(b)
+
+
+def write_rows(path: str | None, device: str, rows: list[dict]) -> None:
+    """Write a benchmark's rows with the device and torch they were measured on, where ``path`` is given."""
+    if path:
+        with open(path, "w") as stream:
+            json.dump({"device": device, "torch": torch.__version__, "rows": rows}, stream, indent=1)
